@@ -1,0 +1,99 @@
+/**
+ * Frame codec: one MessagePack map per WebSocket binary frame.
+ *
+ * Decoding checks, in order: frame size, plain MessagePack structure (no
+ * extension types), the envelope fields, that the type is declared in the
+ * frame's version and may travel with this kind, and every body field against
+ * its declaration. Encoding validates too, so a bug of ours never puts an
+ * undeclared value on the wire.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { envelopeFields, errorBodyFields, type Envelope, type Kind } from './envelope.ts';
+import { ProtocolError } from './errors.ts';
+import { MAX_FRAME_BYTES } from './limits.ts';
+import type { MessageDecl } from './message.ts';
+import { checkPlainMsgpack } from './plain-msgpack.ts';
+import { lookupMessage } from './registry.ts';
+import type { Fields } from './schema.ts';
+import { isPlainMap, validateStruct } from './validate.ts';
+
+// Plain maps only: no records, no bundled strings, no structured clone.
+const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, bundleStrings: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'number' });
+
+/** Fields of `body` for a message of this declaration and kind, or null if the kind is not allowed. */
+export function bodyFields(decl: MessageDecl, kind: Kind): Fields | null {
+  if (kind === 'err') return decl.kind === 'request' ? errorBodyFields : null;
+  if (decl.kind === 'event') return kind === 'evt' ? decl.body : null;
+  if (kind === 'req') return decl.request;
+  if (kind === 'res') return decl.response;
+  return null;
+}
+
+/** What could be read of a frame that failed to decode, so that the error reply can be addressed. */
+export interface PartialEnvelope { kind?: Kind; type?: string; id?: number; v?: number }
+
+/** The result of decoding a frame. */
+export type DecodeResult =
+  | { ok: true; env: Envelope; decl: MessageDecl }
+  | { ok: false; error: ProtocolError; partial: PartialEnvelope };
+
+/** Decodes and validates one frame. Never throws. */
+export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES): DecodeResult {
+  const partial: PartialEnvelope = {};
+  try {
+    if (bytes.byteLength > maxFrameBytes) {
+      throw new ProtocolError('ERR_FRAME_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds ${maxFrameBytes}`);
+    }
+    checkPlainMsgpack(bytes);
+    let raw: unknown;
+    try {
+      raw = unpackr.unpack(bytes);
+    } catch (e) {
+      throw new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
+    }
+    if (!isPlainMap(raw)) throw new ProtocolError('ERR_MALFORMED', 'malformed frame: not a map');
+    salvage(raw, partial);
+    const { body, ...head } = raw;
+    let env;
+    try {
+      env = validateStruct(envelopeFields, head, 'envelope');
+    } catch (e) {
+      throw asEnvelopeError(e);
+    }
+    const decl = lookupMessage(env.type, env.v);
+    if (!decl) throw new ProtocolError('ERR_UNKNOWN_TYPE', `message type ${env.type} is not declared in version ${env.v}`);
+    const fields = bodyFields(decl, env.kind);
+    if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} is ${decl.kind === 'event' ? 'an event' : 'a request'} and cannot travel as '${env.kind}'`);
+    if (body === undefined) throw new ProtocolError('ERR_BAD_ENVELOPE', 'envelope.body: required field is absent', 'envelope.body');
+    const cleanBody = validateStruct(fields, body, 'body');
+    return { ok: true, env: { ...env, body: cleanBody }, decl };
+  } catch (e) {
+    const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
+    return { ok: false, error, partial };
+  }
+}
+
+/** Encodes one frame after validating it against its declaration. Throws ProtocolError on a bad value. */
+export function encodeFrame(env: Envelope): Uint8Array {
+  const head = validateStruct(envelopeFields, { v: env.v, kind: env.kind, type: env.type, id: env.id, src: env.src, dst: env.dst }, 'envelope');
+  const decl = lookupMessage(env.type, env.v);
+  if (!decl) throw new ProtocolError('ERR_UNKNOWN_TYPE', `message type ${env.type} is not declared in version ${env.v}`);
+  const fields = bodyFields(decl, env.kind);
+  if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} cannot travel as '${env.kind}'`);
+  const body = validateStruct(fields, env.body, 'body');
+  return packr.pack({ ...head, body });
+}
+
+/** Reads envelope fields that look right, for addressing an error reply. */
+function salvage(raw: Record<string, unknown>, partial: PartialEnvelope): void {
+  if (typeof raw.id === 'number' && Number.isInteger(raw.id) && raw.id >= 0 && raw.id <= 0xffffffff) partial.id = raw.id;
+  if (typeof raw.type === 'string' && raw.type.length <= 64) partial.type = raw.type;
+  if (raw.kind === 'req' || raw.kind === 'res' || raw.kind === 'err' || raw.kind === 'evt') partial.kind = raw.kind;
+  if (typeof raw.v === 'number') partial.v = raw.v;
+}
+
+function asEnvelopeError(e: unknown): ProtocolError {
+  if (e instanceof ProtocolError) return new ProtocolError('ERR_BAD_ENVELOPE', e.message, e.field);
+  return new ProtocolError('ERR_BAD_ENVELOPE', String(e));
+}

@@ -1,0 +1,63 @@
+/**
+ * Protocol error codes. Each code is a stable string carried in the `code`
+ * field of an `err` reply; SPEC.md lists them all (a test checks that).
+ */
+export const ErrorCodes = {
+  // Transport and envelope
+  ERR_MALFORMED: 'The frame is not one MessagePack map.',
+  ERR_FRAME_TOO_LARGE: 'The frame is larger than the negotiated maximum frame size.',
+  ERR_BAD_ENVELOPE: 'An envelope field is missing, of the wrong type, or out of range.',
+  ERR_UNSUPPORTED_VERSION: 'No protocol version is shared; the reply names the supported range.',
+  ERR_VERSION_MISMATCH: 'The envelope version differs from the version negotiated by HELLO.',
+  ERR_UNKNOWN_TYPE: 'The message type is not declared in the negotiated version.',
+  ERR_WRONG_DIRECTION: 'The message type may not be sent in this direction, or with this kind.',
+  ERR_DUPLICATE_ID: 'A request with this id is already in flight on this connection.',
+  // Fields
+  ERR_FIELD_MISSING: 'A required field is absent.',
+  ERR_FIELD_TYPE: 'A field has the wrong type.',
+  ERR_FIELD_RANGE: 'A field is out of its declared range or length.',
+  ERR_UNKNOWN_FIELD: 'A field that the declaration does not name is present.',
+  // Session
+  ERR_NOT_AUTHENTICATED: 'A message other than HELLO arrived before HELLO succeeded.',
+  ERR_BAD_TOKEN: 'HELLO named a domain with a token that does not match.',
+  ERR_ALREADY_CONNECTED: 'The domain already has a live connection.',
+  ERR_SPOOFED_SOURCE: 'A domain set `src` to a domain other than its own.',
+  ERR_NOT_PERMITTED: 'The caller may not perform this operation (e.g. a control operation from a guest).',
+  // Routing
+  ERR_NO_SUCH_DOMAIN: 'The named domain does not exist or is not connected.',
+  ERR_PEER_GONE: 'The peer domain died or disconnected before answering.',
+  ERR_BACKPRESSURE: 'The destination is not draining its connection; retry later.',
+  // Resources and arguments
+  ERR_LIMIT: 'A configured limit would be exceeded (table size, ports, domains, memory).',
+  ERR_BAD_ARGUMENT: 'A field is well-formed but names something invalid (port, frame, size).',
+  ERR_INTERNAL: 'The receiver failed unexpectedly; the connection stays usable.',
+  // Local (never on the wire; raised by a client library)
+  ERR_TIMEOUT: 'Local: no reply arrived within the request timeout.',
+  ERR_CLOSED: 'Local: the connection closed while the request was pending.',
+} as const;
+
+/** A protocol error code. */
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** An error with a stable code, thrown by the codec and by handlers, and sent as an `err` reply. */
+export class ProtocolError extends Error {
+  /** Stable code, listed in SPEC.md. */
+  readonly code: ErrorCode;
+  /** Path of the offending field, if any (e.g. `body.refs[3]`). */
+  readonly field: string | undefined;
+  /** Extra, declared, reply fields (e.g. the supported version range). */
+  readonly extra: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, field?: string, extra?: Record<string, unknown>) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.code = code;
+    this.field = field;
+    this.extra = extra;
+  }
+}
+
+/** True when `code` is a declared error code. */
+export function isKnownErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(ErrorCodes, code);
+}

@@ -1,0 +1,14 @@
+/** Public surface of the protocol package: declarations, codec, errors, limits. */
+export * from './codec.ts';
+export * from './envelope.ts';
+export * from './errors.ts';
+export * from './grant-abi.ts';
+export * from './limits.ts';
+export * from './message.ts';
+export * from './registry.ts';
+export * from './schema.ts';
+export * from './version.ts';
+export * as control from './messages/control.ts';
+export * as evtchn from './messages/evtchn.ts';
+export * as grant from './messages/grant.ts';
+export * as session from './messages/session.ts';

@@ -1,0 +1,57 @@
+/** Control operations: the toolstack (domain 0) creates, destroys and inspects domains. */
+import { DEFAULT_MAX_GRANT_FRAMES } from '../grant-abi.ts';
+import { MAX_DOMID, MAX_MEM_PAGES, MAX_NAME, MAX_PATH } from '../limits.ts';
+import { defineRequest } from '../message.ts';
+import { opt, req, t, U16, U32 } from '../schema.ts';
+
+const DOMAIN_STATE = t.enum('created', 'running', 'dying', 'dead');
+
+/** Creates a domain: its guest RAM and grant table files, and its token. */
+export const DOMAIN_CREATE = defineRequest({
+  type: 'DOMAIN_CREATE', route: 'hv', caller: 'control', since: 1, layer: 'control',
+  doc: 'Creates shared-memory files for the domain\'s RAM (memPages pages, zero-filled) and grant table, and a random token the domain presents in HELLO.',
+  request: {
+    name: req(t.str(MAX_NAME), 'Human-readable name.'),
+    memPages: req(t.uint(MAX_MEM_PAGES, 1), 'Guest RAM size in pages.'),
+    maxGrantFrames: opt(t.uint(0xffff, 1), `Grant-table limit in frames (default ${DEFAULT_MAX_GRANT_FRAMES}).`),
+    domid: opt(t.uint(MAX_DOMID, 1), 'Wanted id; the next free one if absent.'),
+  },
+  response: {
+    domid: req(t.uint(MAX_DOMID, 1), 'The new domain.'),
+    token: req(t.str(128), 'Secret for HELLO.'),
+    ramPath: req(t.str(MAX_PATH), 'Guest RAM file.'),
+    grantTablePath: req(t.str(MAX_PATH), 'Grant-table file.'),
+    maxGrantFrames: req(U16, 'Grant-table limit in frames.'),
+  },
+});
+
+/** Destroys a domain as if its process had died. */
+export const DOMAIN_DESTROY = defineRequest({
+  type: 'DOMAIN_DESTROY', route: 'hv', caller: 'control', since: 1, layer: 'control',
+  doc: 'Closes its connection and runs the domain-death cascade (see "Domain death").',
+  request: { domid: req(t.uint(MAX_DOMID, 1), 'Domain to destroy.') },
+  response: {},
+});
+
+const DOMAIN_STATS = t.struct({
+  domid: req(t.uint(MAX_DOMID), 'Domain id.'),
+  name: req(t.str(MAX_NAME), 'Name.'),
+  state: req(DOMAIN_STATE, 'Lifecycle state.'),
+  connected: req(t.bool(), 'Has a live connection.'),
+  grantsInUse: req(U32, 'Entries of its grant table with GTF_permit_access set.'),
+  busyGrants: req(U32, 'Entries of its grant table with GTF_reading or GTF_writing set.'),
+  mappings: req(U32, 'Live maptrack entries: grants of others that it maps.'),
+  ports: req(U32, 'Open event-channel ports.'),
+});
+
+/** Reports every domain's resources, for leak checks. */
+export const HV_STATS = defineRequest({
+  type: 'HV_STATS', route: 'hv', caller: 'control', since: 1, layer: 'control',
+  doc: 'A snapshot of the backend: every domain not yet fully removed, and the shared-memory files it still owns.',
+  request: {},
+  response: {
+    domains: req(t.array(DOMAIN_STATS, MAX_DOMID), 'Per-domain counts.'),
+    shmFiles: req(t.array(t.str(MAX_PATH), 2 * MAX_DOMID), 'Shared-memory files that exist.'),
+    routedPending: req(U32, 'Routed requests awaiting their reply.'),
+  },
+});

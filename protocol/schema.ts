@@ -1,0 +1,87 @@
+/**
+ * Field declarations for wire messages.
+ *
+ * Every field that crosses a process boundary is declared once here, with its
+ * type, bounds and documentation. The same declaration drives validation of
+ * incoming values (`validateStruct`), the TypeScript type of the decoded value
+ * (`Infer`), and the field tables in SPEC.md.
+ */
+
+/** An unsigned integer in [min, max]. */
+export interface UintType { readonly kind: 'uint'; readonly min: number; readonly max: number }
+/** A signed integer in [min, max]. */
+export interface IntType { readonly kind: 'int'; readonly min: number; readonly max: number }
+/** true or false. */
+export interface BoolType { readonly kind: 'bool' }
+/** A UTF-8 string of at most maxLen characters, optionally matching a pattern. */
+export interface StrType { readonly kind: 'str'; readonly maxLen: number; readonly pattern?: RegExp }
+/** A byte string (MessagePack bin) of at most maxLen bytes. */
+export interface BinType { readonly kind: 'bin'; readonly maxLen: number }
+/** One of a fixed set of strings. */
+export interface EnumType<V extends string = string> { readonly kind: 'enum'; readonly values: readonly V[] }
+/** An array of at most maxLen elements of one type. */
+export interface ArrayType<T extends FieldType = FieldType> { readonly kind: 'array'; readonly of: T; readonly maxLen: number }
+/** A map with declared fields; any undeclared key is an error. */
+export interface StructType<F extends Fields = Fields> { readonly kind: 'struct'; readonly fields: F }
+
+/** Any declared field type. */
+export type FieldType = UintType | IntType | BoolType | StrType | BinType | EnumType | ArrayType | StructType;
+
+/** A named field: its type, whether it may be absent, the version it appeared in, and what it means. */
+export interface Field<T extends FieldType = FieldType, O extends boolean = boolean> {
+  readonly type: T;
+  readonly optional: O;
+  readonly doc: string;
+  /** Protocol version that introduced the field (defaults to the message's). */
+  readonly since?: number;
+}
+
+/** The fields of a struct, by name. */
+export type Fields = Readonly<Record<string, Field>>;
+
+/** The TypeScript value type of a field type. */
+export type InferType<T extends FieldType> =
+  T extends UintType | IntType ? number
+  : T extends BoolType ? boolean
+  : T extends StrType ? string
+  : T extends BinType ? Uint8Array
+  : T extends EnumType<infer V> ? V
+  : T extends ArrayType<infer E> ? InferType<E>[]
+  : T extends StructType<infer F> ? Infer<F>
+  : never;
+
+type RequiredKeys<F extends Fields> = { [K in keyof F]: F[K]['optional'] extends true ? never : K }[keyof F];
+type OptionalKeys<F extends Fields> = { [K in keyof F]: F[K]['optional'] extends true ? K : never }[keyof F];
+
+/** The TypeScript type of a struct with fields F. */
+export type Infer<F extends Fields> =
+  { [K in RequiredKeys<F>]: InferType<F[K]['type']> } &
+  { [K in OptionalKeys<F>]?: InferType<F[K]['type']> };
+
+/** Builders for field types. */
+export const t = {
+  uint: (max: number, min = 0): UintType => ({ kind: 'uint', min, max }),
+  int: (min: number, max: number): IntType => ({ kind: 'int', min, max }),
+  bool: (): BoolType => ({ kind: 'bool' }),
+  str: (maxLen: number, pattern?: RegExp): StrType => (pattern ? { kind: 'str', maxLen, pattern } : { kind: 'str', maxLen }),
+  bin: (maxLen: number): BinType => ({ kind: 'bin', maxLen }),
+  enum: <V extends string>(...values: V[]): EnumType<V> => ({ kind: 'enum', values }),
+  array: <T extends FieldType>(of: T, maxLen: number): ArrayType<T> => ({ kind: 'array', of, maxLen }),
+  struct: <F extends Fields>(fields: F): StructType<F> => ({ kind: 'struct', fields }),
+};
+
+/** A required field. */
+export function req<T extends FieldType>(type: T, doc: string, since?: number): Field<T, false> {
+  return since === undefined ? { type, optional: false, doc } : { type, optional: false, doc, since };
+}
+
+/** An optional field. */
+export function opt<T extends FieldType>(type: T, doc: string, since?: number): Field<T, true> {
+  return since === undefined ? { type, optional: true, doc } : { type, optional: true, doc, since };
+}
+
+/** Common scalar types, named after what they carry. */
+export const U8 = t.uint(0xff);
+export const U16 = t.uint(0xffff);
+export const U32 = t.uint(0xffffffff);
+export const I16 = t.int(-0x8000, 0x7fff);

@@ -1,0 +1,295 @@
+/**
+ * One protocol connection over a WebSocket: frames in and out through the
+ * codec, requests correlated with replies by id, events dispatched.
+ *
+ * Used by both ends: the backend holds one per domain, a guest holds one to
+ * the backend. Many requests may be in flight at once. On close every pending
+ * request is rejected with ERR_CLOSED naming its type and id; close() is
+ * graceful and destroy() is forced, and both are idempotent.
+ */
+import { EventEmitter } from 'node:events';
+import type WebSocket from 'ws';
+import {
+  decodeFrame, encodeFrame, ProtocolError, MAX_FRAME_BYTES,
+  type Envelope, type ErrorBody, type ErrorCode, type EventDecl, type EventOf, type MessageDecl,
+  type RequestDecl, type RequestOf, type ResponseOf,
+} from '../../protocol/index.ts';
+import { PROTOCOL_ERROR } from '../../protocol/messages/session.ts';
+
+/** Connection states. */
+export type ConnectionState = 'open' | 'closing' | 'closed';
+
+/** Options for a connection. */
+export interface RpcConnectionOptions {
+  /** Label used in error messages and traces. */
+  name: string;
+  /** Protocol version to stamp on frames (updated after HELLO). */
+  version?: number;
+  /** Largest frame accepted. */
+  maxFrameBytes?: number;
+  /** Default time a request waits for its reply. */
+  requestTimeoutMs?: number;
+}
+
+/** An incoming request as handed to the request handler. */
+export interface IncomingRequest {
+  env: Envelope;
+  decl: RequestDecl;
+}
+
+/** Answers an incoming request with a response body, or throws a ProtocolError. */
+export type RequestHandler = (req: IncomingRequest) => Promise<Record<string, unknown>> | Record<string, unknown>;
+
+/** Observes every frame sent or received (tracing). */
+export type FrameObserver = (direction: 'in' | 'out', env: Envelope, bytes: number) => void;
+
+interface Pending {
+  type: string;
+  dst: number | undefined;
+  resolve: (body: Record<string, unknown>) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** An error reply from the peer, with its stable code. */
+export class RemoteError extends ProtocolError {
+  constructor(body: ErrorBody, type: string, id: number) {
+    super(body.code as ErrorCode, `${type} #${id}: ${body.code}: ${body.message}`, body.field, { min: body.min, max: body.max });
+    this.name = 'RemoteError';
+  }
+}
+
+/**
+ * A request/response/event connection.
+ *
+ * Events: 'event' (env, decl), 'protocolError' (ProtocolError, partial),
+ * 'close' (code, reason).
+ */
+export class RpcConnection extends EventEmitter {
+  readonly name: string;
+  version: number;
+  state: ConnectionState = 'open';
+  private readonly ws: WebSocket;
+  private readonly maxFrameBytes: number;
+  private readonly requestTimeoutMs: number;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private handler: RequestHandler | undefined;
+  private observer: FrameObserver | undefined;
+  /** Resolves once the socket has closed. */
+  readonly closed: Promise<void>;
+
+  constructor(ws: WebSocket, options: RpcConnectionOptions) {
+    super();
+    this.ws = ws;
+    this.name = options.name;
+    this.version = options.version ?? 1;
+    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    ws.binaryType = 'nodebuffer';
+    this.closed = new Promise((resolve) => {
+      ws.once('close', (code: number, reason: Buffer) => {
+        this.state = 'closed';
+        this.rejectAllPending();
+        this.emit('close', code, reason.toString());
+        resolve();
+      });
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(data, isBinary));
+    // A socket error is always followed by 'close'; swallow it here so it never crashes the process.
+    ws.on('error', () => undefined);
+  }
+
+  /** Installs the handler for incoming requests (one per connection). */
+  onRequest(handler: RequestHandler): void {
+    this.handler = handler;
+  }
+
+  /** Installs an observer of every frame (for traces). */
+  observe(observer: FrameObserver | undefined): void {
+    this.observer = observer;
+  }
+
+  /** Bytes queued in the socket and not yet sent. */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Number of requests awaiting a reply. */
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** Sends a request and resolves with the response body; rejects with RemoteError on an err reply. */
+  request<D extends RequestDecl>(decl: D, body: RequestOf<D>, opts: { dst?: number; timeoutMs?: number } = {}): Promise<ResponseOf<D>> {
+    return this.requestRaw(decl.type, body as Record<string, unknown>, opts) as Promise<ResponseOf<D>>;
+  }
+
+  /** Sends a request by type name (for routing and tests). */
+  requestRaw(type: string, body: Record<string, unknown>, opts: { dst?: number; timeoutMs?: number; src?: number } = {}): Promise<Record<string, unknown>> {
+    if (this.state !== 'open') return Promise.reject(new ProtocolError('ERR_CLOSED', `${this.name}: ${type}: connection is ${this.state}`));
+    const id = this.allocateId();
+    return new Promise((resolve, reject) => {
+      const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
+      const entry: Pending = { type, dst: opts.dst, resolve, reject, timer: undefined };
+      if (timeoutMs > 0 && Number.isFinite(timeoutMs)) {
+        entry.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(new ProtocolError('ERR_TIMEOUT', `${this.name}: ${type} #${id}: no reply within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.pending.set(id, entry);
+      try {
+        this.sendEnvelope({ v: this.version, kind: 'req', type, id, body, ...(opts.dst !== undefined ? { dst: opts.dst } : {}), ...(opts.src !== undefined ? { src: opts.src } : {}) });
+      } catch (e) {
+        this.settle(id);
+        reject(e);
+      }
+    });
+  }
+
+  /** Sends an event. */
+  notify<D extends EventDecl>(decl: D, body: EventOf<D>, opts: { dst?: number; src?: number } = {}): void {
+    this.sendEnvelope({ v: this.version, kind: 'evt', type: decl.type, id: 0, body: body as Record<string, unknown>, ...opts });
+  }
+
+  /** Sends an already-formed envelope (the backend uses this to forward routed frames). Throws on a bad value. */
+  sendEnvelope(env: Envelope): void {
+    if (this.state !== 'open') throw new ProtocolError('ERR_CLOSED', `${this.name}: cannot send ${env.type}: connection is ${this.state}`);
+    const bytes = encodeFrame(env);
+    this.observer?.('out', env, bytes.byteLength);
+    this.ws.send(bytes, { binary: true });
+  }
+
+  /** Sends raw bytes as one binary frame (hostile-input tests). */
+  sendBytes(bytes: Uint8Array): void {
+    if (this.state === 'open') this.ws.send(bytes, { binary: true });
+  }
+
+  /** Sends an err reply to a request. */
+  replyError(env: Pick<Envelope, 'type' | 'id' | 'src'>, error: ProtocolError): void {
+    const body: Record<string, unknown> = { code: error.code, message: error.message.slice(0, 1024) };
+    if (error.field !== undefined) body.field = error.field.slice(0, 256);
+    if (typeof error.extra?.min === 'number') body.min = error.extra.min;
+    if (typeof error.extra?.max === 'number') body.max = error.extra.max;
+    this.sendSafely({ v: this.version, kind: 'err', type: env.type, id: env.id, body, ...(env.src !== undefined ? { dst: env.src } : {}) });
+  }
+
+  /** Graceful close: the WebSocket closing handshake, with a forced close if the peer does not answer. */
+  close(code = 1000, reason = ''): Promise<void> {
+    if (this.state === 'open') {
+      this.state = 'closing';
+      this.ws.close(code, reason);
+      const force = setTimeout(() => this.ws.terminate(), 2000);
+      force.unref();
+      void this.closed.then(() => clearTimeout(force));
+    }
+    return this.closed;
+  }
+
+  /** Forced close: drops the socket at once. */
+  destroy(): Promise<void> {
+    if (this.state !== 'closed') {
+      this.state = 'closing';
+      this.ws.terminate();
+    }
+    return this.closed;
+  }
+
+  private allocateId(): number {
+    // Skip 0 (events) and ids still in flight after wraparound.
+    do {
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+    } while (this.pending.has(this.nextId));
+    return this.nextId;
+  }
+
+  private settle(id: number): Pending | undefined {
+    const entry = this.pending.get(id);
+    if (!entry) return undefined;
+    this.pending.delete(id);
+    if (entry.timer) clearTimeout(entry.timer);
+    return entry;
+  }
+
+  private rejectAllPending(): void {
+    for (const [id, entry] of [...this.pending]) {
+      this.settle(id);
+      entry.reject(new ProtocolError('ERR_CLOSED', `${this.name}: ${entry.type} #${id}: connection closed before the reply`));
+    }
+  }
+
+  private sendSafely(env: Envelope): void {
+    try {
+      this.sendEnvelope(env);
+    } catch {
+      // The connection closed underneath, or the reply itself was invalid: nothing more to say.
+    }
+  }
+
+  private onFrame(data: Buffer, isBinary: boolean): void {
+    if (!isBinary) {
+      this.reportProtocolError(new ProtocolError('ERR_MALFORMED', 'text frames are not part of the protocol; send binary frames'), {});
+      return;
+    }
+    const result = decodeFrame(data, this.maxFrameBytes);
+    if (!result.ok) {
+      this.reportProtocolError(result.error, result.partial);
+      return;
+    }
+    const { env, decl } = result;
+    this.observer?.('in', env, data.byteLength);
+    this.emit('frame', env, decl);
+    switch (env.kind) {
+      case 'req': void this.dispatchRequest(env, decl as RequestDecl); break;
+      case 'res':
+      case 'err': this.dispatchReply(env); break;
+      case 'evt': this.emit('event', env, decl); break;
+    }
+  }
+
+  /** Answers a bad frame: an err reply if it was a readable request of a declared type, PROTOCOL_ERROR otherwise. */
+  private reportProtocolError(error: ProtocolError, partial: { kind?: string; type?: string; id?: number }): void {
+    this.emit('protocolError', error, partial);
+    const replyable = partial.kind === 'req' && partial.id !== undefined && partial.type !== undefined
+      && error.code !== 'ERR_UNKNOWN_TYPE' && error.code !== 'ERR_BAD_ENVELOPE' && error.code !== 'ERR_MALFORMED' && error.code !== 'ERR_WRONG_DIRECTION';
+    if (replyable) {
+      this.replyError({ type: partial.type!, id: partial.id! }, error);
+      return;
+    }
+    const body: Record<string, unknown> = { code: error.code, message: error.message.slice(0, 1024) };
+    if (error.field !== undefined) body.field = error.field.slice(0, 256);
+    if (partial.id !== undefined) body.id = partial.id;
+    if (partial.type !== undefined) body.type = partial.type.slice(0, 64);
+    this.sendSafely({ v: this.version, kind: 'evt', type: PROTOCOL_ERROR.type, id: 0, body });
+  }
+
+  private async dispatchRequest(env: Envelope, decl: RequestDecl): Promise<void> {
+    try {
+      if (!this.handler) throw new ProtocolError('ERR_WRONG_DIRECTION', `${this.name} does not accept requests`);
+      const body = await this.handler({ env, decl });
+      this.sendEnvelope({ v: this.version, kind: 'res', type: env.type, id: env.id, body, ...(env.src !== undefined ? { dst: env.src } : {}) });
+    } catch (e) {
+      const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_INTERNAL', `${env.type}: ${(e as Error)?.message ?? String(e)}`);
+      if (!(e instanceof ProtocolError)) this.emit('internalError', e, env);
+      this.replyError(env, error);
+    }
+  }
+
+  private dispatchReply(env: Envelope): void {
+    const entry = this.pending.get(env.id);
+    // A reply must come from where the request went: the backend (no src) or the routed peer.
+    if (!entry || entry.type !== env.type || entry.dst !== env.src) {
+      this.emit('strayReply', env);
+      return;
+    }
+    this.settle(env.id);
+    if (env.kind === 'res') entry.resolve(env.body);
+    else entry.reject(new RemoteError(env.body as unknown as ErrorBody, env.type, env.id));
+  }
+}
+
+/** Type guard for a declaration being a request. */
+export function isRequestDecl(decl: MessageDecl): decl is RequestDecl {
+  return decl.kind === 'request';
+}

@@ -1,0 +1,15 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Multi-process tests spawn real processes; keep per-test limits generous but finite.
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    teardownTimeout: 30_000,
+    pool: 'forks',
+    // Two cores: two test files at a time, each of which may start several processes.
+    maxWorkers: 2,
+    minWorkers: 1,
+  },
+});
