@@ -1,0 +1,54 @@
+/**
+ * Typed wrapper of the project's N-API addon (native/mem.c, built by
+ * `npm install` / node-gyp into build/Release/hdmabuf_mem.node).
+ *
+ * Views are ArrayBuffers over MAP_SHARED mappings of a guest-RAM file.
+ * `unmap` is deterministic: pages are munmapped and the ArrayBuffer detached
+ * (byteLength 0) immediately. A view that is never unmapped is unmapped when
+ * it is garbage-collected. Read-only views are PROT_READ: a write through one
+ * kills the process with SIGSEGV, so never write to a read-only view.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export const PAGE_SIZE = 4096;
+
+/** Error thrown by the addon; `code` is one of the NativeErrorCode values. */
+export type NativeErrorCode = 'ERR_MAP_LIMIT' | 'ERR_MMAP' | 'ERR_BAD_ARG' | 'ERR_NOT_MAPPED';
+
+export interface NativeMem {
+  /** Maps nPages pages of the file open as fd, from page firstPage, as one ArrayBuffer (one mmap call). */
+  mapRange(fd: number, firstPage: number, nPages: number, writable: boolean): ArrayBuffer;
+  /** Maps the listed file pages, in order, into ONE contiguous ArrayBuffer (a vmap). Consecutive page numbers are coalesced into runs; one mmap per run, MAP_FIXED into a PROT_NONE reservation. */
+  mapPages(fd: number, pages: Uint32Array, writable: boolean): ArrayBuffer;
+  /** munmap, then napi_detach_arraybuffer (byteLength becomes 0). Returns false if it was not (or no longer) mapped by this addon. */
+  unmap(buf: ArrayBuffer): boolean;
+  /** Number of views this process currently has mapped through the addon (for leak checks). */
+  liveMappings(): number;
+  /** Counts runs mapPages would need (pure helper, no mapping). */
+  countRuns(pages: Uint32Array): number;
+  /** vm.max_map_count as read from /proc/sys/vm/max_map_count. */
+  maxMapCount(): number;
+  /** Current number of VMAs of this process (lines of /proc/self/maps). */
+  currentMapCount(): number;
+}
+
+/** The repository root: this file is src/memory/native.ts. */
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+const addonPath = join(repoRoot, 'build', 'Release', 'hdmabuf_mem.node');
+
+function load(): NativeMem {
+  const require = createRequire(import.meta.url);
+  try {
+    return require(addonPath) as NativeMem;
+  } catch (e) {
+    const err = new Error(
+      `cannot load native addon ${addonPath} (build it with \`npm install\` or \`npx node-gyp rebuild\`): ${String(e)}`,
+      { cause: e },
+    );
+    throw err;
+  }
+}
+
+export const nativeMem: NativeMem = load();
