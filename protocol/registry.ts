@@ -14,9 +14,11 @@ export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>
 function collect(): ReadonlyMap<string, MessageDecl> {
   const all = new Map<string, MessageDecl>();
   for (const mod of declarationModules) {
-    for (const value of Object.values(mod)) {
-      if (typeof value !== 'object' || value === null || !('kind' in value) || !('type' in value)) continue;
-      const decl = value as MessageDecl;
+    // Sorted by type so the order does not depend on how a loader builds module namespaces.
+    const decls = Object.values(mod).filter((v) => typeof v === 'object' && v !== null && 'kind' in v && 'type' in v) as MessageDecl[];
+    decls.sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+    for (const value of decls) {
+      const decl = value;
       if (all.has(decl.type)) throw new Error(`message type ${decl.type} declared twice`);
       all.set(decl.type, decl);
     }

@@ -37,7 +37,8 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
     case 'bin':
       if (!(value instanceof Uint8Array)) fail('ERR_FIELD_TYPE', path, `expected bytes, got ${describe(value)}`);
       if (value.byteLength > type.maxLen) fail('ERR_FIELD_RANGE', path, `${value.byteLength} bytes exceed ${type.maxLen}`);
-      return value;
+      // A plain Uint8Array view (no copy), whatever subclass the decoder produced.
+      return value.constructor === Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     case 'enum':
       if (typeof value !== 'string') fail('ERR_FIELD_TYPE', path, `expected one of ${type.values.join('|')}, got ${describe(value)}`);
       if (!type.values.includes(value)) fail('ERR_FIELD_RANGE', path, `'${value}' is not one of ${type.values.join('|')}`);

@@ -1,0 +1,87 @@
+/**
+ * Renders SPEC.md's generated sections from the declarations, so the spec
+ * cannot drift from the code: the message index, each message's field
+ * tables, and the error table. A test fails when SPEC.md is stale.
+ */
+import { ErrorCodes } from '../errors.ts';
+import type { MessageDecl } from '../message.ts';
+import { messages } from '../registry.ts';
+import type { Field, FieldType, Fields } from '../schema.ts';
+
+/** Renders a field type as a short spec string, e.g. `uint 0..65535`. */
+export function typeText(type: FieldType): string {
+  switch (type.kind) {
+    case 'uint':
+    case 'int': return `${type.kind} ${type.min}..${type.max}`;
+    case 'bool': return 'bool';
+    case 'str': return `str ≤${type.maxLen}${type.pattern ? ` \`${type.pattern.source}\`` : ''}`;
+    case 'bin': return `bin ≤${type.maxLen} B`;
+    case 'enum': return type.values.map((v) => `\`${v}\``).join(' \\| ');
+    case 'array': return `array ≤${type.maxLen} of ${typeText(type.of)}`;
+    case 'struct': return 'map (below)';
+  }
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function fieldRows(fields: Fields, prefix: string, since: number, rows: string[]): void {
+  for (const [name, field] of Object.entries(fields) as [string, Field][]) {
+    const path = `${prefix}${name}`;
+    const sinceText = field.since !== undefined && field.since !== since ? ` (since v${field.since})` : '';
+    rows.push(`| \`${path}\` | ${escapeCell(typeText(field.type))} | ${field.optional ? 'no' : 'yes'} | ${escapeCell(field.doc)}${sinceText} |`);
+    let inner: FieldType = field.type;
+    while (inner.kind === 'array') inner = inner.of;
+    if (inner.kind === 'struct') fieldRows(inner.fields, `${path}${field.type.kind === 'array' ? '[]' : ''}.`, since, rows);
+  }
+}
+
+function fieldTable(title: string, fields: Fields, since: number): string {
+  if (Object.keys(fields).length === 0) return `${title}: empty map.\n`;
+  const rows = ['| field | type | required | meaning |', '|---|---|---|---|'];
+  fieldRows(fields, '', since, rows);
+  return `${title}:\n\n${rows.join('\n')}\n`;
+}
+
+function direction(decl: MessageDecl): string {
+  if (decl.kind === 'event') return decl.from === 'hv' ? 'backend → domain' : decl.from === 'peer' ? 'domain → domain (routed)' : 'either way';
+  if (decl.route === 'peer') return 'domain → domain (routed)';
+  return decl.caller === 'control' ? 'control domain → backend' : decl.caller === 'guest' ? 'guest → backend' : 'any domain → backend';
+}
+
+/** The message index and one section per message, grouped by layer. */
+export function renderMessages(): string {
+  const all = [...messages.values()];
+  const out: string[] = ['| type | kind | direction | layer | since |', '|---|---|---|---|---|'];
+  for (const d of all) out.push(`| [\`${d.type}\`](#${d.type.toLowerCase()}) | ${d.kind} | ${direction(d)} | ${d.layer} | v${d.since} |`);
+  out.push('');
+  for (const d of all) {
+    out.push(`#### ${d.type}`, '');
+    out.push(`${d.kind === 'request' ? 'Request' : 'Event'}, ${direction(d)}, since v${d.since}. ${d.doc}`, '');
+    if (d.kind === 'request') {
+      out.push(fieldTable('Request body (`req`)', d.request, d.since));
+      out.push(fieldTable('Response body (`res`)', d.response, d.since));
+    } else {
+      out.push(fieldTable('Body (`evt`)', d.body, d.since));
+    }
+  }
+  return out.join('\n');
+}
+
+/** The error table. */
+export function renderErrors(): string {
+  const rows = ['| code | meaning |', '|---|---|'];
+  for (const [code, meaning] of Object.entries(ErrorCodes)) rows.push(`| \`${code}\` | ${escapeCell(meaning)} |`);
+  return rows.join('\n');
+}
+
+/** Replaces each `<!-- BEGIN GENERATED: name -->…<!-- END GENERATED: name -->` block. */
+export function fillGenerated(spec: string): string {
+  const sections: Record<string, () => string> = { messages: renderMessages, errors: renderErrors };
+  return spec.replace(/<!-- BEGIN GENERATED: (\w+) -->[\s\S]*?<!-- END GENERATED: \1 -->/g, (whole, name: string) => {
+    const render = sections[name];
+    if (!render) return whole;
+    return `<!-- BEGIN GENERATED: ${name} -->\n${render()}\n<!-- END GENERATED: ${name} -->`;
+  });
+}
