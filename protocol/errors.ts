@@ -31,6 +31,18 @@ export const ErrorCodes = {
   ERR_LIMIT: 'A configured limit would be exceeded (table size, ports, domains, memory).',
   ERR_BAD_ARGUMENT: 'A field is well-formed but names something invalid (port, frame, size).',
   ERR_INTERNAL: 'The receiver failed unexpectedly; the connection stays usable.',
+  // hyper_dmabuf (SPEC.md sections 10-11)
+  ERR_UNKNOWN_BUFFER: 'No buffer with this id: the counter is unknown, or the key does not match.',
+  ERR_UNEXPORTED: 'The buffer was unexported (or its exporter died); no new fd may be created for it.',
+  ERR_ID_DOMAIN_MISMATCH: 'The domain inside the buffer id is not the domain that sent the message.',
+  ERR_NOT_IMPORTER: 'The sender is not the domain the buffer was exported to.',
+  ERR_NOT_EXPORTER: 'Only the exporting domain may do this (the buffer id names another domain).',
+  ERR_PRIV_TOO_LARGE: 'The private data exceeds the sender\'s or the receiver\'s limit (it is never truncated).',
+  ERR_BUFFER_TOO_LARGE: 'The buffer has more pages than the directory format or the receiver\'s limit allows.',
+  ERR_BAD_DIRECTORY: 'The gref directory is malformed (bad link, zero or stray reference) or its format is not supported.',
+  ERR_MAP_FAILED: 'The importer could not map the directory or data pages; the fd was not created.',
+  ERR_NO_COMMON_FORMAT: 'The peers support no common gref directory format.',
+  ERR_BUSY: 'The object is in use and cannot be released now (e.g. detaching a still-mapped attachment).',
   // Local (never on the wire; raised by a client library)
   ERR_TIMEOUT: 'Local: no reply arrived within the request timeout.',
   ERR_CLOSED: 'Local: the connection closed while the request was pending.',

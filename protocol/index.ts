@@ -9,6 +9,7 @@ export * from './registry.ts';
 export * from './schema.ts';
 export * from './version.ts';
 export * as control from './messages/control.ts';
+export * as dmabuf from './messages/dmabuf.ts';
 export * as evtchn from './messages/evtchn.ts';
 export * as grant from './messages/grant.ts';
 export * as session from './messages/session.ts';

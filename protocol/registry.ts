@@ -4,12 +4,13 @@
  */
 import type { MessageDecl } from './message.ts';
 import * as control from './messages/control.ts';
+import * as dmabuf from './messages/dmabuf.ts';
 import * as evtchn from './messages/evtchn.ts';
 import * as grant from './messages/grant.ts';
 import * as session from './messages/session.ts';
 
 /** Declaration modules, in the order SPEC.md presents them. */
-export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>> = [session, grant, evtchn, control];
+export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>> = [session, grant, evtchn, control, dmabuf];
 
 function collect(): ReadonlyMap<string, MessageDecl> {
   const all = new Map<string, MessageDecl>();

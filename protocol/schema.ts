@@ -15,8 +15,8 @@ export interface IntType { readonly kind: 'int'; readonly min: number; readonly 
 export interface BoolType { readonly kind: 'bool' }
 /** A UTF-8 string of at most maxLen characters, optionally matching a pattern. */
 export interface StrType { readonly kind: 'str'; readonly maxLen: number; readonly pattern?: RegExp }
-/** A byte string (MessagePack bin) of at most maxLen bytes. */
-export interface BinType { readonly kind: 'bin'; readonly maxLen: number }
+/** A byte string (MessagePack bin) of at most maxLen bytes (and, if minLen is given, at least minLen). */
+export interface BinType { readonly kind: 'bin'; readonly maxLen: number; readonly minLen?: number }
 /** One of a fixed set of strings. */
 export interface EnumType<V extends string = string> { readonly kind: 'enum'; readonly values: readonly V[] }
 /** An array of at most maxLen elements of one type. */
@@ -64,7 +64,7 @@ export const t = {
   int: (min: number, max: number): IntType => ({ kind: 'int', min, max }),
   bool: (): BoolType => ({ kind: 'bool' }),
   str: (maxLen: number, pattern?: RegExp): StrType => (pattern ? { kind: 'str', maxLen, pattern } : { kind: 'str', maxLen }),
-  bin: (maxLen: number): BinType => ({ kind: 'bin', maxLen }),
+  bin: (maxLen: number, minLen?: number): BinType => (minLen === undefined ? { kind: 'bin', maxLen } : { kind: 'bin', maxLen, minLen }),
   enum: <V extends string>(...values: V[]): EnumType<V> => ({ kind: 'enum', values }),
   array: <T extends FieldType>(of: T, maxLen: number): ArrayType<T> => ({ kind: 'array', of, maxLen }),
   struct: <F extends Fields>(fields: F): StructType<F> => ({ kind: 'struct', fields }),

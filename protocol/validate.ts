@@ -37,6 +37,7 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
     case 'bin':
       if (!(value instanceof Uint8Array)) fail('ERR_FIELD_TYPE', path, `expected bytes, got ${describe(value)}`);
       if (value.byteLength > type.maxLen) fail('ERR_FIELD_RANGE', path, `${value.byteLength} bytes exceed ${type.maxLen}`);
+      if (type.minLen !== undefined && value.byteLength < type.minLen) fail('ERR_FIELD_RANGE', path, `${value.byteLength} bytes are fewer than ${type.minLen}`);
       // A plain Uint8Array view (no copy), whatever subclass the decoder produced.
       return value.constructor === Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     case 'enum':

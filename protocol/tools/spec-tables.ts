@@ -15,7 +15,9 @@ export function typeText(type: FieldType): string {
     case 'int': return `${type.kind} ${type.min}..${type.max}`;
     case 'bool': return 'bool';
     case 'str': return `str ≤${type.maxLen}${type.pattern ? ` \`${type.pattern.source}\`` : ''}`;
-    case 'bin': return `bin ≤${type.maxLen} B`;
+    case 'bin':
+      if (type.minLen === undefined) return `bin ≤${type.maxLen} B`;
+      return type.minLen === type.maxLen ? `bin exactly ${type.maxLen} B` : `bin ${type.minLen}..${type.maxLen} B`;
     case 'enum': return type.values.map((v) => `\`${v}\``).join(' \\| ');
     case 'array': return `array ≤${type.maxLen} of ${typeText(type.of)}`;
     case 'struct': return 'map (below)';

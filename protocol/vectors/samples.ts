@@ -16,6 +16,9 @@ export interface Sample {
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
 
+/** A buffer id of domain 1 with a fixed (not random) key, for the dmabuf samples. */
+const SAMPLE_HID = { dom: 1, cnt: 7, key: bytes(0x5a, 0x1f, 0x93, 0x0c, 0xe2, 0x47, 0xb8, 0x6d, 0x01, 0xfe, 0x3a, 0x94, 0x77, 0x28, 0xc5, 0x60) };
+
 /** Samples by message type. */
 export const samples: Record<string, Sample> = {
   HELLO: {
@@ -57,4 +60,22 @@ export const samples: Record<string, Sample> = {
       routedPending: 0,
     },
   },
+  DMABUF_PEER_HELLO: {
+    req: { formats: ['multilevel', 'linked'], maxPriv: 4096, maxPages: 1048576 },
+    res: { format: 'multilevel', maxPriv: 4096, maxPages: 1048576 },
+    src: 1, dst: 2,
+  },
+  DMABUF_EXPORT: {
+    req: {
+      hid: SAMPLE_HID, nents: 2025, firstOffset: 0, lastLength: 4096, dirRef: 40,
+      dirFormat: 'multilevel', access: 'ro', priv: bytes(0x6e, 0x76, 0x31, 0x32),
+    },
+    res: {},
+    src: 1, dst: 2,
+  },
+  DMABUF_EXPORT_FD: { req: { hid: SAMPLE_HID, fdId: 1 }, res: {}, src: 2, dst: 1 },
+  DMABUF_EXPORT_FD_FAILED: { evt: { hid: SAMPLE_HID, fdId: 1, reason: 'ERR_MAP_FAILED' }, src: 2, dst: 1 },
+  DMABUF_NOTIFY_UNEXPORT: { req: { hid: SAMPLE_HID }, res: { openFds: 1 }, src: 1, dst: 2 },
+  DMABUF_OPS_TO_SOURCE: { req: { hid: SAMPLE_HID, fdId: 1, op: 'begin_cpu_access', dir: 'from_device' }, res: { busy: true }, src: 2, dst: 1 },
+  DMABUF_OPS_TO_SOURCE_ASYNC: { evt: { hid: SAMPLE_HID, fdId: 1, op: 'kmap', page: 3 }, src: 2, dst: 1 },
 };
