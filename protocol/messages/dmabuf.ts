@@ -67,14 +67,15 @@ const FD_ID = req(U32, 'Importer-chosen id of one EXPORT_FD grant (one local dma
 /** Per-peer negotiation, sent once by an exporter before its first EXPORT to that peer. */
 export const DMABUF_PEER_HELLO = defineRequest({
   type: 'DMABUF_PEER_HELLO', route: 'peer', caller: 'guest', since: 1, layer: 'dmabuf',
-  doc: 'Sent by a domain before its first EXPORT to `dst` (each direction negotiates separately). The receiver, as future importer, picks the first format of its own preference order that the sender offers (ERR_NO_COMMON_FORMAT if none) and states its own limits; the exporter then uses that format for every EXPORT to this peer and refuses, before sending, an export over the importer\'s limits. Sending it again renegotiates; existing imports are unaffected.',
+  doc: 'Sent by a domain before its first EXPORT to `dst` (each direction negotiates separately). The receiver, as future importer, picks the first format of its own preference order that the sender offers (ERR_NO_COMMON_FORMAT if none) and states its own limits; the exporter then uses that format for its EXPORTs to this peer (or another format the answer lists as readable) and refuses, before sending, an export over the importer\'s limits. Sending it again renegotiates; existing imports are unaffected.',
   request: {
     formats: req(t.array(DIR_FORMAT, 8), 'Directory formats the exporter can write, in its order of preference.'),
     maxPriv: req(t.uint(DMABUF_MAX_PRIV_WIRE), 'Largest private data the exporter will send.'),
     maxPages: req(t.uint(DMABUF_MAX_PAGES), 'Largest buffer, in pages, the exporter will export.'),
   },
   response: {
-    format: req(DIR_FORMAT, 'The format chosen for EXPORTs from the requester to the responder.'),
+    format: req(DIR_FORMAT, 'The format chosen for EXPORTs from the requester to the responder: the first of the responder\'s preferences that the requester offered.'),
+    formats: req(t.array(DIR_FORMAT, 8), 'Every offered format the responder can read; an exporter MAY use any of them for a given EXPORT (the default is `format`).'),
     maxPriv: req(t.uint(DMABUF_MAX_PRIV_WIRE), 'Largest private data the importer accepts (ERR_PRIV_TOO_LARGE above it).'),
     maxPages: req(t.uint(DMABUF_MAX_PAGES), 'Largest buffer, in pages, the importer accepts (ERR_BUFFER_TOO_LARGE above it).'),
   },

@@ -62,7 +62,7 @@ export const samples: Record<string, Sample> = {
   },
   DMABUF_PEER_HELLO: {
     req: { formats: ['multilevel', 'linked'], maxPriv: 4096, maxPages: 1048576 },
-    res: { format: 'multilevel', maxPriv: 4096, maxPages: 1048576 },
+    res: { format: 'multilevel', formats: ['multilevel', 'linked'], maxPriv: 4096, maxPages: 1048576 },
     src: 1, dst: 2,
   },
   DMABUF_EXPORT: {
