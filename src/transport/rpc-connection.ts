@@ -37,8 +37,16 @@ export interface IncomingRequest {
   decl: RequestDecl;
 }
 
-/** Answers an incoming request with a response body, or throws a ProtocolError. */
-export type RequestHandler = (req: IncomingRequest) => Promise<Record<string, unknown>> | Record<string, unknown>;
+/**
+ * Returned by a request handler that sends the reply itself later, through
+ * sendEnvelope or replyError (the backend's router does, for routed requests
+ * whose reply comes from another domain and must carry that domain as `src`).
+ */
+export const REPLY_DEFERRED: unique symbol = Symbol('REPLY_DEFERRED');
+
+/** Answers an incoming request with a response body, or throws a ProtocolError, or returns REPLY_DEFERRED. */
+export type RequestHandler = (req: IncomingRequest) =>
+  Promise<Record<string, unknown> | typeof REPLY_DEFERRED> | Record<string, unknown> | typeof REPLY_DEFERRED;
 
 /** Observes every frame sent or received (tracing). */
 export type FrameObserver = (direction: 'in' | 'out', env: Envelope, bytes: number) => void;
@@ -268,6 +276,7 @@ export class RpcConnection extends EventEmitter {
     try {
       if (!this.handler) throw new ProtocolError('ERR_WRONG_DIRECTION', `${this.name} does not accept requests`);
       const body = await this.handler({ env, decl });
+      if (body === REPLY_DEFERRED) return;
       this.sendEnvelope({ v: this.version, kind: 'res', type: env.type, id: env.id, body, ...(env.src !== undefined ? { dst: env.src } : {}) });
     } catch (e) {
       const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_INTERNAL', `${env.type}: ${(e as Error)?.message ?? String(e)}`);
@@ -279,7 +288,10 @@ export class RpcConnection extends EventEmitter {
   private dispatchReply(env: Envelope): void {
     const entry = this.pending.get(env.id);
     // A reply must come from where the request went: the backend (no src) or the routed peer.
-    if (!entry || entry.type !== env.type || entry.dst !== env.src) {
+    // The backend may also refuse a routed request itself (ERR_NO_SUCH_DOMAIN, ERR_PEER_GONE, ...):
+    // an err without src can only come from the backend, which stamps src on everything it routes.
+    const fromWhereItWent = entry !== undefined && (entry.dst === env.src || (env.kind === 'err' && env.src === undefined));
+    if (!entry || entry.type !== env.type || !fromWhereItWent) {
       this.emit('strayReply', env);
       return;
     }

@@ -1,0 +1,18 @@
+/** What every part of the backend shares: options, registry, files, router, log. */
+import type { DomainRegistry } from './domain-registry.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { Router } from './router.ts';
+import type { ShmFiles } from './shm-files.ts';
+
+/** The backend's shared state, passed to every handler. */
+export interface HvContext {
+  readonly opts: ResolvedOptions;
+  readonly registry: DomainRegistry;
+  readonly files: ShmFiles;
+  readonly router: Router;
+  readonly log: (line: string) => void;
+  /** Death cascades in progress (Backend.close awaits them). */
+  readonly deaths: Set<Promise<void>>;
+  /** Set once Backend.close has begun: no new domains, no notifications. */
+  closing: boolean;
+}

@@ -1,0 +1,86 @@
+/**
+ * Backend options and their defaults.
+ *
+ * Every limit the backend enforces is here, so that a test (or a scenario)
+ * can shrink one to reach its edge quickly, and SPEC.md can name the
+ * defaults.
+ */
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_MAX_GRANT_FRAMES, MAX_FRAME_BYTES } from '../../protocol/index.ts';
+
+/** Options of Backend.start (all optional). */
+export interface BackendOptions {
+  /** Interface to listen on (default 127.0.0.1: the protocol is loopback only). */
+  host?: string;
+  /** TCP port (default 0: an ephemeral port, read back from Backend.url). */
+  port?: number;
+  /** Directory of the shared-memory files (default /dev/shm, a tmpfs). */
+  shmDir?: string;
+  /** Prefix of every shared-memory file of this backend (default `hdmabuf-${pid}-${random}`). */
+  runTag?: string;
+  /** Largest frame accepted; a larger one closes the connection with 1009 (default 16 MiB). */
+  maxFrameBytes?: number;
+  /** Grant-table limit of a domain created without maxGrantFrames (default 64, Xen's). */
+  defaultMaxGrantFrames?: number;
+  /** Most guest domains alive at once, dead ones awaiting file removal included (default 256). */
+  maxDomains?: number;
+  /** Maptrack entries (live mappings) per mapping domain (default 262,144: Xen's 1024 maptrack frames). */
+  maxMaptrackEntries?: number;
+  /** Unsent bytes on a destination connection above which routing refuses with ERR_BACKPRESSURE (default 64 MiB). */
+  backpressureBytes?: number;
+  /** Time a connection has to complete HELLO before it is closed with 1008 (default 10 s). */
+  helloTimeoutMs?: number;
+  /** Diagnostic log sink (default: none). */
+  log?: (line: string) => void;
+}
+
+/** Options with every default filled in. */
+export interface ResolvedOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly shmDir: string;
+  readonly runTag: string;
+  readonly maxFrameBytes: number;
+  readonly defaultMaxGrantFrames: number;
+  readonly maxDomains: number;
+  readonly maxMaptrackEntries: number;
+  readonly backpressureBytes: number;
+  readonly helloTimeoutMs: number;
+  readonly log: (line: string) => void;
+}
+
+/** Highest maptrack size: handles keep 20 bits for the slot index (see maptrack.ts). */
+export const MAPTRACK_INDEX_LIMIT = (1 << 20) - 1;
+
+/** Default per-domain maptrack size: Xen's opt_max_maptrack_frames (1024) × 256 entries per frame. */
+export const DEFAULT_MAX_MAPTRACK_ENTRIES = 1024 * 256;
+
+/** Run tags become file names: keep them to a safe alphabet. */
+const RUN_TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** Fills in defaults and checks the values; throws RangeError on a bad option. */
+export function resolveOptions(opts: BackendOptions = {}): ResolvedOptions {
+  const runTag = opts.runTag ?? `hdmabuf-${process.pid}-${randomBytes(4).toString('hex')}`;
+  if (!RUN_TAG.test(runTag)) throw new RangeError(`runTag ${JSON.stringify(runTag)} must match ${RUN_TAG}`);
+  const maxMaptrackEntries = opts.maxMaptrackEntries ?? DEFAULT_MAX_MAPTRACK_ENTRIES;
+  if (!Number.isInteger(maxMaptrackEntries) || maxMaptrackEntries < 1 || maxMaptrackEntries > MAPTRACK_INDEX_LIMIT) {
+    throw new RangeError(`maxMaptrackEntries must be an integer in [1, ${MAPTRACK_INDEX_LIMIT}]`);
+  }
+  const defaultMaxGrantFrames = opts.defaultMaxGrantFrames ?? DEFAULT_MAX_GRANT_FRAMES;
+  if (!Number.isInteger(defaultMaxGrantFrames) || defaultMaxGrantFrames < 1 || defaultMaxGrantFrames > 0xffff) {
+    throw new RangeError('defaultMaxGrantFrames must be an integer in [1, 65535]');
+  }
+  return {
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 0,
+    shmDir: opts.shmDir ?? '/dev/shm',
+    runTag,
+    maxFrameBytes: opts.maxFrameBytes ?? MAX_FRAME_BYTES,
+    defaultMaxGrantFrames,
+    maxDomains: opts.maxDomains ?? 256,
+    maxMaptrackEntries,
+    backpressureBytes: opts.backpressureBytes ?? 64 * 1024 * 1024,
+    helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
+    log: opts.log ?? (() => undefined),
+  };
+}

@@ -1,0 +1,31 @@
+/** HV_STATS: a snapshot of every domain's resources and of the files, for leak checks. */
+import type { ResponseOf } from '../../protocol/index.ts';
+import type { HV_STATS } from '../../protocol/messages/control.ts';
+import type { HvContext } from './context.ts';
+
+/** The HV_STATS response body. */
+export type HvStatsBody = ResponseOf<typeof HV_STATS>;
+
+/**
+ * Every guest domain not yet removed (the control domain has no resources
+ * and is not listed), with: grant entries in use and busy among the
+ * nrFrames*512 entries of its table (GrantTableView.census, read from the
+ * shared table), live maptrack entries, open ports; the files of this run
+ * that exist; routed requests awaiting replies.
+ */
+export function collectStats(ctx: HvContext): HvStatsBody {
+  const domains = ctx.registry.all().map((d) => {
+    const { inUse, busy } = d.table.census(d.nrEntries);
+    return {
+      domid: d.domid,
+      name: d.name,
+      state: d.state,
+      connected: d.session?.isOpen ?? false,
+      grantsInUse: inUse,
+      busyGrants: busy,
+      mappings: d.maptrack.live,
+      ports: d.ports.open,
+    };
+  });
+  return { domains, shmFiles: ctx.files.list(), routedPending: ctx.router.pending };
+}

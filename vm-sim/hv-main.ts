@@ -1,0 +1,83 @@
+/**
+ * Process entry of the backend ("hv").
+ *
+ *   tsx vm-sim/hv-main.ts [--port N] [--shm-dir DIR] [--run-tag TAG] [--host H] [--verbose]
+ *
+ * Options may also come from the environment: HDMABUF_HV_PORT,
+ * HDMABUF_SHM_DIR, HDMABUF_RUN_TAG, HDMABUF_HV_HOST, HDMABUF_HV_VERBOSE=1
+ * (argv wins). Once the backend accepts connections it reports ready:
+ * over IPC `{ type: 'ready', url, controlToken, runTag, pid }` when forked
+ * with a channel, otherwise the same JSON on one stdout line.
+ *
+ * It closes the backend (every domain destroyed, every shm file of its run
+ * removed) and exits on SIGTERM or SIGINT, when the IPC channel disconnects
+ * (the parent died), and after logging an unexpected exception (exit 1).
+ */
+import { parseArgs } from 'node:util';
+import { Backend, type BackendOptions } from '../src/hv/backend.ts';
+
+function options(): BackendOptions {
+  const { values } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'shm-dir': { type: 'string' },
+      'run-tag': { type: 'string' },
+      verbose: { type: 'boolean' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const env = process.env;
+  const portText = values.port ?? env.HDMABUF_HV_PORT;
+  const port = portText === undefined ? 0 : Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad port ${portText}`);
+  const verbose = values.verbose ?? env.HDMABUF_HV_VERBOSE === '1';
+  const opts: BackendOptions = { port };
+  const host = values.host ?? env.HDMABUF_HV_HOST;
+  const shmDir = values['shm-dir'] ?? env.HDMABUF_SHM_DIR;
+  const runTag = values['run-tag'] ?? env.HDMABUF_RUN_TAG;
+  if (host !== undefined) opts.host = host;
+  if (shmDir !== undefined) opts.shmDir = shmDir;
+  if (runTag !== undefined) opts.runTag = runTag;
+  if (verbose) opts.log = (line) => process.stderr.write(`[hv] ${line}\n`);
+  return opts;
+}
+
+async function main(): Promise<void> {
+  const backend = await Backend.start(options());
+  let exiting = false;
+  const exit = (code: number, why: string): void => {
+    if (exiting) return;
+    exiting = true;
+    process.stderr.write(`[hv] exiting: ${why}\n`);
+    const force = setTimeout(() => process.exit(code || 1), 10_000);
+    force.unref();
+    backend.close().then(
+      () => process.exit(code),
+      (e: unknown) => {
+        process.stderr.write(`[hv] close failed: ${(e as Error)?.stack ?? String(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => exit(0, 'SIGTERM'));
+  process.on('SIGINT', () => exit(0, 'SIGINT'));
+  process.on('disconnect', () => exit(0, 'parent disconnected'));
+  process.on('uncaughtException', (e) => {
+    process.stderr.write(`[hv] unexpected exception: ${e.stack ?? String(e)}\n`);
+    exit(1, 'unexpected exception');
+  });
+  process.on('unhandledRejection', (e) => {
+    process.stderr.write(`[hv] unhandled rejection: ${(e as Error)?.stack ?? String(e)}\n`);
+    exit(1, 'unhandled rejection');
+  });
+  const ready = { type: 'ready' as const, url: backend.url, controlToken: backend.controlToken, runTag: backend.runTag, pid: process.pid };
+  if (process.send) process.send(ready);
+  else process.stdout.write(`${JSON.stringify(ready)}\n`);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`[hv] cannot start: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(1);
+});
