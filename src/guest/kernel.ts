@@ -58,9 +58,24 @@ export interface GuestKernelStats {
   /** Views mapped through the native addon in this process (RAM and grant table included). */
   nativeLiveMappings: number;
   ports: number;
+  /** Frames and bytes on the connection to the backend, both ways (proof that data did not travel in messages). */
+  wire: WireCounters;
   livePeers: number[];
   deadPeers: number[];
 }
+
+/** Traffic on the backend connection. */
+export interface WireCounters {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Largest single frame either way. */
+  largestFrame: number;
+}
+
+/** Sees every frame on the backend connection (tracing). */
+export type WireObserver = (direction: 'in' | 'out', type: string, bytes: number) => void;
 
 /** A booted guest kernel. Events: 'peerUp' (body), 'peerDied' (body), 'hvClosed' (code, reason). */
 export class GuestKernel extends EventEmitter {
@@ -78,6 +93,8 @@ export class GuestKernel extends EventEmitter {
   private readonly grantTable: GrantTableFile;
   private stateValue: GuestKernelState = 'running';
   private shuttingDown: Promise<void> | undefined;
+  private readonly wire: WireCounters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, largestFrame: 0 };
+  private wireObserver: WireObserver | undefined;
 
   private constructor(hv: HvClient, ram: GuestRam, grantTable: GrantTableFile, grants: GuestGrantTable) {
     super();
@@ -89,6 +106,11 @@ export class GuestKernel extends EventEmitter {
     this.allocator = new PageAllocator(ram.memPages, ram);
     this.mapper = new ForeignMapper(hv);
     this.evtchn = new EventChannels(hv);
+    hv.conn.observe((direction, env, bytes) => {
+      if (direction === 'in') { this.wire.framesIn++; this.wire.bytesIn += bytes; } else { this.wire.framesOut++; this.wire.bytesOut += bytes; }
+      if (bytes > this.wire.largestFrame) this.wire.largestFrame = bytes;
+      this.wireObserver?.(direction, env.type, bytes);
+    });
     hv.handlePeerRequest(ECHO, (body) => ({ payload: body.payload }));
     hv.onEventOf(DOMAIN_UP, (body) => this.onPeerUp(body));
     hv.onEventOf(DOMAIN_DIED, (body) => this.onPeerDied(body));
@@ -134,6 +156,11 @@ export class GuestKernel extends EventEmitter {
     return this.stateValue;
   }
 
+  /** Installs (or removes) an observer of every frame on the backend connection. */
+  observeWire(observer: WireObserver | undefined): void {
+    this.wireObserver = observer;
+  }
+
   /** A snapshot of resources, for stats commands and leak checks. */
   stats(): GuestKernelStats {
     return {
@@ -146,6 +173,7 @@ export class GuestKernel extends EventEmitter {
       mapper: this.mapper.stats(),
       nativeLiveMappings: nativeMem.liveMappings(),
       ports: this.evtchn.openPorts.length,
+      wire: { ...this.wire },
       livePeers: [...this.livePeers],
       deadPeers: [...this.deadPeers],
     };

@@ -1,0 +1,74 @@
+/**
+ * Harness of the multi-process tests: a real backend process, VM processes,
+ * and the test process itself as the control domain (domain 0, connected
+ * with the backend's control token).
+ *
+ * afterEach closes the control connection, reaps every child (SIGTERM, then
+ * SIGKILL), and checks that no child process remains and that no
+ * shared-memory file of the run is left in /dev/shm.
+ */
+import { readdirSync } from 'node:fs';
+import { afterEach, expect } from 'vitest';
+import type { ResponseOf } from '../../protocol/index.ts';
+import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
+import { HvClient } from '../../src/client/hv-client.ts';
+import { liveChildren, processExists, reapAll } from '../../vm-sim/process/child.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
+import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+
+const runTags: string[] = [];
+const pids: number[] = [];
+const controls: HvClient[] = [];
+
+afterEach(async () => {
+  for (const c of controls.splice(0)) await c.close();
+  await reapAll();
+  expect(liveChildren()).toEqual([]);
+  expect(pids.splice(0).filter(processExists)).toEqual([]);
+  const tags = runTags.splice(0);
+  expect(readdirSync('/dev/shm').filter((n) => tags.some((t) => n.startsWith(t)))).toEqual([]);
+});
+
+/** A backend process and the control domain connected to it. */
+export interface Run {
+  hv: HvProcess;
+  control: HvClient;
+}
+
+/** Starts a backend process and connects the control domain. */
+export async function startRun(): Promise<Run> {
+  const hv = await spawnHv();
+  runTags.push(hv.runTag);
+  pids.push(hv.pid);
+  const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
+  controls.push(control);
+  return { hv, control };
+}
+
+/** Creates a domain (DOMAIN_CREATE) and starts its VM process. */
+export async function startVm(run: Run, name: string, memPages = 4096, maxGrantFrames?: number): Promise<VmProcess> {
+  const created = await run.control.call(DOMAIN_CREATE, { name, memPages, ...(maxGrantFrames ? { maxGrantFrames } : {}) });
+  const vm = await spawnVm({ url: run.hv.url, ...created, memPages, name });
+  pids.push(vm.pid);
+  return vm;
+}
+
+/** One domain's line of HV_STATS. */
+export type DomainStats = ResponseOf<typeof HV_STATS>['domains'][number];
+
+/** HV_STATS for one domain (undefined once it is fully removed). */
+export async function domainStats(run: Run, domid: number): Promise<DomainStats | undefined> {
+  const stats = await run.control.call(HV_STATS, {});
+  return stats.domains.find((d) => d.domid === domid);
+}
+
+/** Resolves with the data of the first event `name` from the VM that satisfies `match`. */
+export function nextEvent<T = Record<string, unknown>>(vm: VmProcess, name: string, match: (data: T) => boolean = () => true): Promise<T> {
+  return new Promise((resolve) => {
+    const off = vm.onEvent((e) => {
+      if (e.name !== name || !match(e.data as T)) return;
+      off();
+      resolve(e.data as T);
+    });
+  });
+}

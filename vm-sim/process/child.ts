@@ -1,0 +1,203 @@
+/**
+ * A child process of the launcher: forked with an IPC channel, started only
+ * when it says it is ready (not when it is spawned), and always reaped.
+ *
+ * Every child is registered until it exits; reapAll() ends them all
+ * (SIGTERM, then SIGKILL after a grace period) and waits for every exit, so
+ * a test's teardown or a launcher's exit leaves no process behind whatever
+ * happened. Children themselves exit when the IPC channel disconnects, which
+ * covers a launcher that died without reaping.
+ */
+import { fork, type ChildProcess, type Serializable } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { isTyped } from './ipc.ts';
+
+/** Child lifecycle. */
+export type ChildState = 'starting' | 'ready' | 'exited';
+
+/** How a child ended. */
+export interface ChildExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** Options of startChild. */
+export interface StartChildOptions<R> {
+  /** Label in errors and logs (e.g. "hv", "vm dom2"). */
+  name: string;
+  /** Module to fork (a .ts file: run through tsx). */
+  script: string;
+  args?: string[];
+  /** Extra environment, merged over the launcher's. */
+  env?: NodeJS.ProcessEnv;
+  /** Node options for the child; default loads tsx. */
+  execArgv?: string[];
+  /** 'advanced' lets typed arrays cross the channel. */
+  serialization?: 'json' | 'advanced';
+  /** How long the child has to report ready (default 20 s). */
+  readyTimeoutMs?: number;
+  /** Recognises the ready message. */
+  isReady: (msg: Record<string, unknown>) => boolean;
+  /** Copy the child's stdout/stderr to ours as they come (default: only kept for diagnostics). */
+  echoOutput?: boolean;
+}
+
+const OUTPUT_TAIL_BYTES = 16 * 1024;
+const registry = new Set<ManagedChild<unknown>>();
+
+/** A forked child process. Events: 'message' (msg), 'exit' (ChildExit). */
+export class ManagedChild<R> extends EventEmitter {
+  readonly name: string;
+  readonly process: ChildProcess;
+  readonly pid: number;
+  /** Resolves when the process has exited (never rejects). */
+  readonly exited: Promise<ChildExit>;
+  private stateValue: ChildState = 'starting';
+  private readyValue: R | undefined;
+  private exitValue: ChildExit | undefined;
+  private outputBuf = '';
+
+  private constructor(name: string, child: ChildProcess, echo: boolean) {
+    super();
+    this.name = name;
+    this.process = child;
+    if (child.pid === undefined) throw new Error(`${name}: fork failed`);
+    this.pid = child.pid;
+    const keep = (chunk: Buffer, sink: NodeJS.WriteStream): void => {
+      const text = chunk.toString();
+      this.outputBuf = (this.outputBuf + text).slice(-OUTPUT_TAIL_BYTES);
+      if (echo) sink.write(text.replace(/^(?=.)/gm, `[${name}] `));
+    };
+    child.stdout?.on('data', (c: Buffer) => keep(c, process.stdout));
+    child.stderr?.on('data', (c: Buffer) => keep(c, process.stderr));
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitValue = { code, signal };
+        this.stateValue = 'exited';
+        registry.delete(this as ManagedChild<unknown>);
+        this.emit('exit', this.exitValue);
+        resolve(this.exitValue);
+      });
+    });
+    child.on('message', (msg: unknown) => { if (isTyped(msg)) this.emit('message', msg); });
+    // A send to a child that just died raises 'error'; the exit is what matters.
+    child.on('error', () => undefined);
+    registry.add(this as ManagedChild<unknown>);
+  }
+
+  /** Forks the child and resolves once it reported ready; rejects (after reaping it) if it exits or times out first. */
+  static async start<R>(options: StartChildOptions<R>): Promise<ManagedChild<R>> {
+    const child = fork(options.script, options.args ?? [], {
+      execArgv: options.execArgv ?? ['--import', 'tsx'],
+      env: { ...process.env, ...options.env },
+      serialization: options.serialization ?? 'json',
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    const managed = new ManagedChild<R>(options.name, child, options.echoOutput ?? process.env.HDMABUF_CHILD_OUTPUT === '1');
+    const timeoutMs = options.readyTimeoutMs ?? 20_000;
+    try {
+      managed.readyValue = await new Promise<R>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${options.name}: not ready within ${timeoutMs} ms${managed.outputTail()}`)), timeoutMs);
+        const onMessage = (msg: Record<string, unknown>): void => {
+          if (!options.isReady(msg)) return;
+          cleanup();
+          resolve(msg as R);
+        };
+        const onExit = (exit: ChildExit): void => {
+          cleanup();
+          reject(new Error(`${options.name}: exited before ready (${describeExit(exit)})${managed.outputTail()}`));
+        };
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          managed.off('message', onMessage);
+          managed.off('exit', onExit);
+        };
+        managed.on('message', onMessage);
+        managed.on('exit', onExit);
+      });
+    } catch (e) {
+      await managed.reap();
+      throw e;
+    }
+    managed.stateValue = 'ready';
+    return managed;
+  }
+
+  get state(): ChildState {
+    return this.stateValue;
+  }
+
+  /** The ready message (after start). */
+  get ready(): R {
+    if (this.readyValue === undefined) throw new Error(`${this.name} is not ready`);
+    return this.readyValue;
+  }
+
+  /** How it exited, once it has. */
+  get exit(): ChildExit | undefined {
+    return this.exitValue;
+  }
+
+  /** The last bytes it wrote to stdout and stderr. */
+  get output(): string {
+    return this.outputBuf;
+  }
+
+  /** Sends an IPC message; false if the channel is gone. */
+  send(msg: Serializable): boolean {
+    if (!this.process.connected) return false;
+    try {
+      return this.process.send(msg);
+    } catch {
+      return false;
+    }
+  }
+
+  /** Sends a signal; false if it already exited. */
+  kill(signal: NodeJS.Signals = 'SIGTERM'): boolean {
+    if (this.exitValue) return false;
+    return this.process.kill(signal);
+  }
+
+  /** Ends the child: SIGTERM, then SIGKILL if it has not exited within graceMs. Resolves with its exit. */
+  async reap(graceMs = 3000): Promise<ChildExit> {
+    if (this.exitValue) return this.exitValue;
+    this.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), graceMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private outputTail(): string {
+    const tail = this.outputBuf.trim();
+    return tail ? `; output:\n${tail.slice(-4000)}` : '';
+  }
+}
+
+/** Children started and not yet exited. */
+export function liveChildren(): ReadonlyArray<ManagedChild<unknown>> {
+  return [...registry];
+}
+
+/** Ends every child (SIGTERM, SIGKILL after graceMs) and waits for all exits. */
+export async function reapAll(graceMs = 3000): Promise<ChildExit[]> {
+  return Promise.all([...registry].map((c) => c.reap(graceMs)));
+}
+
+/** "code 0", "signal SIGKILL". */
+export function describeExit(exit: ChildExit): string {
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+/** True if a process with this pid exists (a zombie counts: it has not been reaped). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * The command modules a VM process can load, by name. A later layer (the
+ * hyper_dmabuf driver) adds its module here, from its own file.
+ */
+import type { VmModule } from './commands.ts';
+import { kernelModule } from './kernel-commands.ts';
+
+/** Every known module, in load order. */
+export const vmModules: readonly VmModule[] = [kernelModule];

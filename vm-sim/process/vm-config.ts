@@ -1,0 +1,51 @@
+/**
+ * What a VM process is told at launch: which domain it is, how to reach the
+ * backend, where its memory lives, and which command modules to load. It
+ * travels as JSON in one environment variable (the token is a secret: not on
+ * the command line).
+ */
+
+/** The environment variable that carries the VmConfig. */
+export const VM_CONFIG_ENV = 'HDMABUF_VM_CONFIG';
+
+/** Launch configuration of one VM. */
+export interface VmConfig {
+  /** Backend WebSocket URL. */
+  url: string;
+  domid: number;
+  /** Secret for HELLO. */
+  token: string;
+  ramPath: string;
+  grantTablePath: string;
+  memPages: number;
+  maxGrantFrames: number;
+  name?: string;
+  /** Names of the command modules to load (default: all of vm-sim/process/modules.ts). */
+  modules?: string[];
+}
+
+/** Parses and checks a VmConfig; throws with the offending field. */
+export function parseVmConfig(text: string | undefined): VmConfig {
+  if (!text) throw new Error(`${VM_CONFIG_ENV} is not set: a VM process is started by the launcher (spawnVm)`);
+  const raw = JSON.parse(text) as Record<string, unknown>;
+  const str = (k: string): string => {
+    const v = raw[k];
+    if (typeof v !== 'string' || v.length === 0) throw new Error(`${VM_CONFIG_ENV}.${k} must be a non-empty string`);
+    return v;
+  };
+  const int = (k: string): number => {
+    const v = raw[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new Error(`${VM_CONFIG_ENV}.${k} must be a non-negative integer`);
+    return v;
+  };
+  const config: VmConfig = {
+    url: str('url'), domid: int('domid'), token: str('token'), ramPath: str('ramPath'),
+    grantTablePath: str('grantTablePath'), memPages: int('memPages'), maxGrantFrames: int('maxGrantFrames'),
+  };
+  if (raw.name !== undefined) config.name = str('name');
+  if (raw.modules !== undefined) {
+    if (!Array.isArray(raw.modules) || !raw.modules.every((m) => typeof m === 'string')) throw new Error(`${VM_CONFIG_ENV}.modules must be an array of names`);
+    config.modules = raw.modules as string[];
+  }
+  return config;
+}

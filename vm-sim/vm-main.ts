@@ -1,0 +1,111 @@
+/**
+ * Entry point of one VM process (forked by spawnVm with an IPC channel).
+ *
+ * Boots the guest kernel from the configuration in HDMABUF_VM_CONFIG, sets up
+ * the command modules, reports { type: 'ready', domid, pid }, and then serves
+ * commands from the launcher until told to shut down.
+ *
+ * Exit paths, all through one cascade (module teardown, then kernel
+ * shutdown, then exit):
+ *   - kernel.shutdown command: exit 0 after the result is sent;
+ *   - the IPC channel disconnects (the launcher died): exit 0;
+ *   - SIGTERM / SIGINT: exit 0;
+ *   - the backend connection closes under us: exit 3 (the "hypervisor" is gone);
+ *   - boot fails: exit 1, with the reason on stderr.
+ */
+import { GuestKernel } from '../src/guest/kernel.ts';
+import { CommandRegistry, type VmContext } from './process/commands.ts';
+import { isTyped, toIpcError, type CallMessage, type ResultMessage, type VmEventMessage, type VmReadyMessage } from './process/ipc.ts';
+import { vmModules } from './process/modules.ts';
+import { parseVmConfig, VM_CONFIG_ENV } from './process/vm-config.ts';
+
+/** Process lifecycle. */
+type VmProcessState = 'booting' | 'serving' | 'exiting';
+
+let state: VmProcessState = 'booting';
+let kernel: GuestKernel | undefined;
+let ctx: VmContext | undefined;
+/** Exit code asked for by a command; applied after its result is sent. */
+let pendingExit: number | undefined;
+const registry = new CommandRegistry();
+
+function send(msg: VmReadyMessage | ResultMessage | VmEventMessage): void {
+  if (process.connected) process.send!(msg);
+}
+
+/** Runs the close cascade once, then exits with `code`. */
+async function exit(code: number, why: string): Promise<never> {
+  if (state !== 'exiting') {
+    state = 'exiting';
+    if (code !== 0) process.stderr.write(`vm ${process.pid}: exiting (${why})\n`);
+    // A wedged cascade must not keep the process alive.
+    setTimeout(() => process.exit(code), 5000).unref();
+    try {
+      if (kernel && ctx) for (const mod of [...registry.modules].reverse()) await mod.teardown?.(ctx);
+      await kernel?.shutdown();
+    } catch (e) {
+      process.stderr.write(`vm ${process.pid}: shutdown: ${(e as Error).stack ?? String(e)}\n`);
+    }
+    process.exit(code);
+  }
+  return new Promise<never>(() => undefined);
+}
+
+async function serve(msg: CallMessage): Promise<void> {
+  let result: ResultMessage;
+  try {
+    if (!ctx || state !== 'serving') throw Object.assign(new Error(`vm is ${state}`), { code: 'ERR_STATE' });
+    const value = await registry.run(ctx, msg.cmd, msg.args);
+    result = { type: 'result', id: msg.id, ok: true, value: value ?? {} };
+  } catch (e) {
+    result = { type: 'result', id: msg.id, ok: false, error: toIpcError(e) };
+  }
+  try {
+    send(result);
+  } catch (e) {
+    // A value that cannot be cloned is a bug of the command: report it as an error instead.
+    send({ type: 'result', id: msg.id, ok: false, error: { code: 'ERR_INTERNAL', message: `${msg.cmd}: result not sendable: ${(e as Error).message}` } });
+  }
+  if (pendingExit !== undefined) void exit(pendingExit, 'shutdown command');
+}
+
+async function main(): Promise<void> {
+  if (!process.send) {
+    process.stderr.write('vm-main must be started by the launcher with an IPC channel (see vm-sim/process/spawn-vm.ts)\n');
+    process.exit(2);
+  }
+  process.on('disconnect', () => void exit(0, 'launcher disconnected'));
+  process.on('SIGTERM', () => void exit(0, 'SIGTERM'));
+  process.on('SIGINT', () => void exit(0, 'SIGINT'));
+  process.on('message', (msg: unknown) => {
+    if (isTyped(msg) && msg.type === 'call') void serve(msg as unknown as CallMessage);
+  });
+
+  const config = parseVmConfig(process.env[VM_CONFIG_ENV]);
+  const wanted = config.modules ? new Set(config.modules) : undefined;
+  for (const mod of vmModules) if (!wanted || wanted.has(mod.name)) registry.add(mod);
+  if (wanted) for (const name of wanted) if (!registry.modules.some((m) => m.name === name)) throw new Error(`unknown VM module ${name}`);
+
+  kernel = await GuestKernel.boot({
+    url: config.url, domid: config.domid, token: config.token, ramPath: config.ramPath,
+    grantTablePath: config.grantTablePath, memPages: config.memPages, maxGrantFrames: config.maxGrantFrames,
+    name: config.name ?? `dom${config.domid}`,
+  });
+  kernel.on('hvClosed', () => void exit(3, 'backend connection closed'));
+  ctx = {
+    config,
+    kernel,
+    state: new Map(),
+    emit: (name, data) => send({ type: 'event', name, data }),
+    requestExit: (code) => { pendingExit = code; },
+  };
+  for (const mod of registry.modules) await mod.setup?.(ctx);
+  if (state !== 'booting') return; // told to exit while booting
+  state = 'serving';
+  send({ type: 'ready', domid: kernel.domid, pid: process.pid });
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`vm ${process.pid}: boot failed: ${(e as Error)?.stack ?? String(e)}\n`);
+  void exit(1, 'boot failed');
+});
