@@ -70,7 +70,8 @@ export class ShmFdCache {
   }
 
   private close(entry: Entry): void {
-    this.live.delete(entry.path);
+    // A newer entry for the same path (a reused domid) must stay.
+    if (this.live.get(entry.path) === entry) this.live.delete(entry.path);
     this.draining.delete(entry);
     if (entry.fd >= 0) {
       closeSync(entry.fd);
