@@ -1,0 +1,309 @@
+/**
+ * The importer half of the driver: EXPORT and NOTIFY_UNEXPORT handling, the
+ * NEW_IMPORT events, exportFd (the original's EXPORT_FD ioctl) with lazy
+ * mapping, and release. State machine: import-entry.ts and SPEC.md 11.2.
+ *
+ * Differences from the original that this file is responsible for:
+ * - an EXPORT whose id names another domain than its sender is refused;
+ * - EXPORT is answered only after the import is registered;
+ * - every field is bounded (private data, page count, geometry, format);
+ * - the exporter's refusal of EXPORT_FD is honoured, and only an fd the
+ *   exporter counted is undone (EXPORT_FD_FAILED names it);
+ * - user code gets the mapped pages as one contiguous view (read-write
+ *   when the export is), not NULL;
+ * - the pages are unmapped before the exporter is told of the last release,
+ *   so it never finds them mapped when it ends its grants;
+ * - the exporter's death invalidates its imports; open fds stay readable.
+ */
+import { ProtocolError } from '../../protocol/errors.ts';
+import type { RequestOf } from '../../protocol/message.ts';
+import {
+  DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
+  DMABUF_OPS_TO_SOURCE_ASYNC, type DmaDirection, type SyncOp,
+} from '../../protocol/messages/dmabuf.ts';
+import { DmaBuf, type DmaBufOps } from '../dmabuf/dma-buf.ts';
+import { checkGeometry } from '../dmabuf/geometry.ts';
+import type { ForeignMapping } from '../guest/foreign-mapping.ts';
+import { RemoteError } from '../transport/rpc-connection.ts';
+import { directoryPageCount } from './directory/index.ts';
+import { readDirectory } from './directory-reader.ts';
+import type { ImportEventQueue } from './event-queue.ts';
+import { copyHid, formatHid, hidKey, type Hid } from './hid.ts';
+import type { DriverHost } from './host.ts';
+import { ImportedBuffer, ImportState, type InvalidReason } from './import-entry.ts';
+import { importedOps, type ImportedFdPriv } from './imported-ops.ts';
+import type { ResolvedOptions, SyncMode } from './options.ts';
+
+/** Options of exportFd. */
+export interface ExportFdOptions {
+  /** How this fd's operations are mirrored to the exporter (default: the driver's syncMode). */
+  sync?: SyncMode;
+}
+
+/** Importer counters and gauges. */
+export interface ImporterStats {
+  byState: Record<ImportState, number>;
+  openFds: number;
+  pendingFds: number;
+  /** Data pages mapped now. */
+  mappedPages: number;
+  registered: number;
+  privUpdates: number;
+  refusedExports: number;
+  fdsOpened: number;
+  fdsRefused: number;
+  mapFailures: number;
+  opsSent: number;
+  opsFailed: number;
+  forgotten: number;
+}
+
+/** The importer half of one domain's driver. */
+export class Importer {
+  private readonly host: DriverHost;
+  private readonly options: ResolvedOptions;
+  private readonly events: ImportEventQueue;
+  private readonly imports = new Map<string, ImportedBuffer>();
+  private readonly ops: DmaBufOps;
+  private readonly counters = {
+    registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, fdsRefused: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, forgotten: 0,
+  };
+
+  constructor(host: DriverHost, options: ResolvedOptions, events: ImportEventQueue) {
+    this.host = host;
+    this.options = options;
+    this.events = events;
+    this.ops = importedOps({ sendOp: (p, op, extra) => this.sendOp(p, op, extra), releaseFd: (p) => this.releaseFd(p) });
+  }
+
+  /** The import behind an id (counter and key compared), if any. */
+  find(hid: Hid): ImportedBuffer | undefined {
+    return this.imports.get(hidKey(hid));
+  }
+
+  /** Every import not yet forgotten. */
+  entries(): IterableIterator<ImportedBuffer> {
+    return this.imports.values();
+  }
+
+  /** EXPORT from an exporter: register (or update private data), raise NEW_IMPORT, then answer. */
+  handleExport(body: RequestOf<typeof DMABUF_EXPORT>, src: number): Record<string, never> {
+    try {
+      this.register(body, src);
+      return {};
+    } catch (e) {
+      this.counters.refusedExports++;
+      throw e;
+    }
+  }
+
+  /** NOTIFY_UNEXPORT: no new fds; forget at once if none is open. */
+  handleNotifyUnexport(body: RequestOf<typeof DMABUF_NOTIFY_UNEXPORT>, src: number): { openFds: number } {
+    if (body.hid.dom !== src) throw new ProtocolError('ERR_ID_DOMAIN_MISMATCH', `NOTIFY_UNEXPORT from dom${src} names a buffer of dom${body.hid.dom}`);
+    const entry = this.find(body.hid);
+    if (!entry) throw new ProtocolError('ERR_UNKNOWN_BUFFER', `dom${this.host.domid} holds no import ${formatHid(copyHid(body.hid))}`);
+    this.invalidate(entry, 'unexported');
+    const openFds = entry.fds.size + entry.pendingFds;
+    this.forgetIfIdle(entry);
+    return { openFds };
+  }
+
+  /**
+   * Opens an fd on an import: asks the exporter (EXPORT_FD), maps the pages
+   * on the first fd, and returns a local dma-buf over them. A refusal is
+   * honoured and thrown with the exporter's code; a failure after the
+   * exporter counted the fd is undone with EXPORT_FD_FAILED.
+   */
+  async exportFd(hid: Hid, opts: ExportFdOptions = {}): Promise<DmaBuf<ImportedFdPriv>> {
+    const entry = this.find(hid);
+    if (!entry) {
+      this.counters.fdsRefused++;
+      throw new ProtocolError('ERR_UNKNOWN_BUFFER', `dom${this.host.domid} holds no import ${formatHid(hid)} (unknown counter or wrong key)`);
+    }
+    if (!entry.valid) {
+      this.counters.fdsRefused++;
+      throw new ProtocolError('ERR_UNEXPORTED', `${formatHid(hid)} is no longer importable (${entry.invalidReason ?? entry.state})`);
+    }
+    const fdId = entry.allocFdId();
+    entry.pendingFds++;
+    try {
+      try {
+        await this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId });
+      } catch (e) {
+        this.counters.fdsRefused++;
+        const code = (e as ProtocolError).code;
+        if (e instanceof RemoteError) {
+          // The exporter's answer is final (the original ignored it and created the fd anyway).
+          if (code === 'ERR_UNEXPORTED' || code === 'ERR_UNKNOWN_BUFFER') this.invalidate(entry, 'refused');
+        } else if (code === 'ERR_TIMEOUT') {
+          // No answer: the exporter may still count this fd. Undo exactly it.
+          this.sendFdFailed(entry, fdId, 'ERR_TIMEOUT');
+        }
+        throw e;
+      }
+      let mapping: ForeignMapping;
+      try {
+        mapping = await this.ensureMapped(entry);
+      } catch (e) {
+        this.counters.mapFailures++;
+        const err = e instanceof ProtocolError && e.code === 'ERR_BAD_DIRECTORY'
+          ? e : new ProtocolError('ERR_MAP_FAILED', `mapping ${formatHid(hid)} failed: ${(e as Error).message}`);
+        this.sendFdFailed(entry, fdId, err.code);
+        throw err;
+      }
+      const sync = opts.sync ?? this.options.syncMode;
+      const buf = new DmaBuf<ImportedFdPriv>({
+        ops: this.ops, geometry: entry.geometry, priv: { entry, fdId, sync }, name: `${formatHid(entry.hid)}#fd${fdId}`,
+      });
+      entry.fds.set(fdId, buf);
+      if (entry.state === ImportState.Registered && mapping.state === 'mapped') entry.state = ImportState.Mapped;
+      this.counters.fdsOpened++;
+      return buf;
+    } finally {
+      entry.pendingFds--;
+      if (entry.fds.size === 0 && entry.pendingFds === 0) {
+        await this.unmapIfIdle(entry);
+        this.forgetIfIdle(entry);
+      }
+    }
+  }
+
+  /** The exporter died: its imports become invalid; open fds stay readable until released. */
+  onPeerDied(dom: number): void {
+    for (const entry of [...this.imports.values()]) {
+      if (entry.exporter !== dom) continue;
+      entry.exporterDead = true;
+      this.invalidate(entry, 'exporter-died');
+      this.forgetIfIdle(entry);
+    }
+  }
+
+  /** Counters and gauges. */
+  stats(): ImporterStats {
+    const byState = Object.fromEntries(Object.values(ImportState).map((s) => [s, 0])) as Record<ImportState, number>;
+    let openFds = 0;
+    let pendingFds = 0;
+    let mappedPages = 0;
+    for (const e of this.imports.values()) {
+      byState[e.state]++;
+      openFds += e.fds.size;
+      pendingFds += e.pendingFds;
+      if (e.mapping?.state === 'mapped') mappedPages += e.mapping.pages;
+    }
+    return { byState, openFds, pendingFds, mappedPages, ...this.counters };
+  }
+
+  private register(body: RequestOf<typeof DMABUF_EXPORT>, src: number): void {
+    const hid = copyHid(body.hid);
+    if (hid.dom !== src) throw new ProtocolError('ERR_ID_DOMAIN_MISMATCH', `EXPORT from dom${src} carries an id of dom${hid.dom}`);
+    if (body.priv.byteLength > this.options.maxPriv) {
+      throw new ProtocolError('ERR_PRIV_TOO_LARGE', `${body.priv.byteLength} bytes of private data exceed dom${this.host.domid}'s limit of ${this.options.maxPriv}`);
+    }
+    if (body.nents > this.options.maxPages) {
+      throw new ProtocolError('ERR_BUFFER_TOO_LARGE', `${body.nents} pages exceed dom${this.host.domid}'s limit of ${this.options.maxPages}`);
+    }
+    const key = hidKey(hid);
+    const priv = Uint8Array.from(body.priv);
+    if (body.nents === 0) {
+      const entry = this.imports.get(key);
+      if (!entry) throw new ProtocolError('ERR_UNKNOWN_BUFFER', `private-data update for ${formatHid(hid)}, which dom${this.host.domid} does not hold`);
+      if (!entry.valid) throw new ProtocolError('ERR_UNEXPORTED', `private-data update for ${formatHid(hid)}, which is ${entry.state}`);
+      if (body.firstOffset !== 0 || body.lastLength !== 0 || body.dirRef !== 0) {
+        throw new ProtocolError('ERR_BAD_ARGUMENT', 'a private-data update (nents 0) must have firstOffset, lastLength and dirRef 0');
+      }
+      entry.priv = priv;
+      this.counters.privUpdates++;
+      this.raise(entry, true);
+      return;
+    }
+    if (!this.options.formats.includes(body.dirFormat)) {
+      throw new ProtocolError('ERR_BAD_DIRECTORY', `dom${this.host.domid} does not read the ${body.dirFormat} directory (it reads ${this.options.formats.join(', ')})`);
+    }
+    const geometry = { nents: body.nents, firstOffset: body.firstOffset, lastLength: body.lastLength };
+    checkGeometry(geometry, `EXPORT of ${formatHid(hid)}`);
+    if (body.dirRef === 0) throw new ProtocolError('ERR_BAD_ARGUMENT', 'dirRef 0 is reserved and never a directory page');
+    directoryPageCount(body.dirFormat, body.nents);
+    if (this.imports.has(key)) throw new ProtocolError('ERR_BAD_ARGUMENT', `${formatHid(hid)} is already registered`);
+    if (this.imports.size >= this.options.maxImports) throw new ProtocolError('ERR_LIMIT', `dom${this.host.domid} already holds ${this.imports.size} imports`);
+    const entry = new ImportedBuffer({ hid, key, exporter: src, geometry, dirRef: body.dirRef, format: body.dirFormat, access: body.access, priv });
+    this.imports.set(key, entry);
+    this.counters.registered++;
+    this.raise(entry, false);
+  }
+
+  private raise(entry: ImportedBuffer, update: boolean): void {
+    this.events.push({
+      type: 'new_import', hid: copyHid(entry.hid), exporter: entry.exporter, size: entry.size, nents: entry.geometry.nents,
+      access: entry.access, update, priv: Uint8Array.from(entry.priv), droppedBefore: 0,
+    });
+  }
+
+  /** Maps the data pages once for all fds: directory walk, then one batched map and one vmap. */
+  private ensureMapped(entry: ImportedBuffer): Promise<ForeignMapping> {
+    if (entry.mapping?.state === 'mapped') return Promise.resolve(entry.mapping);
+    entry.mapping$ ??= (async () => {
+      const dir = await readDirectory(this.host.mapper, entry.exporter, entry.format, entry.dirRef, entry.geometry.nents);
+      const mapping = await this.host.mapper.mapGrants(entry.exporter, dir.dataRefs, { readonly: entry.access === 'ro' });
+      entry.mapping = mapping;
+      entry.mapInfo = { dirPages: dir.dirPages, dirRounds: dir.rounds, dataMapRequests: mapping.mapRequests };
+      return mapping;
+    })().finally(() => { entry.mapping$ = undefined; });
+    return entry.mapping$;
+  }
+
+  /** Unmaps the data pages once no fd is open or pending. */
+  private async unmapIfIdle(entry: ImportedBuffer): Promise<void> {
+    if (entry.fds.size > 0 || entry.pendingFds > 0 || !entry.mapping) return;
+    const mapping = entry.mapping;
+    entry.mapping = undefined;
+    if (entry.state === ImportState.Mapped) entry.state = ImportState.Registered;
+    await mapping.unmap().catch(() => undefined);
+  }
+
+  /** Forgets an invalid import once nothing uses it. */
+  private forgetIfIdle(entry: ImportedBuffer): void {
+    if (entry.state !== ImportState.Invalid || entry.fds.size > 0 || entry.pendingFds > 0 || entry.mapping || entry.mapping$) return;
+    entry.state = ImportState.Released;
+    this.imports.delete(entry.key);
+    this.counters.forgotten++;
+  }
+
+  private invalidate(entry: ImportedBuffer, reason: InvalidReason): void {
+    if (!entry.valid) return;
+    entry.state = ImportState.Invalid;
+    entry.invalidReason = reason;
+  }
+
+  private sendFdFailed(entry: ImportedBuffer, fdId: number, reason: string): void {
+    if (entry.exporterDead) return;
+    try {
+      this.host.hv.peerNotify(DMABUF_EXPORT_FD_FAILED, entry.exporter, { hid: entry.hid, fdId, reason });
+    } catch {
+      // Our connection is gone: the exporter sees us die, which releases every fd.
+    }
+  }
+
+  private async sendOp(p: ImportedFdPriv, op: SyncOp, extra: { dir?: DmaDirection; page?: number } = {}): Promise<void> {
+    const entry = p.entry;
+    if (entry.exporterDead) return;
+    const body = { hid: entry.hid, fdId: p.fdId, op, ...extra };
+    this.counters.opsSent++;
+    try {
+      if (p.sync === 'ack') await this.host.hv.peerRequest(DMABUF_OPS_TO_SOURCE, entry.exporter, body);
+      else this.host.hv.peerNotify(DMABUF_OPS_TO_SOURCE_ASYNC, entry.exporter, body);
+    } catch (e) {
+      this.counters.opsFailed++;
+      throw e;
+    }
+  }
+
+  /** Last reference of an fd: unmap if it was the last fd, tell the exporter, forget if invalid. */
+  private async releaseFd(p: ImportedFdPriv): Promise<void> {
+    const entry = p.entry;
+    entry.fds.delete(p.fdId);
+    // Unmap before telling the exporter, so its end of access finds no page mapped.
+    await this.unmapIfIdle(entry);
+    await this.sendOp(p, 'release').catch(() => undefined);
+    this.forgetIfIdle(entry);
+  }
+}
