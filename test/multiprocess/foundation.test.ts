@@ -37,6 +37,8 @@ describe('foundation: shared memory between processes through grants', () => {
     const rw = await exporter.call<Alloc>('mem.alloc', { pages: PAGES, scattered: true });
     expect(rw.runs).toBe(PAGES);
     const { refs: rwRefs } = await exporter.call<{ refs: Uint32Array }>('grant.many', { buf: rw.buf, domid: importer.domid, readonly: false });
+    // 2,200 refs outgrew the initial 4 frames (2,047 refs): one GNTTAB_SETUP_TABLE, and the backend maps the new refs.
+    expect((await exporter.call<GuestKernelStats>('kernel.stats')).grants).toMatchObject({ nrFrames: 5, growths: 1, granted: 2 * PAGES });
     const rwMap = await importer.call<Mapped>('map.grants', { dom: exporter.domid, refs: rwRefs, readonly: false });
     expect(rwMap.mapRequests).toBe(1);
     expect(await exporter.call('mem.checksum', { buf: rw.buf })).toMatchObject({ zero: true }); // scrubbed on allocation
@@ -115,7 +117,7 @@ describe('foundation: shared memory between processes through grants', () => {
 
   it('(d) ending access while mapped reports busy; it succeeds after unmap, and the unmapped view is detached', async () => {
     const run = await startRun();
-    const [exporter, importer] = await Promise.all([startVm(run, 'exporter'), startVm(run, 'importer')]);
+    const [exporter, importer] = await Promise.all([startVm(run, 'exporter', 4096, 4), startVm(run, 'importer')]);
     const a = await exporter.call<Alloc>('mem.alloc', { pages: 32 });
     const { refs } = await exporter.call<{ refs: Uint32Array }>('grant.many', { buf: a.buf, domid: importer.domid, readonly: false });
     const m = await importer.call<Mapped>('map.grants', { dom: exporter.domid, refs, readonly: false });
@@ -133,6 +135,12 @@ describe('foundation: shared memory between processes through grants', () => {
     const s = await importer.call<GuestKernelStats>('kernel.stats');
     expect(s.mapper).toMatchObject({ liveMappings: 0, mapRequests: 1, unmapRequests: 1 });
     expect(await domainStats(run, importer.domid)).toMatchObject({ mappings: 0 });
+
+    // At the domain's maximum (4 frames here) the grant table cannot grow: ERR_LIMIT, nothing granted.
+    const big = await exporter.call<Alloc>('mem.alloc', { pages: 2048 });
+    await expect(exporter.call('grant.many', { buf: big.buf, domid: importer.domid, readonly: true }))
+      .rejects.toMatchObject({ code: 'ERR_LIMIT', message: expect.stringMatching(/maximum of 4/) });
+    expect((await exporter.call<GuestKernelStats>('kernel.stats')).grants).toMatchObject({ nrFrames: 4, granted: 0 });
   });
 
   it('(e) kill -9 of the importer while it holds mappings: the backend clears them and the exporter revokes everything', async () => {

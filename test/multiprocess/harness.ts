@@ -12,7 +12,7 @@ import { afterEach, expect } from 'vitest';
 import type { ResponseOf } from '../../protocol/index.ts';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
-import { liveChildren, processExists, reapAll } from '../../vm-sim/process/child.ts';
+import { isRunning, liveChildren, reapAll } from '../../vm-sim/process/child.ts';
 import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
 import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 
@@ -24,7 +24,7 @@ afterEach(async () => {
   for (const c of controls.splice(0)) await c.close();
   await reapAll();
   expect(liveChildren()).toEqual([]);
-  expect(pids.splice(0).filter(processExists)).toEqual([]);
+  expect(pids.splice(0).filter(isRunning)).toEqual([]);
   const tags = runTags.splice(0);
   expect(readdirSync('/dev/shm').filter((n) => tags.some((t) => n.startsWith(t)))).toEqual([]);
 });

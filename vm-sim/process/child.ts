@@ -9,6 +9,7 @@
  * covers a launcher that died without reaping.
  */
 import { fork, type ChildProcess, type Serializable } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { isTyped } from './ipc.ts';
 
@@ -40,6 +41,8 @@ export interface StartChildOptions<R> {
   isReady: (msg: Record<string, unknown>) => boolean;
   /** Copy the child's stdout/stderr to ours as they come (default: only kept for diagnostics). */
   echoOutput?: boolean;
+  /** 'pipe' (default): stdout/stderr are captured; 'inherit': the child writes to ours directly. */
+  output?: 'pipe' | 'inherit';
 }
 
 const OUTPUT_TAIL_BYTES = 16 * 1024;
@@ -91,7 +94,7 @@ export class ManagedChild<R> extends EventEmitter {
       execArgv: options.execArgv ?? ['--import', 'tsx'],
       env: { ...process.env, ...options.env },
       serialization: options.serialization ?? 'json',
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+      stdio: options.output === 'inherit' ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const managed = new ManagedChild<R>(options.name, child, options.echoOutput ?? process.env.HDMABUF_CHILD_OUTPUT === '1');
     const timeoutMs = options.readyTimeoutMs ?? 20_000;
@@ -192,12 +195,18 @@ export function describeExit(exit: ChildExit): string {
   return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
 }
 
-/** True if a process with this pid exists (a zombie counts: it has not been reaped). */
-export function processExists(pid: number): boolean {
+/**
+ * True if a process with this pid is still running. A zombie (exited, not
+ * yet reaped by its parent, e.g. an orphan of a killed launcher) is not.
+ */
+export function isRunning(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
   }
+  // Field 3, after the parenthesised command name (which may itself contain spaces or parentheses).
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && state !== 'X';
 }

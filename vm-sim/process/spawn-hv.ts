@@ -8,12 +8,20 @@ import { HV_MAIN } from './paths.ts';
 
 /** Options of spawnHv. */
 export interface SpawnHvOptions {
-  /** Command-line arguments for hv-main. */
+  /** Prefix of the run's shared-memory files (hv-main --run-tag); default: chosen by the backend. */
+  runTag?: string;
+  /** Directory of the shared-memory files (hv-main --shm-dir). */
+  shmDir?: string;
+  /** Backend diagnostics on its stderr (hv-main --verbose). */
+  verbose?: boolean;
+  /** More command-line arguments for hv-main. */
   args?: string[];
   /** Extra environment for hv-main. */
   env?: NodeJS.ProcessEnv;
   readyTimeoutMs?: number;
   echoOutput?: boolean;
+  /** 'pipe' (default) captures the child's output; 'inherit' shares ours. */
+  output?: 'pipe' | 'inherit';
 }
 
 /** A running backend process. */
@@ -28,13 +36,18 @@ export interface HvProcess {
 
 /** Forks hv-main and waits for its ready report. */
 export async function spawnHv(options: SpawnHvOptions = {}): Promise<HvProcess> {
+  const args = [...(options.args ?? [])];
+  if (options.runTag !== undefined) args.push('--run-tag', options.runTag);
+  if (options.shmDir !== undefined) args.push('--shm-dir', options.shmDir);
+  if (options.verbose) args.push('--verbose');
   const child = await ManagedChild.start<HvReadyMessage>({
     name: 'hv',
     script: HV_MAIN,
-    ...(options.args ? { args: options.args } : {}),
+    args,
     ...(options.env ? { env: options.env } : {}),
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
     ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}),
+    ...(options.output !== undefined ? { output: options.output } : {}),
     isReady: (msg) => msg.type === 'ready' && typeof msg.url === 'string' && typeof msg.controlToken === 'string' && typeof msg.runTag === 'string',
   });
   const { url, controlToken, runTag } = child.ready;

@@ -13,6 +13,8 @@ import { VM_CONFIG_ENV, type VmConfig } from './vm-config.ts';
 export interface SpawnVmOptions extends VmConfig {
   readyTimeoutMs?: number;
   echoOutput?: boolean;
+  /** 'pipe' (default) captures the child's output; 'inherit' shares ours. */
+  output?: 'pipe' | 'inherit';
   /** Extra environment. */
   env?: NodeJS.ProcessEnv;
 }
@@ -154,6 +156,7 @@ export async function spawnVm(options: SpawnVmOptions): Promise<VmProcess> {
     serialization: 'advanced',
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
     ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}),
+    ...(options.output !== undefined ? { output: options.output } : {}),
     isReady: (msg) => msg.type === 'ready' && msg.domid === options.domid,
   });
   return new VmProcess(child, options.domid, name);
