@@ -95,6 +95,38 @@ describe('foundation: shared memory between processes through grants', () => {
     expect(ok.pages).toBe(64);
   });
 
+  it('grant copy, event channels and ECHO between VM processes', async () => {
+    const run = await startRun();
+    const [exporter, importer, third] = await Promise.all([startVm(run, 'exporter'), startVm(run, 'importer'), startVm(run, 'third')]);
+    const a = await exporter.call<Alloc>('mem.alloc', { pages: 16 });
+    await exporter.call('mem.fill', { buf: a.buf, seed: 77 });
+    const { refs } = await exporter.call<{ refs: Uint32Array }>('grant.many', { buf: a.buf, domid: importer.domid, readonly: true });
+
+    // Copy semantics: the backend copies granted pages into the importer's own frames; nothing is mapped.
+    const mine = await importer.call<Alloc>('mem.alloc', { pages: 16 });
+    await importer.call('copy.fromGrants', { dom: exporter.domid, refs, buf: mine.buf });
+    expect(await importer.call('mem.check', { buf: mine.buf, seed: 77 })).toMatchObject({ ok: true });
+    await expect(third.call('copy.fromGrants', { dom: exporter.domid, refs, buf: (await third.call<Alloc>('mem.alloc', { pages: 16 })).buf }))
+      .rejects.toMatchObject({ code: 'ERR_GRANT_COPY', details: { counts: { GNTST_permission_denied: 16 } } });
+    // Copying into a read-only grant is refused.
+    await expect(importer.call('copy.toGrants', { dom: exporter.domid, refs, buf: mine.buf })).rejects.toMatchObject({ code: 'ERR_GRANT_COPY' });
+    expect(await domainStats(run, exporter.domid)).toMatchObject({ busyGrants: 0 });
+
+    // Event channels: the exporter offers a port to the importer only.
+    const { port: offered } = await exporter.call<{ port: number }>('evtchn.allocUnbound', { remoteDom: importer.domid });
+    await expect(third.call('evtchn.bind', { remoteDom: exporter.domid, remotePort: offered })).rejects.toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+    const { port: bound } = await importer.call<{ port: number }>('evtchn.bind', { remoteDom: exporter.domid, remotePort: offered });
+    const woke = exporter.call('evtchn.wait', { port: offered, count: 3 });
+    for (let i = 0; i < 3; i++) await importer.call('evtchn.send', { port: bound });
+    expect(await woke).toEqual({ received: 3 });
+    expect(await importer.call('evtchn.status', { port: bound })).toMatchObject({ state: 'interdomain', remoteDom: exporter.domid, remotePort: offered });
+    await importer.call('evtchn.close', { port: bound });
+    expect(await exporter.call('evtchn.status', { port: offered })).toMatchObject({ state: 'unbound' });
+
+    // ECHO: a routed peer round trip, answered by the peer's kernel.
+    expect(await importer.call('echo', { dst: exporter.domid, bytes: 100_000 })).toEqual({ bytes: 100_000 });
+  });
+
   it('(c) a write through a read-only mapping faults: the VM process dies with SIGSEGV or SIGBUS', async () => {
     const run = await startRun();
     const [exporter, importer] = await Promise.all([startVm(run, 'exporter'), startVm(run, 'importer')]);
