@@ -38,6 +38,9 @@ import { ShadowFd } from './shadow.ts';
 /** Owner used when a caller names none. */
 export const DEFAULT_OWNER = 'default';
 
+/** How many freed exports waitReleased remembers. */
+const RECENTLY_FREED = 65_536;
+
 /** Options of exportRemote. */
 export interface ExportOptions {
   /** Private data (default empty); over the limit: ERR_PRIV_TOO_LARGE. */
@@ -101,6 +104,8 @@ export class Exporter {
   private readonly exports = new Map<string, ExportedBuffer>();
   /** Importable (or unexport-scheduled) exports by buffer and importer: the re-export fast path. */
   private readonly live = new Map<DmaBuf, Map<number, ExportedBuffer>>();
+  /** Keys of recently freed exports (oldest first), so a late waitReleased still learns they are released. */
+  private readonly recentlyFreed = new Set<string>();
   /** exportRemote calls in flight per (buffer, importer), so that concurrent calls share one id. */
   private readonly inflight = new Map<string, Promise<Hid>>();
   private readonly counters = {
@@ -176,13 +181,16 @@ export class Exporter {
   /**
    * Resolves when the export is freed (every fd released, every grant
    * ended, pages freed), like gntdev's EXP_WAIT_RELEASED; ERR_TIMEOUT after
-   * timeoutMs. An id that is not (or no longer) a live export gives
-   * ERR_UNKNOWN_BUFFER, as gntdev's -ENOENT: for an id known to be valid
-   * that means it is already released.
+   * timeoutMs. An export freed recently (the last 65,536) resolves at once;
+   * an id never exported, or freed long ago, gives ERR_UNKNOWN_BUFFER (as
+   * gntdev's -ENOENT, which "for valid file descriptors must not be treated
+   * as error").
    */
   async waitReleased(hid: Hid, timeoutMs?: number): Promise<void> {
     if (hid.dom !== this.host.domid) throw new ProtocolError('ERR_NOT_EXPORTER', `${formatHid(hid)} was exported by dom${hid.dom}`);
-    const entry = this.exports.get(hidKey(hid));
+    const key = hidKey(hid);
+    const entry = this.exports.get(key);
+    if (!entry && this.recentlyFreed.has(key)) return;
     if (!entry) throw new ProtocolError('ERR_UNKNOWN_BUFFER', `no export ${formatHid(hid)} (already released, or never existed)`);
     if (timeoutMs === undefined) return entry.freed;
     let timer: NodeJS.Timeout | undefined;
@@ -433,6 +441,8 @@ export class Exporter {
       buf: entry.buf, attachment: entry.attachment, sgt: entry.sgt, hid: entry.hid, dataRefs: entry.dataRefs, directory: entry.directory,
     }).then(() => {
       this.exports.delete(entry.key);
+      this.recentlyFreed.add(entry.key);
+      if (this.recentlyFreed.size > RECENTLY_FREED) this.recentlyFreed.delete(this.recentlyFreed.values().next().value!);
       entry.markFreed();
       this.counters.freed++;
     });

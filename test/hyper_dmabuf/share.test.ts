@@ -1,0 +1,89 @@
+/**
+ * In-process pair: export, import through the contiguous view, read-write,
+ * both directory formats with scattered pages and offsets, unexport and
+ * release, and the one-batch mapping.
+ */
+import { describe, expect, it } from 'vitest';
+import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
+import { ExportState, ImportState } from '../../src/hyper_dmabuf/index.ts';
+import { checkPattern, expectClean, fillPattern, startWorld } from './world.ts';
+
+describe('sharing a buffer between two domains', () => {
+  it('exports, imports with no copy, unexports and frees everything', async () => {
+    const w = await startWorld(2);
+    const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
+    const buf = a.driver.heap.alloc(1920 * 1080 * 4);
+    const src = await buf.vmap();
+    fillPattern(src);
+    const hid = await a.driver.exportRemote(buf, b.domid, { priv: Uint8Array.from([1, 2, 3]) });
+    expect(hid.dom).toBe(a.domid);
+    // The importer registered it before the exporter got its answer: the event is already queued.
+    const ev = b.driver.tryReadEvent();
+    expect(ev).toMatchObject({ type: 'new_import', exporter: a.domid, size: 1920 * 1080 * 4, nents: 2025, update: false, droppedBefore: 0 });
+    expect(Array.from(ev!.priv)).toEqual([1, 2, 3]);
+
+    const fd = await b.driver.exportFd(ev!.hid);
+    const view = await fd.vmap();
+    expect(view.byteLength).toBe(1920 * 1080 * 4);
+    expect(checkPattern(view)).toBe(-1);
+    // No copy: a write by the exporter is seen at once by the importer.
+    src[12345] ^= 0xff;
+    expect(view[12345]).toBe(src[12345]);
+    src[12345] ^= 0xff;
+    const info = b.driver.importer.find(hid)!.mapInfo!;
+    expect(info).toEqual({ dirPages: 3, dirRounds: 2, dataMapRequests: 1 });
+    expect(b.driver.query(hid)).toMatchObject({ type: 'imported', exporter: a.domid, importer: b.domid, busy: true, state: ImportState.Mapped });
+    expect(a.driver.query(hid)).toMatchObject({ type: 'exported', busy: true, unexported: false, delayedUnexported: false, privSize: 3 });
+
+    await a.driver.unexport(hid);
+    expect(a.driver.query(hid).state).toBe(ExportState.WaitingRelease);
+    expect(view[0]).toBe(src[0]);
+    await fd.put();
+    expect(view.byteLength).toBe(0);
+    await a.driver.waitReleased(hid, 10_000);
+    await buf.vunmap(src);
+    await buf.put();
+    expectClean(w);
+  });
+
+  it.each(['multilevel', 'linked'] as DirFormat[])('shares a scattered 3840x2160x4 buffer through the %s directory', async (format) => {
+    const w = await startWorld(2, { memPages: 20_000 });
+    const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
+    const buf = a.driver.heap.alloc(3840 * 2160 * 4, { scattered: true });
+    const src = await buf.vmap();
+    fillPattern(src, 3);
+    const hid = await a.driver.exportRemote(buf, b.domid, { dirFormat: format });
+    const fd = await b.driver.exportFd(hid);
+    const view = await fd.vmap();
+    expect(checkPattern(view, 3)).toBe(-1);
+    const info = b.driver.importer.find(hid)!.mapInfo!;
+    expect(info.dataMapRequests).toBe(1);
+    expect(info.dirPages).toBe(format === 'multilevel' ? 1 + 8 : 8);
+    expect(info.dirRounds).toBe(format === 'multilevel' ? 2 : 8);
+    await fd.put();
+    await a.driver.unexport(hid);
+    await a.driver.waitReleased(hid, 10_000);
+    await buf.vunmap(src);
+    await buf.put();
+    expectClean(w);
+  });
+
+  it('lets the importer write a read-write export, and the exporter read it', async () => {
+    const w = await startWorld(2);
+    const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
+    const buf = a.driver.heap.alloc(10_000, { firstOffset: 123, scattered: true });
+    const hid = await a.driver.exportRemote(buf, b.domid, { access: 'rw' });
+    const fd = await b.driver.exportFd(hid);
+    const view = await fd.vmap();
+    expect(view.byteLength).toBe(10_000);
+    fillPattern(view, 9);
+    const src = await buf.vmap();
+    expect(checkPattern(src, 9)).toBe(-1);
+    await buf.vunmap(src);
+    await fd.put();
+    await a.driver.unexport(hid);
+    await a.driver.waitReleased(hid);
+    await buf.put();
+    expectClean(w);
+  });
+});
