@@ -78,14 +78,22 @@ export class PageAllocator {
     this.next = new Int32Array(memPages);
     this.prev = new Int32Array(memPages);
     this.state.fill(FrameState.Reserved, 0, reserved);
-    // Seed the free lists greedily with the largest aligned blocks that fit.
+    // Seed the free lists greedily with the largest aligned blocks that fit,
+    // pushed highest first so that blocks come off the lists in ascending
+    // address order: successive chunks of a fresh buffer are then adjacent
+    // and merge into long runs (fewer mmaps for an importer).
+    const blocks: Array<[number, number]> = [];
     let f = reserved;
     while (f < memPages) {
       let k = MAX_ORDER;
       while (k > 0 && (f % (1 << k) !== 0 || f + (1 << k) > memPages)) k--;
-      this.push(f, k);
-      this.nFree += 1 << k;
+      blocks.push([f, k]);
       f += 1 << k;
+    }
+    for (let i = blocks.length - 1; i >= 0; i--) {
+      const [first, k] = blocks[i]!;
+      this.push(first, k);
+      this.nFree += 1 << k;
     }
   }
 

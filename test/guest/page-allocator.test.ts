@@ -165,3 +165,11 @@ describe('PageAllocator', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
   });
 });
+
+describe('PageAllocator run structure', () => {
+  it('a fresh allocator serves a large buffer as one long run', () => {
+    const alloc = new PageAllocator(65536, { scrub: () => undefined });
+    // Frames 1..255 are small blocks (frame 0 is reserved); from 256 on, 1 MiB blocks in ascending order.
+    expect(countRuns(alloc.alloc(16384))).toBe(1);
+  });
+});
