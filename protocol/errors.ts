@@ -43,6 +43,10 @@ export const ErrorCodes = {
   ERR_MAP_FAILED: 'The importer could not map the directory or data pages; the fd was not created.',
   ERR_NO_COMMON_FORMAT: 'The peers support no common gref directory format.',
   ERR_BUSY: 'The object is in use and cannot be released now (e.g. detaching a still-mapped attachment).',
+  // Cross-VM fences (SPEC.md fence section)
+  ERR_FENCE_UNKNOWN_TIMELINE: 'No timeline with this id is shared by the sender with the receiver (never shared, or already unshared).',
+  ERR_FENCE_BAD_PAGE: 'The timeline page does not hold a valid header (magic, version or slot count).',
+  ERR_FENCE_SETUP_FAILED: 'The observer could not map the timeline page or bind the event channel; nothing was left mapped or bound.',
   // Local (never on the wire; raised by a client library)
   ERR_TIMEOUT: 'Local: no reply arrived within the request timeout.',
   ERR_CLOSED: 'Local: the connection closed while the request was pending.',

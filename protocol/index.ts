@@ -11,5 +11,7 @@ export * from './version.ts';
 export * as control from './messages/control.ts';
 export * as dmabuf from './messages/dmabuf.ts';
 export * as evtchn from './messages/evtchn.ts';
+export * as fence from './messages/fence.ts';
 export * as grant from './messages/grant.ts';
 export * as session from './messages/session.ts';
+export * as sim from './messages/sim.ts';
