@@ -65,6 +65,8 @@ export interface Guest {
   readonly client: HvClient;
   /** The guest's own view of its grant table. */
   readonly table: GrantTableView;
+  /** The memory under `table`, for writing entries the way a misbehaving guest would. */
+  readonly tableBuf: ArrayBuffer;
   /** The guest's RAM, read-write. */
   readonly ram: Uint8Array;
 }
@@ -75,10 +77,11 @@ export async function startGuest(hv: Backend, opts: { name?: string; memPages?: 
     name: opts.name ?? 'guest', memPages: opts.memPages ?? 256,
     ...(opts.maxGrantFrames !== undefined ? { maxGrantFrames: opts.maxGrantFrames } : {}),
   });
-  const table = new GrantTableView(mapWhole(created.grantTablePath, created.maxGrantFrames));
+  const tableBuf = mapWhole(created.grantTablePath, created.maxGrantFrames);
+  const table = new GrantTableView(tableBuf);
   const ramBuf = mapWhole(created.ramPath, opts.memPages ?? 256);
   const client = opts.connect === false ? (undefined as unknown as HvClient) : await connect(hv, created.domid, created.token);
-  return { domid: created.domid, created, client, table, ram: new Uint8Array(ramBuf) };
+  return { domid: created.domid, created, client, table, tableBuf, ram: new Uint8Array(ramBuf) };
 }
 
 /** Maps a whole shm file read-write (unmapped in afterEach, after the clients close). */

@@ -1,0 +1,78 @@
+/** GNTTAB_COPY: both directions, bounds, and the grant rules on each side. */
+import { describe, expect, it } from 'vitest';
+import { GNTCOPY, GNTMAP, GNTST, GTF, PAGE_SIZE } from '../../protocol/index.ts';
+import { GNTTAB_COPY, GNTTAB_MAP_GRANT_REF, GNTTAB_UNMAP_GRANT_REF } from '../../protocol/messages/grant.ts';
+import { startBackend, startGuest, type Guest } from './helpers.ts';
+
+type Op = { source: { ref: number; dom: number; offset: number }; dest: { ref: number; dom: number; offset: number }; len: number; flags: number };
+
+function copy(g: Guest, ops: Op[]) {
+  return g.client.call(GNTTAB_COPY, { ops });
+}
+
+describe('grant copy', () => {
+  it('copies from a granted page into my frame and from my frame into a writable grant', async () => {
+    const hv = await startBackend();
+    const a = await startGuest(hv);
+    const b = await startGuest(hv);
+    a.ram.fill(0xab, 3 * PAGE_SIZE, 4 * PAGE_SIZE);
+    a.table.publish(1, b.domid, 3, true);   // read-only grant of frame 3
+    a.table.publish(2, b.domid, 4, false);  // writable grant of frame 4
+    b.ram.fill(0x5c, 7 * PAGE_SIZE + 100, 7 * PAGE_SIZE + 200);
+    const res = await copy(b, [
+      { source: { ref: 1, dom: a.domid, offset: 10 }, dest: { ref: 6, dom: b.domid, offset: 0 }, len: 4086, flags: GNTCOPY.source_gref },
+      { source: { ref: 7, dom: b.domid, offset: 100 }, dest: { ref: 2, dom: a.domid, offset: 4000 }, len: 96, flags: GNTCOPY.dest_gref },
+    ]);
+    expect(res.status).toEqual([GNTST.okay, GNTST.okay]);
+    expect(b.ram.subarray(6 * PAGE_SIZE, 6 * PAGE_SIZE + 4086).every((x) => x === 0xab)).toBe(true);
+    expect(b.ram[6 * PAGE_SIZE + 4086]).toBe(0);
+    expect(a.ram.subarray(4 * PAGE_SIZE + 4000, 5 * PAGE_SIZE).every((x) => x === 0x5c)).toBe(true);
+    expect(a.ram[4 * PAGE_SIZE + 3999]).toBe(0);
+    // The temporary pins are gone.
+    expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access | GTF.readonly);
+    expect(a.table.loadHeader(2).flags).toBe(GTF.permit_access);
+  });
+
+  it('checks bounds, grantee, read-only destination, frames, and domains per op', async () => {
+    const hv = await startBackend();
+    const a = await startGuest(hv, { memPages: 16 });
+    const b = await startGuest(hv, { memPages: 16 });
+    const c = await startGuest(hv, { memPages: 16 });
+    a.table.publish(1, b.domid, 3, true);
+    a.table.publish(2, c.domid, 4, false);
+    const mine = (ref: number, offset = 0) => ({ ref, dom: b.domid, offset });
+    const theirs = (ref: number, offset = 0) => ({ ref, dom: a.domid, offset });
+    const res = await copy(b, [
+      { source: theirs(1, 4000), dest: mine(1), len: 97, flags: GNTCOPY.source_gref },          // crosses the page
+      { source: theirs(1), dest: mine(1, 4095), len: 2, flags: GNTCOPY.source_gref },           // dest crosses the page
+      { source: mine(1), dest: theirs(1), len: 8, flags: GNTCOPY.dest_gref },                   // read-only as dest
+      { source: theirs(2), dest: mine(1), len: 8, flags: GNTCOPY.source_gref },                 // granted to c
+      { source: theirs(0), dest: mine(1), len: 8, flags: GNTCOPY.source_gref },                 // ref 0
+      { source: { ref: 1, dom: 999, offset: 0 }, dest: mine(1), len: 8, flags: GNTCOPY.source_gref }, // no such domain
+      { source: mine(16), dest: mine(1), len: 8, flags: 0 },                                     // frame outside my RAM
+      { source: { ref: 3, dom: a.domid, offset: 0 }, dest: mine(1), len: 8, flags: 0 },          // a's frame, not a grant
+      { source: theirs(1), dest: mine(1), len: 0, flags: GNTCOPY.source_gref },                  // empty copy is fine
+    ]);
+    expect(res.status).toEqual([
+      GNTST.bad_copy_arg, GNTST.bad_copy_arg, GNTST.permission_denied, GNTST.permission_denied, GNTST.bad_gntref,
+      GNTST.bad_domain, GNTST.bad_page, GNTST.permission_denied, GNTST.okay,
+    ]);
+    expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access | GTF.readonly);
+  });
+
+  it('copies through a grant that is also mapped, keeping the mapping\'s busy bits', async () => {
+    const hv = await startBackend();
+    const a = await startGuest(hv);
+    const b = await startGuest(hv);
+    a.table.publish(1, b.domid, 2, false);
+    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    b.ram.fill(7, 0, 16);
+    const res = await copy(b, [{ source: { ref: 0, dom: b.domid, offset: 0 }, dest: { ref: 1, dom: a.domid, offset: 0 }, len: 16, flags: GNTCOPY.dest_gref }]);
+    expect(res.status).toEqual([GNTST.okay]);
+    expect(Array.from(a.ram.subarray(2 * PAGE_SIZE, 2 * PAGE_SIZE + 16))).toEqual(Array(16).fill(7));
+    // The read-only mapping remains: GTF_reading stays, the copy's GTF_writing is gone.
+    expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access | GTF.reading);
+    await b.client.call(GNTTAB_UNMAP_GRANT_REF, { handles: m.handle });
+    expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access);
+  });
+});
