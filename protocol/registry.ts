@@ -12,7 +12,7 @@ import * as session from './messages/session.ts';
 import * as sim from './messages/sim.ts';
 
 /** Declaration modules, in the order SPEC.md presents them. */
-export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>> = [session, grant, evtchn, control, dmabuf, fence];
+export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>> = [session, grant, evtchn, control, dmabuf, fence, sim];
 
 function collect(): ReadonlyMap<string, MessageDecl> {
   const all = new Map<string, MessageDecl>();
