@@ -14,7 +14,7 @@ import { codeOf, expectClean, startWorld } from './world.ts';
 
 const wrongKey = <T extends { key: Uint8Array }>(hid: T): T => {
   const key = Uint8Array.from(hid.key);
-  key[15] ^= 1;
+  key[15] = key[15]! ^ 1;
   return { ...hid, key };
 };
 
@@ -88,7 +88,7 @@ describe('access control', () => {
     const w = await startWorld(2, [{}, { driver: { maxPages: 100, formats: ['linked'] } }]);
     const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
     const hid = a.driver.exporter['ids'].allocate();
-    const ok = { hid, nents: 2, firstOffset: 0, lastLength: 4096, dirRef: 9, dirFormat: 'linked' as const, access: 'ro' as const, priv: new Uint8Array(0) };
+    const ok = { hid, nents: 2, firstOffset: 0, lastLength: 4096, dirRef: 9, dirFormat: 'linked' as 'linked' | 'multilevel', access: 'ro' as const, priv: new Uint8Array(0) };
     const send = (over: Partial<typeof ok>) => codeOf(a.kernel.hv.peerRequest(DMABUF_EXPORT, b.domid, { ...ok, ...over }));
     expect(await send({ nents: 101 })).toBe('ERR_BUFFER_TOO_LARGE');
     expect(await send({ dirFormat: 'multilevel' })).toBe('ERR_BAD_DIRECTORY');
