@@ -73,8 +73,13 @@ async function main(): Promise<void> {
     exit(1, 'unhandled rejection');
   });
   const ready = { type: 'ready' as const, url: backend.url, controlToken: backend.controlToken, runTag: backend.runTag, pid: process.pid };
-  if (process.send) process.send(ready);
-  else process.stdout.write(`${JSON.stringify(ready)}\n`);
+  if (process.send) {
+    // A parent that died before we got here never fires 'disconnect'.
+    if (!process.connected) return exit(0, 'parent gone before ready');
+    process.send(ready);
+  } else {
+    process.stdout.write(`${JSON.stringify(ready)}\n`);
+  }
 }
 
 main().catch((e: unknown) => {
