@@ -12,11 +12,10 @@
  * more than the map itself. The arrays cover `nrFrames * 512` entries and
  * grow with GNTTAB_SETUP_TABLE.
  */
-import { MAX_PIN_COUNT } from '../../protocol/index.ts';
 
 /** Pinned-entry shadow of one granting domain's grant table. */
 export class ActiveGrants {
-  /** Read-only mappings of the entry (Xen's host-read-only pin counter). At most MAX_PIN_COUNT. */
+  /** Read-only mappings of the entry (Xen's host-read-only pin counter). At most MAX_PIN_COUNT (grant-pin.ts). */
   pinR: Uint8Array;
   /** Writable mappings of the entry (Xen's host-writable pin counter). At most MAX_PIN_COUNT. */
   pinW: Uint8Array;
@@ -59,9 +58,6 @@ export class ActiveGrants {
     return n;
   }
 }
-
-/** Highest pin count of each counter, re-exported for the map path. */
-export const PIN_LIMIT = MAX_PIN_COUNT;
 
 function grown<T extends Uint8Array | Uint16Array | Uint32Array>(from: T, to: T): T {
   to.set(from);
