@@ -1,0 +1,18 @@
+/**
+ * Cross-VM fences: timelines whose signalled state lives in a page shared
+ * read-only with observers, event-channel wake-ups, export and import of
+ * fences and sync_files between domains. See protocol/spec-notes/fence.md.
+ */
+export * from './errno.ts';
+export * from './errors.ts';
+export * from './timeline-page.ts';
+export * from './slot-table.ts';
+export * from './shared-timeline.ts';
+export * from './remote-fence.ts';
+export * from './remote-timeline.ts';
+export * from './timeline-owner.ts';
+export * from './timeline-observer.ts';
+export * from './import-inbox.ts';
+export * from './fence-bridge.ts';
+export * from './fence-host.ts';
+export type { FenceKernel } from './host-kernel.ts';
