@@ -15,6 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Backend, type BackendOptions } from '../src/hv/backend.ts';
+import { startChildTrace } from './trace/child-trace.ts';
 
 function options(): BackendOptions {
   const { values } = parseArgs({
@@ -45,6 +46,8 @@ function options(): BackendOptions {
 }
 
 async function main(): Promise<void> {
+  // With HDMABUF_TRACE=1 (set by the launcher for --trace), records every frame for the run's trace.
+  startChildTrace('server');
   const backend = await Backend.start(options());
   let exiting = false;
   const exit = (code: number, why: string): void => {

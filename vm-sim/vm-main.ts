@@ -17,6 +17,8 @@ import { GuestKernel } from '../src/guest/kernel.ts';
 import { CommandRegistry, type VmContext } from './process/commands.ts';
 import { isTyped, toIpcError, type CallMessage, type ResultMessage, type VmEventMessage, type VmReadyMessage } from './process/ipc.ts';
 import { vmModules } from './process/modules.ts';
+import { childTrace, startChildTrace } from './trace/child-trace.ts';
+import { nowUs } from './trace/clock.ts';
 import { parseVmConfig, VM_CONFIG_ENV } from './process/vm-config.ts';
 
 /** Process lifecycle. */
@@ -52,6 +54,7 @@ async function exit(code: number, why: string): Promise<never> {
 }
 
 async function serve(msg: CallMessage): Promise<void> {
+  const t0 = nowUs();
   let result: ResultMessage;
   try {
     if (!ctx || state !== 'serving') throw Object.assign(new Error(`vm is ${state}`), { code: 'ERR_STATE' });
@@ -60,6 +63,7 @@ async function serve(msg: CallMessage): Promise<void> {
   } catch (e) {
     result = { type: 'result', id: msg.id, ok: false, error: toIpcError(e) };
   }
+  childTrace()?.span(msg.cmd, 'cmd', t0, result.ok ? undefined : { error: result.error.code });
   try {
     send(result);
   } catch (e) {
@@ -81,6 +85,8 @@ async function main(): Promise<void> {
     if (isTyped(msg) && msg.type === 'call') void serve(msg as unknown as CallMessage);
   });
 
+  // Before the kernel connects: the trace must see the connection's first frame (HELLO).
+  startChildTrace('client');
   const config = parseVmConfig(process.env[VM_CONFIG_ENV]);
   const wanted = config.modules ? new Set(config.modules) : undefined;
   for (const mod of vmModules) if (!wanted || wanted.has(mod.name)) registry.add(mod);

@@ -1,0 +1,153 @@
+/**
+ * Timed loops for the benchmarks (vm-sim/bench), run inside the VMs so
+ * that the launcher's IPC is never part of a measurement. Every time is in
+ * microseconds on the shared trace clock (performance.timeOrigin +
+ * performance.now()), so a start taken in one VM and an end taken in
+ * another can be subtracted.
+ *
+ *   bench.echo {dst, bytes, iterations, warmup}        sequential ECHO round trips -> samples
+ *   bench.echoBytes {dst, total, chunk, trials}        `total` bytes as ECHO chunks, all in flight -> samples
+ *   bench.handoff {to, hid, iterations, warmup, check} sequential SIM_FRAME_HANDOFF round trips -> samples
+ *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
+ *   bench.shareStart {buf, to}                         t0, then export -> {t0, hid}
+ *   bench.importNext {timeoutMs}                       next NEW_IMPORT, open an fd, vmap -> {t1, hid, fd}
+ *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD, directory, map) -> samples, frames, ramPath
+ *   bench.mapDirect {ramPath, frames, iterations}      the addon's mapPages of the same frames -> samples
+ */
+import { closeSync, openSync } from 'node:fs';
+import { encodeFrame } from '../../protocol/codec.ts';
+import { ECHO } from '../../protocol/messages/session.ts';
+import { SIM_FRAME_HANDOFF, FRAME_CHECKS, type FrameCheck } from '../../protocol/messages/sim.ts';
+import { nativeMem } from '../../src/memory/native.ts';
+import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
+import { nowUs } from '../trace/clock.ts';
+import { argInt, argU32s } from './args.ts';
+import type { CommandHandler } from './commands.ts';
+import { argHid, fdOfHid, simState } from './sim-state.ts';
+
+const MiB = 1024 * 1024;
+
+async function timed(iterations: number, warmup: number, fn: () => Promise<unknown>): Promise<Float64Array> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const samples = new Float64Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const t0 = nowUs();
+    await fn();
+    samples[i] = nowUs() - t0;
+  }
+  return samples;
+}
+
+/** The commands. */
+export const simBenchCommands: Record<string, CommandHandler> = {
+  'bench.echo': async (ctx, args) => {
+    const dst = argInt(args, 'dst');
+    const payload = new Uint8Array(argInt(args, 'bytes'));
+    const samples = await timed(argInt(args, 'iterations', 200), argInt(args, 'warmup', 20), () => ctx.kernel.hv.peerRequest(ECHO, dst, { payload }));
+    return { samples };
+  },
+
+  'bench.echoBytes': async (ctx, args) => {
+    const dst = argInt(args, 'dst');
+    const total = argInt(args, 'total');
+    const chunk = Math.min(argInt(args, 'chunk', 8 * MiB), 8 * MiB);
+    // Built before timing: the baseline is the transport, not the making of the bytes.
+    const data = new Uint8Array(total).fill(0x5a);
+    const chunks: Uint8Array[] = [];
+    for (let off = 0; off < total; off += chunk) chunks.push(data.subarray(off, Math.min(total, off + chunk)));
+    const samples = await timed(argInt(args, 'trials', 5), argInt(args, 'warmup', 1), async () => {
+      const replies = await Promise.all(chunks.map((payload) => ctx.kernel.hv.peerRequest(ECHO, dst, { payload }, 60_000)));
+      let got = 0;
+      for (const r of replies) got += r.payload.byteLength;
+      if (got !== total) throw Object.assign(new Error(`echoed ${got} of ${total} bytes`), { code: 'ERR_INTERNAL' });
+    });
+    return { samples, chunks: chunks.length };
+  },
+
+  'bench.handoff': async (ctx, args) => {
+    const to = argInt(args, 'to');
+    const hid = argHid(args);
+    const check = (typeof args.check === 'string' && (FRAME_CHECKS as readonly string[]).includes(args.check) ? args.check : 'stamp') as FrameCheck;
+    let frame = argInt(args, 'firstFrame', 1);
+    const samples = await timed(argInt(args, 'iterations', 200), argInt(args, 'warmup', 20), async () => {
+      const r = await ctx.kernel.hv.peerRequest(SIM_FRAME_HANDOFF, to, { hid, frame: frame++, check });
+      if (!r.ok && check !== 'none') throw Object.assign(new Error(`handoff of frame ${frame - 1} failed its check at byte ${r.badOffset}`), { code: 'ERR_INTERNAL' });
+    });
+    return { samples };
+  },
+
+  'bench.frameSizes': (ctx, args) => {
+    const to = argInt(args, 'to');
+    const hid = argHid(args);
+    const v = ctx.kernel.hv.version;
+    const id = 1000;
+    const handoff = encodeFrame({ v, kind: 'req', type: SIM_FRAME_HANDOFF.type, id, dst: to, body: { hid, frame: 1000, check: 'stamp' } }).byteLength;
+    const emptyEcho = encodeFrame({ v, kind: 'req', type: ECHO.type, id, dst: to, body: { payload: new Uint8Array(0) } }).byteLength;
+    // ECHO payloads under 256 bytes take a 2-byte bin header, as the empty one does.
+    return { handoffFrameBytes: handoff, emptyEchoFrameBytes: emptyEcho, echoPayloadForSameSize: Math.max(0, handoff - emptyEcho) };
+  },
+
+  'bench.shareStart': async (ctx, args) => {
+    const s = simState(ctx);
+    const held = s.stores.bufs.get(args.buf);
+    const t0 = nowUs();
+    const hid = await s.driver.exportRemote(held.buf, argInt(args, 'to'));
+    return { t0, exportedAt: nowUs(), hid: hidKey(hid) };
+  },
+
+  'bench.importNext': async (ctx, args) => {
+    const s = simState(ctx);
+    const ev = await s.driver.readEvent({ timeoutMs: argInt(args, 'timeoutMs', 30_000) });
+    const t0 = nowUs();
+    const fd = await s.driver.exportFd(ev.hid);
+    const view = await fd.vmap();
+    const t1 = nowUs();
+    // Kept in the dmabuf module's store: released with dmabuf.release like any fd.
+    const id = s.stores.fds.add({ buf: fd, view });
+    return { t1, eventAt: t0, hid: hidKey(ev.hid), fd: id, bytes: view.byteLength };
+  },
+
+  'bench.mapImported': async (ctx, args) => {
+    const s = simState(ctx);
+    const hid = argHid(args);
+    if (fdOfHid(s, hidKey(hid))) throw Object.assign(new Error(`${formatHid(hid)} is open here: release it first so that each open maps afresh`), { code: 'ERR_STATE' });
+    let frames: Uint32Array | undefined;
+    let ramPath = '';
+    const samples = await timedWithCleanup(argInt(args, 'iterations', 10), async () => {
+      const fd = await s.driver.exportFd(hid);
+      return async () => {
+        const m = s.driver.importer.find(hid)?.mapping;
+        if (m && !frames) { frames = Uint32Array.from(m.frames); ramPath = m.ramPath; }
+        await fd.put();
+      };
+    });
+    return { samples, frames: frames ?? new Uint32Array(0), ramPath };
+  },
+
+  'bench.mapDirect': async (_ctx, args) => {
+    const frames = argU32s(args, 'frames');
+    if (typeof args.ramPath !== 'string') throw Object.assign(new Error('argument ramPath must be a path'), { code: 'ERR_BAD_ARGUMENT' });
+    const fd = openSync(args.ramPath, 'r');
+    try {
+      const samples = await timedWithCleanup(argInt(args, 'iterations', 10), async () => {
+        const view = nativeMem.mapPages(fd, frames, false);
+        return () => { nativeMem.unmap(view); };
+      });
+      return { samples, runs: nativeMem.countRuns(frames) };
+    } finally {
+      closeSync(fd);
+    }
+  },
+};
+
+/** Times only `fn`; the cleanup it returns runs untimed before the next iteration. */
+async function timedWithCleanup(iterations: number, fn: () => Promise<() => unknown>): Promise<Float64Array> {
+  const samples = new Float64Array(iterations);
+  for (let i = 0; i < iterations; i++) {
+    const t0 = nowUs();
+    const cleanup = await fn();
+    samples[i] = nowUs() - t0;
+    await cleanup();
+  }
+  return samples;
+}

@@ -1,0 +1,179 @@
+/**
+ * Writes a run's records as Chrome trace event JSON (the "JSON Object
+ * Format" that Perfetto and chrome://tracing open).
+ *
+ * Layout: one process track per OS process, named (launcher, hv, each VM by
+ * domain name). In each:
+ *   - thread 1 "messages": a zero-length slice per frame sent or received,
+ *     joined across processes by flow arrows (s, t, f events) from the
+ *     sender to the receiver, through hv for routed messages;
+ *   - threads "ops N": one slice per operation (a scenario step, a VM
+ *     command, a drawing or a check);
+ *   - threads "rpc N": one slice per request, from the request to its
+ *     reply, on both ends (the requester waiting, the handler working).
+ * Overlapping slices go to separate lanes (lanes.ts), at most MAX_LANES per
+ * kind and process; the count of slices that found no lane is reported in
+ * otherData.droppedSlices.
+ */
+import { groupFlows } from './flows.ts';
+import { assignLanes } from './lanes.ts';
+import type { SpanRecord, TraceRecord, WireRecord } from './records.ts';
+
+/** A process of the run, as it appears in the trace. */
+export interface TraceProcess {
+  readonly pid: number;
+  /** Track name, e.g. "hv", "render (dom1)". */
+  readonly name: string;
+  /** Sort order of tracks (launcher 0, hv 1, VMs by domain). */
+  readonly sortIndex: number;
+}
+
+/** One Chrome trace event. */
+export interface ChromeEvent {
+  name: string;
+  ph: string;
+  pid: number;
+  tid: number;
+  ts?: number;
+  dur?: number;
+  cat?: string;
+  id?: number;
+  bp?: string;
+  args?: Record<string, unknown>;
+}
+
+/** The file's top-level object. */
+export interface ChromeTrace {
+  traceEvents: ChromeEvent[];
+  displayTimeUnit: 'ms' | 'ns';
+  otherData: Record<string, unknown>;
+}
+
+/** Most lanes of each kind per process. */
+export const MAX_LANES = 24;
+const MESSAGES_TID = 1;
+const OPS_TID = 2;
+const RPC_TID = 100;
+
+interface Slice extends SpanRecord {
+  /** Which lane family. */
+  readonly family: 'ops' | 'rpc';
+}
+
+/** Builds the trace. Timestamps become microseconds since `baseUs` (the run's start). */
+export function toChromeTrace(records: readonly TraceRecord[], processes: readonly TraceProcess[], baseUs: number, meta: Record<string, unknown> = {}): ChromeTrace {
+  const known = new Set(processes.map((p) => p.pid));
+  const wire = records.filter((r): r is WireRecord => r.k === 'w' && known.has(r.pid));
+  const spans = records.filter((r): r is SpanRecord => r.k === 's' && known.has(r.pid));
+  const events: ChromeEvent[] = [];
+  const rel = (ts: number): number => Math.round((ts - baseUs) * 1000) / 1000;
+
+  for (const p of processes) {
+    events.push({ name: 'process_name', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { name: p.name } });
+    events.push({ name: 'process_sort_index', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { sort_index: p.sortIndex } });
+    events.push({ name: 'thread_name', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { name: 'messages' } });
+    events.push({ name: 'thread_sort_index', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { sort_index: 0 } });
+  }
+
+  events.push(...messageSlices(wire, rel));
+  const flows = flowEvents(wire, rel);
+  events.push(...flows.events);
+
+  const slices: Slice[] = [...spans.map((s) => ({ ...s, family: 'ops' as const })), ...rpcSlices(wire)];
+  const dropped = laneSlices(slices, rel, events);
+
+  return {
+    traceEvents: events,
+    displayTimeUnit: 'ms',
+    otherData: { ...meta, clock: 'performance.timeOrigin + performance.now(), microseconds, relative to the run start', baseUs, droppedSlices: dropped, flows: flows.count },
+  };
+}
+
+function messageLabel(r: WireRecord): string {
+  const what = r.kind === 'res' ? ' (reply)' : r.kind === 'err' ? ` (error ${r.code ?? ''})` : r.kind === 'evt' ? ' (event)' : '';
+  return `${r.dir === 'out' ? 'send' : 'recv'} ${r.type}${what}`;
+}
+
+/** A zero-length slice per frame, on the messages thread (flows bind to them). */
+function messageSlices(wire: readonly WireRecord[], rel: (ts: number) => number): ChromeEvent[] {
+  return wire.map((r) => ({
+    name: messageLabel(r), cat: 'wire', ph: 'X', pid: r.pid, tid: MESSAGES_TID, ts: rel(r.ts), dur: 0,
+    args: {
+      kind: r.kind, id: r.id, conn: r.conn, ...(r.dom !== undefined ? { domain: r.dom } : {}),
+      ...(r.src !== undefined ? { src: r.src } : {}), ...(r.dst !== undefined ? { dst: r.dst } : {}),
+      ...(r.code !== undefined ? { code: r.code } : {}),
+    },
+  }));
+}
+
+/** s/t/f events per message seen by at least two processes. */
+function flowEvents(wire: readonly WireRecord[], rel: (ts: number) => number): { events: ChromeEvent[]; count: number } {
+  const events: ChromeEvent[] = [];
+  let id = 0;
+  for (const flow of groupFlows(wire)) {
+    if (flow.records.length < 2) continue;
+    id++;
+    const last = flow.records.length - 1;
+    flow.records.forEach((r, i) => {
+      const ph = i === 0 ? 's' : i === last ? 'f' : 't';
+      events.push({ name: flow.type, cat: 'msg', ph, id, pid: r.pid, tid: MESSAGES_TID, ts: rel(r.ts), ...(ph === 's' ? {} : { bp: 'e' }) });
+    });
+  }
+  return { events, count: id };
+}
+
+/** A slice per request, from the request frame to its reply on the same connection. */
+function rpcSlices(wire: readonly WireRecord[]): Slice[] {
+  const open = new Map<string, WireRecord>();
+  const out: Slice[] = [];
+  const sorted = [...wire].sort((a, b) => a.ts - b.ts);
+  for (const r of sorted) {
+    if (r.kind === 'evt') continue;
+    if (r.kind === 'req') {
+      open.set(`${r.pid}/${r.conn}/${r.dir}/${r.id}`, r);
+      continue;
+    }
+    const reqDir = r.dir === 'in' ? 'out' : 'in';
+    const key = `${r.pid}/${r.conn}/${reqDir}/${r.id}`;
+    const req = open.get(key);
+    if (!req || req.type !== r.type) continue;
+    open.delete(key);
+    const name = req.dir === 'out' ? r.type : `handle ${r.type}`;
+    out.push({
+      k: 's', family: 'rpc', pid: r.pid, name, cat: 'rpc', ts: req.ts, dur: Math.max(0, r.ts - req.ts),
+      args: { id: req.id, outcome: r.kind === 'err' ? (r.code ?? 'error') : 'ok', ...(req.dst !== undefined ? { dst: req.dst } : {}), ...(req.src !== undefined ? { src: req.src } : {}) },
+    });
+  }
+  return out;
+}
+
+/** Places slices on lanes per process and family; appends X events and thread names; returns how many found no lane. */
+function laneSlices(slices: readonly Slice[], rel: (ts: number) => number, events: ChromeEvent[]): number {
+  const byKey = new Map<string, Slice[]>();
+  for (const s of slices) {
+    const key = `${s.pid}/${s.family}`;
+    let list = byKey.get(key);
+    if (!list) byKey.set(key, (list = []));
+    list.push(s);
+  }
+  let dropped = 0;
+  for (const list of byKey.values()) {
+    const lanes = assignLanes(list, MAX_LANES);
+    const used = new Set<number>();
+    list.forEach((s, i) => {
+      const lane = lanes[i]!;
+      if (lane < 0) { dropped++; return; }
+      const tid = (s.family === 'ops' ? OPS_TID : RPC_TID) + lane;
+      used.add(tid);
+      events.push({ name: s.name, cat: s.cat, ph: 'X', pid: s.pid, tid, ts: rel(s.ts), dur: Math.round(s.dur * 1000) / 1000, ...(s.args ? { args: s.args } : {}) });
+    });
+    const first = list[0]!;
+    for (const tid of used) {
+      const family = tid >= RPC_TID ? 'rpc' : 'ops';
+      const n = tid - (family === 'rpc' ? RPC_TID : OPS_TID) + 1;
+      events.push({ name: 'thread_name', ph: 'M', pid: first.pid, tid, args: { name: `${family} ${n}` } });
+      events.push({ name: 'thread_sort_index', ph: 'M', pid: first.pid, tid, args: { sort_index: tid } });
+    }
+  }
+  return dropped;
+}
