@@ -12,7 +12,7 @@
  *   // on the peer:
  *   const file = await peerHost.takeImport(owner, 1); await file.fence.wait(1000);
  *
- * Close cascade (shutdown): inbox closed (waiters fail) -> imports
+ * Close cascade (shutdown): inbox closed (takers fail) -> imports
  * finalised with -ECANCELED, unmapped, ports closed -> own timelines
  * destroyed (pending points -ENOENT, observers told and unmapped, grants
  * ended, pages freed) -> DOMAIN_DIED listener removed.
@@ -106,6 +106,10 @@ export class FenceHost extends EventEmitter {
   readonly #onPeerDied = (body: EventOf<typeof DOMAIN_DIED>): void => {
     this.owner.onPeerDied(body.domid);
     void this.observer.onOwnerDied(body.domid);
+    this.inbox.peerDied(body.domid);
+  };
+  readonly #onPeerUp = (body: { domid: number }): void => {
+    this.inbox.peerUp(body.domid);
   };
 
   /** Registers the FENCE_* handlers on the kernel's connection (one host per kernel). */
@@ -131,6 +135,7 @@ export class FenceHost extends EventEmitter {
     });
     hv.onEventOf(FENCE_SLOTS_RELEASE, (body, src) => { if (src !== undefined) this.owner.onSlotsRelease(src, body); });
     kernel.on('peerDied', this.#onPeerDied);
+    kernel.on('peerUp', this.#onPeerUp);
   }
 
   get state(): FenceHostState {
@@ -211,9 +216,17 @@ export class FenceHost extends EventEmitter {
    * timeout they stay held until the peer releases them or dies.
    */
   async exportFence(peer: number, what: DmaFence | SyncFile, options: ExportOptions): Promise<void> {
-    const prepared = await this.prepareExport(peer, what);
+    await this.sendExport(await this.prepareExport(peer, what), options);
+  }
+
+  /**
+   * Sends prepared references as one FENCE_EXPORT. Split from
+   * prepareExport so that a producer can hold the slots of a still-pending
+   * fence, start the send, and signal without waiting for the answer.
+   */
+  async sendExport(prepared: PreparedExport, options: ExportOptions): Promise<void> {
     try {
-      await this.#k.hv.peerRequest(FENCE_EXPORT, peer, {
+      await this.#k.hv.peerRequest(FENCE_EXPORT, prepared.peer, {
         cookie: options.cookie,
         fences: prepared.refs,
         ...(options.name !== undefined ? { name: options.name.slice(0, 32) } : {}),
@@ -266,6 +279,7 @@ export class FenceHost extends EventEmitter {
       this.inbox.close();
       await Promise.all([this.observer.closeAll(), this.owner.destroyAll()]);
       this.#k.off('peerDied', this.#onPeerDied);
+      this.#k.off('peerUp', this.#onPeerUp);
       this.#state = FenceHostState.Down;
     })();
     return this.#shuttingDown;

@@ -7,6 +7,7 @@ import type { SyncFile } from '../fence/sync-file.ts';
 import { FenceRemoteError } from './errors.ts';
 
 interface Waiter {
+  src: number;
   resolve: (file: SyncFile) => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout | undefined;
@@ -22,6 +23,8 @@ export class ImportInbox {
   readonly #perSrc = new Map<number, number>();
   readonly #waiters = new Map<string, Waiter>();
   readonly #maxPerSrc: number;
+  // Exporters that died: nothing more can arrive from them, so takers fail at once.
+  readonly #dead = new Set<number>();
   #delivered = 0;
 
   /** @param maxPerSrc most imports of one exporter waiting to be taken */
@@ -86,8 +89,9 @@ export class ImportInbox {
       return Promise.resolve(file);
     }
     if (this.#waiters.has(k)) return Promise.reject(new FenceRemoteError('ERR_BAD_ARGUMENT', `someone already waits for cookie ${cookie} of d${src}`));
+    if (this.#dead.has(src)) return Promise.reject(new FenceRemoteError('ERR_PEER_GONE', `d${src} died; no import with cookie ${cookie} will come`));
     return new Promise<SyncFile>((resolve, reject) => {
-      const w: Waiter = { resolve, reject, timer: undefined };
+      const w: Waiter = { src, resolve, reject, timer: undefined };
       if (Number.isFinite(timeoutMs)) {
         w.timer = setTimeout(() => {
           this.#waiters.delete(k);
@@ -96,6 +100,26 @@ export class ImportInbox {
       }
       this.#waiters.set(k, w);
     });
+  }
+
+  /**
+   * The exporter died: takers waiting for it fail with ERR_PEER_GONE, and so
+   * do later takes of imports that never arrived. Imports already filed can
+   * still be taken (their fences have signalled with -EPIPE or earlier).
+   */
+  peerDied(src: number): void {
+    this.#dead.add(src);
+    for (const [k, w] of [...this.#waiters]) {
+      if (w.src !== src) continue;
+      this.#waiters.delete(k);
+      if (w.timer) clearTimeout(w.timer);
+      w.reject(new FenceRemoteError('ERR_PEER_GONE', `d${src} died before exporting ${k.split(':')[1]}`));
+    }
+  }
+
+  /** A domain (possibly a reused id) came up: takes for it wait again. */
+  peerUp(src: number): void {
+    this.#dead.delete(src);
   }
 
   /** Drops everything and fails every waiter (shutdown). */

@@ -231,7 +231,7 @@ export class TimelineOwner {
       const share = rec.shares.get(peer);
       if (!share) continue;
       rec.tl.dropPeer(peer);
-      this.#releaseShare(rec, share);
+      void this.#releaseShare(rec, share);
     }
   }
 
@@ -266,7 +266,7 @@ export class TimelineOwner {
       if (share.state !== ShareState.Offered) throw new FenceRemoteError('ERR_PEER_GONE', `d${share.peer} died while ${tl.name} was being shared`);
       await this.#k.hv.peerRequest(FENCE_TIMELINE_SHARE, share.peer, { tl: tl.id, name: tl.name, gref: share.gref, port: share.port }, this.#shareTimeoutMs);
     } catch (e) {
-      this.#releaseShare(rec, share);
+      void this.#releaseShare(rec, share);
       if (isPeerGone(e)) throw new FenceRemoteError('ERR_PEER_GONE', `sharing ${tl.name} with d${share.peer}: ${(e as Error).message}`);
       throw e;
     }
@@ -285,18 +285,20 @@ export class TimelineOwner {
       // No answer (gone, wedged, or refused): the grant end is deferred until it unmaps or dies.
     }
     rec.tl.dropPeer(share.peer);
-    this.#releaseShare(rec, share);
+    await this.#releaseShare(rec, share);
   }
 
   // Closes a share now: port closed, grant access ended (deferred while mapped). Idempotent, and
   // safe to call again after a handshake step that was still running acquired a port or grant.
-  #releaseShare(rec: OwnedTimeline, share: Share): void {
+  // Resolves once the backend has closed the port.
+  #releaseShare(rec: OwnedTimeline, share: Share): Promise<void> {
     share.state = ShareState.Closed;
     if (rec.shares.get(share.peer) === share) rec.shares.delete(share.peer);
+    let closing: Promise<void> = Promise.resolve();
     if (share.port !== 0) {
       const port = share.port;
       share.port = 0;
-      this.#k.evtchn.close(port).catch(() => undefined);
+      closing = this.#k.evtchn.close(port).catch(() => undefined);
     }
     if (share.gref !== 0) {
       const gref = share.gref;
@@ -313,6 +315,7 @@ export class TimelineOwner {
       }
     }
     this.#maybeFree(rec);
+    return closing;
   }
 
   // Frees the page of a destroyed timeline once no share and no grant is left.
