@@ -3,7 +3,9 @@
  * hyper_dmabuf driver) adds its module here, from its own file.
  */
 import type { VmModule } from './commands.ts';
+import { dmabufModule } from './dmabuf-commands.ts';
 import { kernelModule } from './kernel-commands.ts';
+import { simModule } from './sim-commands.ts';
 
 /** Every known module, in load order. */
-export const vmModules: readonly VmModule[] = [kernelModule];
+export const vmModules: readonly VmModule[] = [kernelModule, dmabufModule, simModule];
