@@ -4,8 +4,9 @@
  */
 import type { VmModule } from './commands.ts';
 import { dmabufModule } from './dmabuf-commands.ts';
+import { fenceModule } from './fence-commands.ts';
 import { kernelModule } from './kernel-commands.ts';
 import { simModule } from './sim-commands.ts';
 
 /** Every known module, in load order. */
-export const vmModules: readonly VmModule[] = [kernelModule, dmabufModule, simModule];
+export const vmModules: readonly VmModule[] = [kernelModule, fenceModule, dmabufModule, simModule];

@@ -1,0 +1,118 @@
+/**
+ * Harness of the multi-process fence tests: one backend process and a few
+ * VM processes shared by the tests of one file (startup costs seconds per
+ * process, so checks are grouped per setup), and the test process as the
+ * control domain.
+ *
+ * stopFenceRun checks, before shutting the VMs down, that the fence layer
+ * of each holds nothing (timelines, shares, grants, slots, imports,
+ * mappings, ports, pages) and that the backend sees no busy grant, mapping
+ * or port; then it shuts every VM down through its close cascade, reaps
+ * every child and checks that no process and no shm file of the run is
+ * left.
+ */
+import { readdirSync } from 'node:fs';
+import { expect } from 'vitest';
+import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
+import type { ResponseOf } from '../../protocol/message.ts';
+import { HvClient } from '../../src/client/hv-client.ts';
+import { liveChildren, isRunning, reapAll } from '../../vm-sim/process/child.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
+import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { FenceHostStats } from '../../src/fence-remote/fence-host.ts';
+
+/** A backend, its control connection and the VMs of one test file. */
+export interface FenceRun {
+  hv: HvProcess;
+  control: HvClient;
+  vms: VmProcess[];
+  pids: number[];
+}
+
+/** What `fence.stats` answers. */
+export type FenceStats = FenceHostStats & {
+  kernel: { mappings: number; ports: number; granted: number; deferred: number; usedPages: number };
+  objects: { fences: number; callbacks: number; streams: number; stress: number };
+};
+
+/** Starts a backend and one VM per name (in parallel), loading the kernel and fence modules. */
+export async function startFenceRun(names: string[], memPages = 4096): Promise<FenceRun> {
+  const hv = await spawnHv();
+  const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
+  const run: FenceRun = { hv, control, vms: [], pids: [hv.pid] };
+  try {
+    run.vms = await Promise.all(names.map(async (name) => {
+      const created = await control.call(DOMAIN_CREATE, { name, memPages });
+      const vm = await spawnVm({ url: hv.url, ...created, memPages, name, modules: ['kernel', 'fence'] });
+      run.pids.push(vm.pid);
+      return vm;
+    }));
+  } catch (e) {
+    await control.close();
+    await reapAll();
+    throw e;
+  }
+  return run;
+}
+
+/** One domain's line of HV_STATS, or undefined once it is gone. */
+export async function domainStats(run: FenceRun, domid: number): Promise<ResponseOf<typeof HV_STATS>['domains'][number] | undefined> {
+  return (await run.control.call(HV_STATS, {})).domains.find((d) => d.domid === domid);
+}
+
+/** The fence layer's resources in a VM, as compared by expectNothingHeld. */
+export async function heldBy(vm: VmProcess): Promise<Record<string, number>> {
+  const s = await vm.call<FenceStats>('fence.stats');
+  return {
+    timelines: s.owner.timelines + s.owner.timelinesClosing,
+    shares: s.owner.shares.offered + s.owner.shares.mapped + s.owner.shares.closing,
+    grantsLive: s.owner.grantsLive,
+    slotsUsed: s.owner.slotsUsed,
+    imports: s.observer.timelines,
+    importedPending: s.observer.pendingPoints,
+    mappings: s.kernel.mappings,
+    ports: s.kernel.ports,
+    granted: s.kernel.granted + s.kernel.deferred,
+    usedPages: s.kernel.usedPages,
+  };
+}
+
+const NOTHING = { timelines: 0, shares: 0, grantsLive: 0, slotsUsed: 0, imports: 0, importedPending: 0, mappings: 0, ports: 0, granted: 0, usedPages: 0 };
+
+/** Every live VM holds nothing, and the backend agrees (no busy grant, mapping or port). */
+export async function expectNothingHeld(run: FenceRun): Promise<void> {
+  for (const vm of run.vms) {
+    if (vm.child.exit) continue;
+    expect(await heldBy(vm), vm.name).toEqual(NOTHING);
+    expect(await domainStats(run, vm.domid), vm.name).toMatchObject({ grantsInUse: 0, busyGrants: 0, mappings: 0, ports: 0 });
+  }
+}
+
+/**
+ * Checks that nothing is held, shuts every VM down through its close
+ * cascade (exit code 0 expected of those still alive), reaps the backend,
+ * and checks that no process and no shm file of the run is left.
+ */
+export async function stopFenceRun(run: FenceRun | undefined, checkHeld = true): Promise<void> {
+  if (!run) return;
+  try {
+    if (checkHeld) await expectNothingHeld(run);
+    const exits = await Promise.all(run.vms.map(async (vm) => ({ vm, alive: !vm.child.exit, exit: await vm.shutdown() })));
+    for (const { vm, alive, exit } of exits) if (alive) expect(exit, vm.name).toEqual({ code: 0, signal: null });
+  } finally {
+    await run.control.close();
+    await reapAll();
+    expect(liveChildren()).toEqual([]);
+    expect(run.pids.filter(isRunning)).toEqual([]);
+    expect(readdirSync('/dev/shm').filter((n) => n.startsWith(run.hv.runTag))).toEqual([]);
+  }
+}
+
+/** Runs `fn` until it returns true or `ms` pass (polling every 10 ms). */
+export async function eventually(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
