@@ -1,10 +1,13 @@
 /**
  * Tracing in a child process (the backend or a VM), turned on by the
  * launcher with HDMABUF_TRACE=1 in the child's environment. Records go to
- * the launcher as IPC messages { type: 'trace', records }; a
- * { type: 'trace.flush' } message from the launcher sends what is pending
- * at once, followed by { type: 'trace.flushed' } so the launcher knows it
- * has everything (used just before it shuts the run down).
+ * the launcher as IPC messages { type: 'trace', records }. Nothing is sent
+ * until the launcher asks with a { type: 'trace.flush' } message: it only
+ * listens once the child has reported ready, and a batch sent before would
+ * be lost. The first request sends what the child collected while starting
+ * and turns on periodic batches; every request is answered, after its
+ * batch, by { type: 'trace.flushed' }, so the launcher knows when it has
+ * everything (it asks once more just before it shuts the run down).
  */
 import { isTyped } from '../process/ipc.ts';
 import { TraceCollector } from './collector.ts';
@@ -32,6 +35,7 @@ export function startChildTrace(role: TapRole): TraceCollector | undefined {
   process.on('message', (msg: unknown) => {
     if (!isTyped(msg) || msg.type !== 'trace.flush') return;
     collector?.flush();
+    collector?.startPeriodic();
     if (process.connected) process.send!({ type: 'trace.flushed' });
   });
   return collector;

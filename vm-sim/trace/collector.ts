@@ -26,21 +26,24 @@ export class TraceCollector {
   dropped = 0;
   private pending: TraceRecord[] = [];
   private readonly send: (records: TraceRecord[]) => void;
-  private readonly timer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
   private readonly untap: () => void;
 
   /**
    * Starts collecting: taps every protocol connection of the process with
-   * `role`. With `periodic`, batches are sent every FLUSH_MS (a child);
-   * otherwise only by flush() (the launcher drains its own).
+   * `role`. Records are handed over by flush(), and every FLUSH_MS once
+   * startPeriodic() was called.
    */
-  constructor(role: TapRole, send: (records: TraceRecord[]) => void, periodic = true) {
+  constructor(role: TapRole, send: (records: TraceRecord[]) => void) {
     this.send = send;
     this.untap = installWireTap(role, (rec) => this.add(rec));
-    if (periodic) {
-      this.timer = setInterval(() => this.flush(), FLUSH_MS);
-      this.timer.unref();
-    }
+  }
+
+  /** Flushes every FLUSH_MS from now on (idempotent). */
+  startPeriodic(): void {
+    if (this.timer || this.state !== CollectorState.Collecting) return;
+    this.timer = setInterval(() => this.flush(), FLUSH_MS);
+    this.timer.unref();
   }
 
   /** Adds a record. */
