@@ -102,10 +102,18 @@ export class HvClient extends EventEmitter {
     this.conn.notify(decl, body, { dst });
   }
 
-  /** Registers the handler for routed requests of one type (one handler per type). */
-  handlePeerRequest<D extends RequestDecl>(decl: D, handler: PeerRequestHandler<D>): void {
+  /**
+   * Registers the handler for routed requests of one type (one handler per
+   * type). Returns a function that removes it; requests of that type then get
+   * ERR_UNKNOWN_TYPE.
+   */
+  handlePeerRequest<D extends RequestDecl>(decl: D, handler: PeerRequestHandler<D>): () => void {
     if (this.peerHandlers.has(decl.type)) throw new Error(`a handler for ${decl.type} is already registered`);
-    this.peerHandlers.set(decl.type, handler as unknown as PeerRequestHandler);
+    const registered = handler as unknown as PeerRequestHandler;
+    this.peerHandlers.set(decl.type, registered);
+    return () => {
+      if (this.peerHandlers.get(decl.type) === registered) this.peerHandlers.delete(decl.type);
+    };
   }
 
   /** Adds a listener for an event type (from the backend or a peer). Returns a function that removes it. */

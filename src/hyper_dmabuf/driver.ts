@@ -77,12 +77,12 @@ export class HyperDmabuf {
   static load(host: DriverHost, options: HyperDmabufOptions = {}): HyperDmabuf {
     const d = new HyperDmabuf(host, options);
     const hv = host.hv;
-    hv.handlePeerRequest(DMABUF_PEER_HELLO, (body) => d.peers.answer(body));
-    hv.handlePeerRequest(DMABUF_EXPORT, (body, src) => d.importer.handleExport(body, src));
-    hv.handlePeerRequest(DMABUF_NOTIFY_UNEXPORT, (body, src) => d.importer.handleNotifyUnexport(body, src));
-    hv.handlePeerRequest(DMABUF_EXPORT_FD, (body, src) => d.exporter.handleExportFd(body, src));
-    hv.handlePeerRequest(DMABUF_OPS_TO_SOURCE, (body, src) => d.exporter.handleOps(body, src));
     d.removeListeners.push(
+      hv.handlePeerRequest(DMABUF_PEER_HELLO, (body) => d.peers.answer(body)),
+      hv.handlePeerRequest(DMABUF_EXPORT, (body, src) => d.importer.handleExport(body, src)),
+      hv.handlePeerRequest(DMABUF_NOTIFY_UNEXPORT, (body, src) => d.importer.handleNotifyUnexport(body, src)),
+      hv.handlePeerRequest(DMABUF_EXPORT_FD, (body, src) => d.exporter.handleExportFd(body, src)),
+      hv.handlePeerRequest(DMABUF_OPS_TO_SOURCE, (body, src) => d.exporter.handleOps(body, src)),
       hv.onEventOf(DMABUF_EXPORT_FD_FAILED, (body, src) => { if (src !== undefined) d.exporter.handleExportFdFailed(body, src); }),
       hv.onEventOf(DMABUF_OPS_TO_SOURCE_ASYNC, (body, src) => { if (src !== undefined) d.exporter.handleOpsAsync(body, src); }),
       hv.onEventOf(DOMAIN_DIED, (body) => d.onPeerDied(body.domid)),

@@ -146,11 +146,15 @@ export class ManagedChild<R> extends EventEmitter {
     return this.outputBuf;
   }
 
-  /** Sends an IPC message; false if the channel is gone. */
+  /**
+   * Sends an IPC message; false if the channel is gone. (process.send's own
+   * false only means its queue is long: Node still delivers the message.)
+   */
   send(msg: Serializable): boolean {
     if (!this.process.connected) return false;
     try {
-      return this.process.send(msg);
+      this.process.send(msg);
+      return true;
     } catch {
       return false;
     }
