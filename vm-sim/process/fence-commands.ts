@@ -11,11 +11,13 @@
  * peer's protocol code.
  */
 import { DmaFence, DmaFenceCb } from '../../src/fence/dma-fence.ts';
+import { dmaBufPoll, exportSyncFile, importSyncFile } from '../../src/fence/dma-buf-sync.ts';
+import { DmaResv, DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { DmaFenceArray } from '../../src/fence/fence-array.ts';
 import { chainFindSeqno, DmaFenceChain } from '../../src/fence/fence-chain.ts';
 import { allocateFenceContexts } from '../../src/fence/fence-context.ts';
 import { SwSyncTimeline } from '../../src/fence/sw-sync.ts';
-import { SyncFile } from '../../src/fence/sync-file.ts';
+import { POLLIN, POLLOUT, SyncFile } from '../../src/fence/sync-file.ts';
 import { mergeFences } from '../../src/fence/unwrap.ts';
 import { FenceHost } from '../../src/fence-remote/fence-host.ts';
 import { FenceRemoteError } from '../../src/fence-remote/errors.ts';
@@ -70,6 +72,7 @@ interface FenceState {
   fences: FenceStore;
   callbacks: ObjectStore<CallbackRecord>;
   sw: ObjectStore<SwSyncTimeline>;
+  resvs: ObjectStore<DmaResv>;
   streams: ObjectStore<FrameStream>;
   stress: ObjectStore<MpscStress>;
 }
@@ -98,6 +101,21 @@ function argTimeout(args: Record<string, unknown>, name: string): number {
   if (v === undefined) return Number.POSITIVE_INFINITY;
   if (typeof v !== 'number' || Number.isNaN(v)) throw new FenceRemoteError('ERR_BAD_ARGUMENT', `argument ${name} must be a number of ms`);
   return v < 0 ? Number.POSITIVE_INFINITY : v;
+}
+
+const USAGES: Record<string, DmaResvUsage> = { kernel: DmaResvUsage.KERNEL, write: DmaResvUsage.WRITE, read: DmaResvUsage.READ, bookkeep: DmaResvUsage.BOOKKEEP };
+const ACCESSES = ['read', 'write', 'rw'] as const;
+
+function argUsage(args: Record<string, unknown>): DmaResvUsage {
+  const u = typeof args.usage === 'string' ? USAGES[args.usage] : undefined;
+  if (u === undefined) throw new FenceRemoteError('ERR_BAD_ARGUMENT', 'usage must be kernel, write, read or bookkeep');
+  return u;
+}
+
+function argAccess(args: Record<string, unknown>): (typeof ACCESSES)[number] {
+  const a = ACCESSES.find((x) => x === args.access);
+  if (a === undefined) throw new FenceRemoteError('ERR_BAD_ARGUMENT', 'access must be read, write or rw');
+  return a;
 }
 
 function fenceList(ctx: VmContext, args: Record<string, unknown>): DmaFence[] {
@@ -138,6 +156,7 @@ export const fenceModule: VmModule = {
       fences: new FenceStore(),
       callbacks: new ObjectStore('callback'),
       sw: new ObjectStore('sw_sync timeline'),
+      resvs: new ObjectStore('reservation object'),
       streams: new ObjectStore('frame stream'),
       stress: new ObjectStore('stress'),
     };
@@ -288,6 +307,35 @@ export const fenceModule: VmModule = {
 
     /** {sw}: closes it (pending points -ENOENT). */
     'fence.sw.close': (ctx, args) => { st(ctx).sw.get(args.sw).close(); return {}; },
+
+    /** -> {resv}: a local reservation object (a stand-in for a buffer's, until phase 2). */
+    'fence.resv.create': (ctx) => ({ resv: st(ctx).resvs.add(new DmaResv()) }),
+
+    /** {resv, fence, usage}: dma_resv_add_fence. */
+    'fence.resv.add': (ctx, args) => { st(ctx).resvs.get(args.resv).addFence(st(ctx).fences.get(args.fence), argUsage(args)); return {}; },
+
+    /** {resv, fence, access}: DMA_BUF_IOCTL_IMPORT_SYNC_FILE of a sync_file holding the fence (each leaf added on its own). */
+    'fence.resv.import': (ctx, args) => {
+      importSyncFile(st(ctx).resvs.get(args.resv), SyncFile.create(st(ctx).fences.get(args.fence)), argAccess(args));
+      return {};
+    },
+
+    /** {resv, access} -> {fence}: DMA_BUF_IOCTL_EXPORT_SYNC_FILE (a snapshot; the signalled stub when idle). */
+    'fence.resv.export': (ctx, args) => ({ fence: st(ctx).fences.idOf(exportSyncFile(st(ctx).resvs.get(args.resv), argAccess(args)).fence) }),
+
+    /** {resv} -> per access, busy by poll() and by an exported sync_file (IGT's dmabuf_busy / dmabuf_sync_file_busy). */
+    'fence.resv.busy': (ctx, args) => {
+      const resv = st(ctx).resvs.get(args.resv);
+      const out: Record<string, { poll: boolean; export: boolean }> = {};
+      for (const access of ACCESSES) {
+        const events = access === 'read' ? POLLIN : POLLOUT;
+        out[access] = { poll: dmaBufPoll(resv, events) === 0, export: (exportSyncFile(resv, access).poll() & POLLIN) === 0 };
+      }
+      return out;
+    },
+
+    /** {resv, usage} -> {count}: unsignalled fences at that usage or stronger. */
+    'fence.resv.count': (ctx, args) => ({ count: st(ctx).resvs.get(args.resv).getFences(argUsage(args)).length }),
 
     /** -> the fence layer's stats plus the kernel resources it uses. */
     'fence.stats': (ctx) => {
