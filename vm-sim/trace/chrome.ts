@@ -4,7 +4,7 @@
  *
  * Layout: one process track per OS process, named (launcher, hv, each VM by
  * domain name). In each:
- *   - thread 1 "messages": a zero-length slice per frame sent or received,
+ *   - thread 1 "messages": a short slice (at most 1 µs) per frame sent or received,
  *     joined across processes by flow arrows (s, t, f events) from the
  *     sender to the receiver, through hv for routed messages;
  *   - threads "ops N": one slice per operation (a scenario step, a VM
@@ -75,8 +75,9 @@ export function toChromeTrace(records: readonly TraceRecord[], processes: readon
     events.push({ name: 'thread_sort_index', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { sort_index: 0 } });
   }
 
-  events.push(...messageSlices(wire, rel));
-  const flows = flowEvents(wire, rel);
+  const placed = placeMessages(wire, rel);
+  events.push(...messageSlices(wire, placed));
+  const flows = flowEvents(wire, placed);
   events.push(...flows.events);
 
   const slices: Slice[] = [...spans.map((s) => ({ ...s, family: 'ops' as const })), ...rpcSlices(wire)];
@@ -94,10 +95,47 @@ function messageLabel(r: WireRecord): string {
   return `${r.dir === 'out' ? 'send' : 'recv'} ${r.type}${what}`;
 }
 
-/** A zero-length slice per frame, on the messages thread (flows bind to them). */
-function messageSlices(wire: readonly WireRecord[], rel: (ts: number) => number): ChromeEvent[] {
+/** Where a frame's slice sits on its process's messages thread. */
+interface Placed {
+  ts: number;
+  dur: number;
+  /** Inside the slice, where its flow events go (so that they bind to it, enclosing). */
+  mid: number;
+}
+
+/** Smallest gap kept between two message slices of one process (µs). */
+const MIN_GAP_US = 0.01;
+
+/**
+ * Places each frame's slice: at its time, made strictly increasing per
+ * process, lasting at most 1 µs and never reaching the next one, so that
+ * slices never overlap and a flow event at `mid` is inside exactly one.
+ */
+function placeMessages(wire: readonly WireRecord[], rel: (ts: number) => number): Map<WireRecord, Placed> {
+  const byPid = new Map<number, WireRecord[]>();
+  for (const r of wire) {
+    let list = byPid.get(r.pid);
+    if (!list) byPid.set(r.pid, (list = []));
+    list.push(r);
+  }
+  const out = new Map<WireRecord, Placed>();
+  for (const list of byPid.values()) {
+    list.sort((a, b) => a.ts - b.ts);
+    const ts = list.map((r) => rel(r.ts));
+    for (let i = 1; i < ts.length; i++) if (ts[i]! < ts[i - 1]! + MIN_GAP_US) ts[i] = Math.round((ts[i - 1]! + MIN_GAP_US) * 1000) / 1000;
+    list.forEach((r, i) => {
+      const gap = i + 1 < ts.length ? ts[i + 1]! - ts[i]! : 2;
+      const dur = Math.round(Math.min(1, gap / 2) * 1000) / 1000;
+      out.set(r, { ts: ts[i]!, dur, mid: Math.round((ts[i]! + dur / 2) * 1000) / 1000 });
+    });
+  }
+  return out;
+}
+
+/** A short slice per frame, on the messages thread (flows bind to them). */
+function messageSlices(wire: readonly WireRecord[], placed: ReadonlyMap<WireRecord, Placed>): ChromeEvent[] {
   return wire.map((r) => ({
-    name: messageLabel(r), cat: 'wire', ph: 'X', pid: r.pid, tid: MESSAGES_TID, ts: rel(r.ts), dur: 0,
+    name: messageLabel(r), cat: 'wire', ph: 'X', pid: r.pid, tid: MESSAGES_TID, ts: placed.get(r)!.ts, dur: placed.get(r)!.dur,
     args: {
       kind: r.kind, id: r.id, conn: r.conn, ...(r.dom !== undefined ? { domain: r.dom } : {}),
       ...(r.src !== undefined ? { src: r.src } : {}), ...(r.dst !== undefined ? { dst: r.dst } : {}),
@@ -106,8 +144,8 @@ function messageSlices(wire: readonly WireRecord[], rel: (ts: number) => number)
   }));
 }
 
-/** s/t/f events per message seen by at least two processes. */
-function flowEvents(wire: readonly WireRecord[], rel: (ts: number) => number): { events: ChromeEvent[]; count: number } {
+/** s/t/f events per message seen by at least two processes, each inside its frame's slice. */
+function flowEvents(wire: readonly WireRecord[], placed: ReadonlyMap<WireRecord, Placed>): { events: ChromeEvent[]; count: number } {
   const events: ChromeEvent[] = [];
   let id = 0;
   for (const flow of groupFlows(wire)) {
@@ -116,7 +154,7 @@ function flowEvents(wire: readonly WireRecord[], rel: (ts: number) => number): {
     const last = flow.records.length - 1;
     flow.records.forEach((r, i) => {
       const ph = i === 0 ? 's' : i === last ? 'f' : 't';
-      events.push({ name: flow.type, cat: 'msg', ph, id, pid: r.pid, tid: MESSAGES_TID, ts: rel(r.ts), ...(ph === 's' ? {} : { bp: 'e' }) });
+      events.push({ name: flow.type, cat: 'msg', ph, id, pid: r.pid, tid: MESSAGES_TID, ts: placed.get(r)!.mid, ...(ph === 's' ? {} : { bp: 'e' }) });
     });
   }
   return { events, count: id };

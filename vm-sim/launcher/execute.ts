@@ -1,0 +1,177 @@
+/**
+ * Runs a scenario end to end: start the backend and the VMs, run the steps
+ * (and the scenario's own code), gather statistics, stop everything
+ * (measuring leaks for real), and write the trace and diagram if asked.
+ * Whatever happens (a failed step, a VM that will not start, SIGINT), the
+ * run is stopped and a result comes back; nothing of the run remains.
+ */
+import { PAGE_SIZE } from '../../protocol/limits.ts';
+import { ScenarioContext } from '../scenarios/context.ts';
+import { runStep, StepFailed } from '../scenarios/steps/index.ts';
+import { badValue, int, substitute } from '../scenarios/steps/values.ts';
+import type { DomainSpec, Params, Scenario } from '../scenarios/types.ts';
+import { parseBytes } from '../scenarios/units.ts';
+import { validateDomains } from '../scenarios/validate.ts';
+import { nowUs } from '../trace/clock.ts';
+import { liveChildren, reapAll } from '../process/child.ts';
+import { shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
+import { resultOk, type RunResult } from './result.ts';
+import { newRunTag } from './run-tag.ts';
+import { collectVmTotals } from './run-stats.ts';
+import { Run, type DomainLaunch, type StopReport } from './run.ts';
+
+/** Options of runScenario. */
+export interface RunScenarioOptions {
+  /** Parameter overrides. */
+  params?: Params;
+  runTag?: string;
+  /** Write a Chrome trace here. */
+  tracePath?: string;
+  /** Write a Mermaid sequence diagram here. */
+  mermaidPath?: string;
+  /** Progress lines. */
+  progress?: (line: string) => void;
+  /** Aborts the run (SIGINT, SIGTERM). */
+  signal?: AbortSignal;
+  echoOutput?: boolean;
+}
+
+/** The domains of a scenario with parameters applied: pages and grant frames. */
+export function resolveDomains(scenario: Scenario, params: Params): DomainLaunch[] {
+  const specs: DomainSpec[] = typeof scenario.domains === 'function'
+    ? validateDomains(scenario.domains(params), scenario.name)
+    : substitute(scenario.domains, params);
+  return specs.map((d) => {
+    const bytes = parseBytes(d.memory, `domain ${d.name} memory`);
+    const memPages = Math.ceil(bytes / PAGE_SIZE);
+    if (memPages < 1) throw badValue(`domain ${d.name}: memory must be at least one page`);
+    return { name: d.name, memPages, ...(d.maxGrantFrames !== undefined ? { maxGrantFrames: int(d.maxGrantFrames, `domain ${d.name} maxGrantFrames`) } : {}) };
+  });
+}
+
+const NO_LEAKS_MEASURED: Leaks = { busyGrants: -1, mappings: -1, processes: -1, shmFiles: -1 };
+
+/** Runs a scenario; never throws for a failing run (the result says what failed). */
+export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<RunResult> {
+  const progress = options.progress ?? (() => undefined);
+  const params: Params = { ...(scenario.params ?? {}), ...(options.params ?? {}) };
+  const runTag = options.runTag ?? newRunTag();
+  const signal = options.signal ?? new AbortController().signal;
+  const t0 = performance.now();
+  const checks: RunResult['checks'] = [];
+  const stats: Record<string, unknown> = { runTag, params };
+  let run: Run | undefined;
+  let ctx: ScenarioContext | undefined;
+  let report: StopReport | undefined;
+
+  try {
+    const domains = resolveDomains(scenario, params);
+    progress(`${scenario.name}: starting hv and ${domains.length} VM(s), run ${runTag}`);
+    run = await Run.start({ runTag, trace: Boolean(options.tracePath || options.mermaidPath), log: progress, ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}) });
+    const vms = await run.addDomains(domains);
+    stats.domains = vms.map((v) => ({ name: v.name, domid: v.domid, pid: v.pid, memPages: v.memPages }));
+    stats.pids = { launcher: process.pid, hv: run.hv.pid };
+    progress(`started: launcher pid ${process.pid}, hv pid ${run.hv.pid}, ${vms.map((v) => `${v.name} (dom${v.domid}) pid ${v.pid}`).join(', ')}`);
+    for (const vm of vms) {
+      vm.listen((e) => {
+        if (e.name !== 'progress') return;
+        const d = e.data as { what?: string; done?: number; total?: number };
+        progress(`${vm.name}: ${d.what ?? 'progress'} ${d.done ?? '?'}/${d.total ?? '?'}`);
+      });
+    }
+    ctx = new ScenarioContext({ run, params, signal, runStep, progress });
+    await untilAborted(runBody(scenario, ctx), signal);
+  } catch (e) {
+    // A failed step is already a check; anything else (a VM that would not start, SIGINT) becomes one.
+    if (!(e instanceof StepFailed)) {
+      const err = e as Error & { code?: string };
+      checks.push({ name: signal.aborted ? 'run interrupted' : 'run', ok: false, detail: `${err.code ?? err.name}: ${err.message}` });
+    }
+  }
+
+  if (ctx) {
+    // Steps nobody awaited (an unexport with wait: none) finish first, unless the run was interrupted.
+    if (!signal.aborted) await Promise.allSettled(ctx.background);
+    Object.assign(stats, ctx.stats);
+  }
+  if (run) {
+    if (!signal.aborted) {
+      const totals = await collectVmTotals(run);
+      stats.bytesCopied = totals.bytesCopied;
+      stats.wireBytes = totals.wireBytes;
+      stats.wireFrames = totals.wireFrames;
+      stats.largestFrame = totals.largestFrame;
+      if (totals.notReporting.length) stats.notReporting = totals.notReporting;
+    }
+    progress('stopping: measuring leaks, shutting every process down');
+    report = await run.stop();
+  } else {
+    // Start failed: whatever got started is reaped, whatever got created is swept.
+    await reapAll(3000);
+  }
+
+  const allChecks = [...(ctx?.checks ?? []), ...checks];
+  if (report) allChecks.push(...endChecks(report, stats));
+  const leaks = report?.leaks ?? { ...NO_LEAKS_MEASURED, processes: liveChildren().length, shmFiles: shmFilesOf(runTag).length };
+  if (!report) sweepShmFiles(runTag);
+  stats.durationMs = Math.round(performance.now() - t0);
+
+  if (run?.trace) {
+    const meta = { scenario: scenario.name, runTag, params };
+    if (options.tracePath) {
+      const events = run.trace.writeChrome(options.tracePath, meta);
+      stats.trace = { file: options.tracePath, events };
+    }
+    if (options.mermaidPath) {
+      run.trace.writeMermaid(options.mermaidPath, `${scenario.name} (run ${runTag})`);
+      stats.mermaid = { file: options.mermaidPath };
+    }
+  }
+  return { scenario: scenario.name, ok: resultOk(allChecks, leaks), checks: allChecks, stats, leaks };
+}
+
+async function runBody(scenario: Scenario, ctx: ScenarioContext): Promise<void> {
+  const t0 = nowUs();
+  for (const step of scenario.steps ?? []) await ctx.step(step);
+  if (scenario.run) await scenario.run(ctx);
+  ctx.run.trace?.span(`scenario ${scenario.name}`, 'step', t0);
+}
+
+/** Rejects as soon as the signal aborts (the run is then stopped under the body). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(Object.assign(new Error(String(signal.reason)), { code: 'ERR_INTERRUPTED' }));
+  // The body keeps running until the stop cascade ends its VMs; its outcome no longer matters.
+  p.catch(() => undefined);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(Object.assign(new Error(`interrupted by ${String(signal.reason)}`), { code: 'ERR_INTERRUPTED' }));
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/** Checks every run ends with, from what stop() saw. */
+function endChecks(report: StopReport, stats: Record<string, unknown>): RunResult['checks'] {
+  const out: RunResult['checks'] = [];
+  const hv = report.hvStats;
+  if (!hv) {
+    out.push({ name: 'backend answered HV_STATS before shutdown', ok: false, detail: report.hvStatsError ?? 'no answer' });
+  } else {
+    const inUse = hv.domains.filter((d) => d.grantsInUse > 0);
+    out.push({
+      name: 'every grant ended before shutdown',
+      ok: inUse.length === 0,
+      detail: inUse.length === 0 ? `${hv.domains.length} domain(s), no grant entry in use` : inUse.map((d) => `${d.name}: ${d.grantsInUse} in use`).join(', '),
+    });
+    out.push({ name: 'no routed request left pending', ok: hv.routedPending === 0, detail: `${hv.routedPending} pending` });
+  }
+  if (typeof stats.bytesCopied === 'number') {
+    out.push({ name: 'no buffer byte copied in a message', ok: stats.bytesCopied === 0, detail: `${stats.bytesCopied} bytes in ECHO / GNTTAB_COPY frames; ${String(stats.wireBytes)} protocol bytes in all` });
+  }
+  const l = report.leaks;
+  out.push({
+    name: 'nothing leaked',
+    ok: Object.values(l).every((n) => n === 0),
+    detail: `busy grants ${l.busyGrants}, mappings ${l.mappings}, processes ${l.processes}, shm files ${l.shmFiles}${report.shmFiles.length ? ` (${report.shmFiles.join(', ')})` : ''}`,
+  });
+  return out;
+}
