@@ -47,6 +47,21 @@ export class FenceBridge {
   }
 
   /**
+   * Bridge timelines with no pending point: nothing waits on them any more,
+   * so the caller may destroy them (a later export of the same context makes
+   * a new one). They are forgotten here.
+   */
+  takeIdle(): SharedTimeline[] {
+    const idle: SharedTimeline[] = [];
+    for (const [context, entry] of this.#byContext) {
+      if (entry.tl.state === TimelineState.Live && entry.tl.pendingPoints > 0) continue;
+      this.#byContext.delete(context);
+      if (entry.tl.state === TimelineState.Live) idle.push(entry.tl);
+    }
+    return idle;
+  }
+
+  /**
    * The bridge point standing for a pending foreign fence (the same point
    * for the same fence). It signals with the fence's status.
    */

@@ -240,6 +240,18 @@ export class FenceHost extends EventEmitter {
   }
 
   /**
+   * Destroys the bridge timelines that have no pending point (their
+   * observers unmap them). Bridges are made per foreign fence context on
+   * demand; a long-lived domain calls this now and then.
+   * @returns how many were destroyed
+   */
+  async releaseIdleBridges(): Promise<number> {
+    const idle = this.bridge.takeIdle();
+    await Promise.all(idle.map((tl) => this.owner.destroy(tl)));
+    return idle.length;
+  }
+
+  /**
    * Imports references sent by `src` (as FENCE_EXPORT does; phase 2
    * messages call it for their embedded refs). One fence per reference.
    * @throws ProtocolError as FENCE_EXPORT documents; nothing is imported then

@@ -78,6 +78,11 @@ describe('fence host: in-process peers over a real backend', () => {
     expect(await got.wait(5000)).toBe(1);
     info = got.getInfo({ numFences: 4 });
     expect(info.fences.map((f) => f.status)).toEqual([EIO, 1, 1, 1]);
+    expect(await a!.host.releaseIdleBridges()).toBe(1);
+    await a!.host.destroyTimeline(t1);
+    await a!.host.destroyTimeline(t2);
+    expect(fenceResources(a!)).toEqual(NOTHING);
+    expect(fenceResources(b!)).toEqual(NOTHING);
   });
 
   it('imported fences merge with local ones, dedup per timeline, and go into a reservation object', async () => {

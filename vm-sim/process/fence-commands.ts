@@ -308,6 +308,9 @@ export const fenceModule: VmModule = {
     /** {sw}: closes it (pending points -ENOENT). */
     'fence.sw.close': (ctx, args) => { st(ctx).sw.get(args.sw).close(); return {}; },
 
+    /** -> {released}: destroys bridge timelines with no pending point. */
+    'fence.bridge.releaseIdle': async (ctx) => ({ released: await st(ctx).host.releaseIdleBridges() }),
+
     /** -> {resv}: a local reservation object (a stand-in for a buffer's, until phase 2). */
     'fence.resv.create': (ctx) => ({ resv: st(ctx).resvs.add(new DmaResv()) }),
 
