@@ -367,11 +367,13 @@ export const fenceModule: VmModule = {
       return { stream: s.streams.add(stream), refs: stream.refs };
     },
 
-    /** {stream, frames, waitTimeoutMs?, window?} -> FrameRunResult (never throws for a fence error: it reports it). */
+    /** {stream, frames, waitTimeoutMs?, window?, stallAt?, stallMs?} -> FrameRunResult (never throws for a fence error: it reports it). */
     'fence.frames.run': (ctx, args) => st(ctx).streams.get(args.stream).run({
       frames: argInt(args, 'frames'),
       ...(args.waitTimeoutMs !== undefined ? { waitTimeoutMs: argInt(args, 'waitTimeoutMs') } : {}),
       ...(args.window !== undefined ? { window: argInt(args, 'window') } : {}),
+      ...(args.stallAt !== undefined ? { stallAt: argInt(args, 'stallAt') } : {}),
+      ...(args.stallMs !== undefined ? { stallMs: argInt(args, 'stallMs') } : {}),
     }),
 
     /** {stream} -> {released}: releases the stream's timeline and buffers. */

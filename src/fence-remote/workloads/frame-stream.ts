@@ -37,6 +37,14 @@ export interface FrameRunOptions {
   waitTimeoutMs?: number;
   /** Exports in flight before waiting for the oldest answer. */
   window?: number;
+  /**
+   * Producer only: at this frame, after exporting its still-pending fence
+   * and overwriting half the buffer, stall for `stallMs` before finishing
+   * (to kill the producer in the middle of a frame).
+   */
+  stallAt?: number;
+  /** How long the stall lasts (default 60 s). */
+  stallMs?: number;
 }
 
 /** How a run ended. */
@@ -170,6 +178,10 @@ export class FrameStream {
         if (this.role === 'producer') {
           if (i >= n) maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i - n, i, timeoutMs));
           inFlight.push((await this.#exportPoint(i)).sent);
+          if (i === options.stallAt) {
+            words.fill(0xdeadbeef, 0, words.length >>> 1);
+            await new Promise((r) => setTimeout(r, options.stallMs ?? 60_000));
+          }
           sums.push(writeFrame(words, i));
           this.#tl.signal(i + 1);
         } else {
