@@ -65,7 +65,7 @@ export const FENCE_TIMELINE_SHARE = defineRequest({
 /** Ends a share: the owner closed the timeline or stops sharing it with this peer. */
 export const FENCE_TIMELINE_UNSHARE = defineRequest({
   type: 'FENCE_TIMELINE_UNSHARE', route: 'peer', caller: 'guest', since: 1, layer: 'fence',
-  doc: 'Owner → observer. Before sending it the owner has written a final status into the slot of every pending exported point (closing: -ENOENT) and set the page state to closed. The observer re-reads the page one last time, signals every fence it still holds on the timeline (with its slot\'s status), unmaps the page, closes its port, and only then answers, so the owner can end access to the grant at once. Errors: ERR_FENCE_UNKNOWN_TIMELINE.',
+  doc: 'Owner → observer. reason closed: before sending it the owner has written the final status (-ENOENT) into the slot of every pending exported point and set the page state to closed. The observer checks the page one last time, signals every fence it still holds on the timeline (with its slot\'s final status; with -ENOENT, or -ECANCELED for unshared, when the slot has none), unmaps the page, closes its port, and only then answers, so the owner can end access to the grant at once. The owner drops the observer\'s slot counts itself. Errors: ERR_FENCE_UNKNOWN_TIMELINE.',
   request: {
     tl: req(TL_ID, 'The timeline.'),
     reason: req(t.enum('closed', 'unshared'), 'closed: the owner destroyed the timeline; unshared: the owner stops sharing it with this observer.'),
