@@ -46,6 +46,9 @@ function options(): BackendOptions {
 }
 
 async function main(): Promise<void> {
+  // When the launcher dies, nothing reads our stdout/stderr pipes any more and every write fails
+  // with EPIPE. That must never stop the close cascade, which is what removes the run's files.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   // With HDMABUF_TRACE=1 (set by the launcher for --trace), records every frame for the run's trace.
   startChildTrace('server');
   const backend = await Backend.start(options());

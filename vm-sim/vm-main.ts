@@ -78,6 +78,8 @@ async function main(): Promise<void> {
     process.stderr.write('vm-main must be started by the launcher with an IPC channel (see vm-sim/process/spawn-vm.ts)\n');
     process.exit(2);
   }
+  // After the launcher died nobody reads our stdout/stderr pipes: an EPIPE must not crash the exit cascade.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   process.on('disconnect', () => void exit(0, 'launcher disconnected'));
   process.on('SIGTERM', () => void exit(0, 'SIGTERM'));
   process.on('SIGINT', () => void exit(0, 'SIGINT'));

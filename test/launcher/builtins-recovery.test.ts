@@ -1,0 +1,39 @@
+/**
+ * `hdmabuf run <built-in> --json` for the recovery and scale scenarios:
+ * crashes of either side, a delayed unexport with the buffer in use, and
+ * many concurrent exports. Each is ok with every leak count 0, including
+ * the crash scenarios, and leaves no process and no shared-memory file.
+ */
+import { describe, expect, it } from 'vitest';
+import { failing, pidsOf, runJson, shmFiles, stillRunning } from './cli.ts';
+
+async function expectClean(scenario: string, extra: string[] = []): Promise<Record<string, unknown>> {
+  const { code, result } = await runJson(scenario, extra);
+  expect(failing(result), scenario).toEqual([]);
+  expect(result).toMatchObject({ scenario, ok: true, leaks: { busyGrants: 0, mappings: 0, processes: 0, shmFiles: 0 } });
+  expect(code).toBe(0);
+  expect(stillRunning(pidsOf(result))).toEqual([]);
+  expect(shmFiles(String(result.stats.runTag))).toEqual([]);
+  return result.stats;
+}
+
+describe('hdmabuf run <built-in> --json: recovery and scale', () => {
+  it('importer-crash: the exporter recovers and frees everything', async () => {
+    const stats = await expectClean('importer-crash');
+    expect(stats.notReporting).toEqual(['compositor']);
+  }, 90_000);
+
+  it('exporter-crash: the mapping stays readable until released, then the dead domain is gone', async () => {
+    const stats = await expectClean('exporter-crash');
+    expect(stats.notReporting).toEqual(['render']);
+  }, 90_000);
+
+  it('delayed-unexport: nothing revoked while the buffer is in use', async () => {
+    await expectClean('delayed-unexport', ['--param', 'delayMs=800']);
+  }, 90_000);
+
+  it('many-exports: all live at once, then all released', async () => {
+    const stats = await expectClean('many-exports', ['--param', 'count=2000']);
+    expect(stats.exports).toMatchObject({ count: 2000 });
+  }, 120_000);
+});

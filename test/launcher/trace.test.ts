@@ -1,0 +1,96 @@
+/**
+ * A compositor run with --trace and --mermaid: the trace is valid Chrome
+ * trace JSON with one named track per process and flow arrows joining
+ * senders to receivers; the diagram is a well-formed sequence diagram with
+ * the repeated frames collapsed into a loop.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { ChromeEvent, ChromeTrace } from '../../vm-sim/trace/chrome.ts';
+import { failing, pidsOf, runJson } from './cli.ts';
+import { checkSequenceDiagram } from './mermaid-check.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'hdmabuf-trace-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('compositor --trace --mermaid', () => {
+  it('writes a trace with a track per process and flows, and a parseable sequence diagram', async () => {
+    const tracePath = join(dir, 'run.json');
+    const mermaidPath = join(dir, 'run.mmd');
+    const { code, result } = await runJson('compositor', ['--param', 'frames=20', '--trace', tracePath, '--mermaid', mermaidPath]);
+    expect(failing(result)).toEqual([]);
+    expect(code).toBe(0);
+
+    const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as ChromeTrace;
+    expect(Array.isArray(trace.traceEvents)).toBe(true);
+    const ev = trace.traceEvents;
+    for (const e of ev) {
+      expect(typeof e.name).toBe('string');
+      expect(typeof e.ph).toBe('string');
+      expect(Number.isInteger(e.pid)).toBe(true);
+      expect(Number.isInteger(e.tid)).toBe(true);
+      if (e.ph !== 'M') expect(Number.isFinite(e.ts)).toBe(true);
+    }
+    // One named track per process: the launcher, hv and both VMs.
+    const names = ev.filter((e) => e.ph === 'M' && e.name === 'process_name');
+    const launcher = (result.stats.pids as { launcher: number }).launcher;
+    expect(new Set(names.map((e) => e.pid)).size).toBe(names.length);
+    expect(names.map((e) => (e.args as { name: string }).name).sort()).toEqual(['compositor (dom2)', 'hv', 'launcher (dom0)', 'render (dom1)']);
+    expect(names.map((e) => e.pid).sort()).toEqual([launcher, ...pidsOf(result)].sort());
+    const tracked = new Set(names.map((e) => e.pid));
+    for (const e of ev) expect(tracked.has(e.pid)).toBe(true);
+
+    // Flows: each id starts once (s) and finishes once (f), in two different processes, steps (t) in between.
+    const byId = new Map<number, ChromeEvent[]>();
+    for (const e of ev.filter((x) => ['s', 't', 'f'].includes(x.ph))) {
+      const list = byId.get(e.id!) ?? [];
+      list.push(e);
+      byId.set(e.id!, list);
+    }
+    expect(byId.size).toBeGreaterThan(40);
+    for (const list of byId.values()) {
+      expect(list.filter((e) => e.ph === 's')).toHaveLength(1);
+      expect(list.filter((e) => e.ph === 'f')).toHaveLength(1);
+      expect(new Set(list.map((e) => e.name)).size).toBe(1);
+      expect(list[0]!.pid).not.toBe(list[list.length - 1]!.pid);
+    }
+    // A handoff travels render -> hv -> compositor as one flow: s in render, t (in and out) in hv, f in the compositor.
+    const [, hvPid, renderPid, compositorPid] = [launcher, ...pidsOf(result)];
+    const handoffs = [...byId.values()].filter((l) => l[0]!.name === 'SIM_FRAME_HANDOFF' && l[0]!.pid === renderPid);
+    expect(handoffs.length).toBe(20);
+    for (const l of handoffs) expect(l.map((e) => [e.ph, e.pid])).toEqual([['s', renderPid], ['t', hvPid], ['t', hvPid], ['f', compositorPid]]);
+
+    // Every flow event sits inside a message slice of its thread, and slices of one thread never overlap.
+    const slices = ev.filter((e) => e.ph === 'X');
+    const byThread = new Map<string, ChromeEvent[]>();
+    for (const s of slices) {
+      const k = `${s.pid}/${s.tid}`;
+      byThread.set(k, [...(byThread.get(k) ?? []), s]);
+    }
+    for (const list of byThread.values()) {
+      list.sort((a, b) => a.ts! - b.ts!);
+      for (let i = 1; i < list.length; i++) expect(list[i]!.ts!).toBeGreaterThanOrEqual(list[i - 1]!.ts! + list[i - 1]!.dur!);
+    }
+    for (const f of ev.filter((x) => ['s', 't', 'f'].includes(x.ph))) {
+      const enclosing = (byThread.get(`${f.pid}/${f.tid}`) ?? []).some((s) => s.ts! <= f.ts! && f.ts! <= s.ts! + s.dur!);
+      expect(enclosing).toBe(true);
+    }
+    // A slice per operation: the steps in the launcher, commands in the VMs, requests on both ends.
+    expect(slices.some((s) => s.cat === 'step' && s.pid === launcher)).toBe(true);
+    expect(slices.some((s) => s.cat === 'cmd' && s.name === 'sim.renderLoop')).toBe(true);
+    expect(slices.some((s) => s.cat === 'rpc' && s.name === 'handle SIM_FRAME_HANDOFF')).toBe(true);
+
+    const text = readFileSync(mermaidPath, 'utf8');
+    const d = checkSequenceDiagram(text);
+    expect(d.problems).toEqual([]);
+    expect(d.participants).toEqual(['launcher', 'hv', 'd1', 'd2']);
+    expect(d.loops).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/d1->>d2: SIM_FRAME_HANDOFF/);
+    expect(text).toMatch(/loop \d+ more times/);
+    // Collapsed: far fewer lines than the 40 handoff messages alone.
+    expect(d.arrows).toBeLessThan(200);
+  }, 90_000);
+});
