@@ -96,3 +96,12 @@ export const FENCE_SLOTS_RELEASE = defineEvent({
     slots: req(t.array(t.uint(FENCE_PAGE_SLOTS - 1), FENCE_MAX_RELEASE), 'Slot indices, one per count returned.'),
   },
 });
+
+/** The observer ended an import on its own. */
+export const FENCE_TIMELINE_DETACHED = defineEvent({
+  type: 'FENCE_TIMELINE_DETACHED', from: 'peer', since: 1, layer: 'fence',
+  doc: 'Observer → owner, when the observer ends an import on its own (its fence layer shuts down while the domain lives on). It has already completed the fences it held on the timeline with -ECANCELED, unmapped the page and closed its port. The owner closes the share as on the observer\'s death: drops its slot counts, closes its port, ends access to the grant. Ignored for a timeline the owner does not share with the sender.',
+  body: {
+    tl: req(TL_ID, 'The timeline.'),
+  },
+});

@@ -86,5 +86,6 @@ export const samples: Record<string, Sample> = {
     src: 1, dst: 2,
   },
   FENCE_SLOTS_RELEASE: { evt: { tl: 3, slots: [4, 4, 9] }, src: 2, dst: 1 },
+  FENCE_TIMELINE_DETACHED: { evt: { tl: 3 }, src: 2, dst: 1 },
   SIM_FRAME_HANDOFF: { req: { hid: SAMPLE_HID, frame: 42, check: 'stamp' }, res: { ok: true, checkedBytes: 12, checkUs: 3 }, src: 1, dst: 2 },
 };

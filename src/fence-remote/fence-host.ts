@@ -13,16 +13,17 @@
  *   const file = await peerHost.takeImport(owner, 1); await file.fence.wait(1000);
  *
  * Close cascade (shutdown): inbox closed (takers fail) -> imports
- * finalised with -ECANCELED, unmapped, ports closed -> own timelines
+ * finalised with -ECANCELED, unmapped, ports closed, owners told
+ * (FENCE_TIMELINE_DETACHED) -> own timelines
  * destroyed (pending points -ENOENT, observers told and unmapped, grants
- * ended, pages freed) -> DOMAIN_DIED listener removed.
+ * ended, pages freed) -> DOMAIN_DIED listener and FENCE_* handlers removed.
  *
  * Phase 2 (buffers carrying fences) uses prepareExport / importRefs
  * directly: a fence's references ride in any message that embeds FENCE_REF.
  */
 import { EventEmitter } from 'node:events';
 import { ProtocolError } from '../../protocol/index.ts';
-import { FENCE_EXPORT, FENCE_MAX_REFS, FENCE_SLOTS_RELEASE, FENCE_TIMELINE_SHARE, FENCE_TIMELINE_UNSHARE } from '../../protocol/messages/fence.ts';
+import { FENCE_EXPORT, FENCE_MAX_REFS, FENCE_SLOTS_RELEASE, FENCE_TIMELINE_DETACHED, FENCE_TIMELINE_SHARE, FENCE_TIMELINE_UNSHARE } from '../../protocol/messages/fence.ts';
 import type { EventOf } from '../../protocol/message.ts';
 import type { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { DmaFence } from '../fence/dma-fence.ts';
@@ -103,6 +104,8 @@ export class FenceHost extends EventEmitter {
   #state: FenceHostState = FenceHostState.Running;
   #shuttingDown: Promise<void> | undefined;
   readonly #counters = { exports: 0, exportErrors: 0, imports: 0, importErrors: 0 };
+  // Removes the FENCE_* handlers from the connection, at the end of shutdown.
+  readonly #unregister: Array<() => void> = [];
   readonly #onPeerDied = (body: EventOf<typeof DOMAIN_DIED>): void => {
     this.owner.onPeerDied(body.domid);
     void this.observer.onOwnerDied(body.domid);
@@ -112,7 +115,7 @@ export class FenceHost extends EventEmitter {
     this.inbox.peerUp(body.domid);
   };
 
-  /** Registers the FENCE_* handlers on the kernel's connection (one host per kernel). */
+  /** Registers the FENCE_* handlers on the kernel's connection (one live host per kernel; shutdown removes them). */
   constructor(kernel: FenceKernel, options: FenceHostOptions = {}) {
     super();
     this.#k = kernel;
@@ -123,17 +126,20 @@ export class FenceHost extends EventEmitter {
     this.bridge = new FenceBridge((name) => this.owner.create(name));
     this.#exportTimeoutMs = options.exportTimeoutMs;
     const hv = kernel.hv;
-    hv.handlePeerRequest(FENCE_TIMELINE_SHARE, (body, src) => {
-      this.#checkRunning('ERR_FENCE_SETUP_FAILED');
-      return this.observer.onShare(src, body);
-    });
-    hv.handlePeerRequest(FENCE_TIMELINE_UNSHARE, (body, src) => this.observer.onUnshare(src, body));
-    hv.handlePeerRequest(FENCE_EXPORT, (body, src) => {
-      this.#checkRunning('ERR_FENCE_UNKNOWN_TIMELINE');
-      this.#onExport(src, body.cookie, body.fences, body.name);
-      return {};
-    });
-    hv.onEventOf(FENCE_SLOTS_RELEASE, (body, src) => { if (src !== undefined) this.owner.onSlotsRelease(src, body); });
+    this.#unregister.push(
+      hv.handlePeerRequest(FENCE_TIMELINE_SHARE, (body, src) => {
+        this.#checkRunning('ERR_FENCE_SETUP_FAILED');
+        return this.observer.onShare(src, body);
+      }),
+      hv.handlePeerRequest(FENCE_TIMELINE_UNSHARE, (body, src) => this.observer.onUnshare(src, body)),
+      hv.handlePeerRequest(FENCE_EXPORT, (body, src) => {
+        this.#checkRunning('ERR_FENCE_UNKNOWN_TIMELINE');
+        this.#onExport(src, body.cookie, body.fences, body.name);
+        return {};
+      }),
+      hv.onEventOf(FENCE_SLOTS_RELEASE, (body, src) => { if (src !== undefined) this.owner.onSlotsRelease(src, body); }),
+      hv.onEventOf(FENCE_TIMELINE_DETACHED, (body, src) => { if (src !== undefined) this.owner.onDetached(src, body.tl); }),
+    );
     kernel.on('peerDied', this.#onPeerDied);
     kernel.on('peerUp', this.#onPeerUp);
   }
@@ -292,6 +298,8 @@ export class FenceHost extends EventEmitter {
       await Promise.all([this.observer.closeAll(), this.owner.destroyAll()]);
       this.#k.off('peerDied', this.#onPeerDied);
       this.#k.off('peerUp', this.#onPeerUp);
+      // The handlers answered (refusing new work) until every observer had its UNSHARE answered.
+      for (const off of this.#unregister.splice(0)) off();
       this.#state = FenceHostState.Down;
     })();
     return this.#shuttingDown;

@@ -16,7 +16,7 @@
  * at the end of the current task.
  */
 import { ProtocolError, type Infer } from '../../protocol/index.ts';
-import { FENCE_MAX_RELEASE, FENCE_SLOTS_RELEASE, type FENCE_REF, type FENCE_TIMELINE_SHARE, type FENCE_TIMELINE_UNSHARE } from '../../protocol/messages/fence.ts';
+import { FENCE_MAX_RELEASE, FENCE_SLOTS_RELEASE, FENCE_TIMELINE_DETACHED, type FENCE_REF, type FENCE_TIMELINE_SHARE, type FENCE_TIMELINE_UNSHARE } from '../../protocol/messages/fence.ts';
 import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import type { DmaFence } from '../fence/dma-fence.ts';
@@ -199,12 +199,23 @@ export class TimelineObserver {
     await Promise.all(recs.filter((r) => r.state !== 'setting-up').map((r) => this.#teardown(r)));
   }
 
-  /** Ends every import (host shutdown): pending points signal with -ECANCELED. */
+  /**
+   * Ends every import (host shutdown): pending points signal with
+   * -ECANCELED, pages are unmapped and ports closed, and then each owner is
+   * told (FENCE_TIMELINE_DETACHED) so it can close the share.
+   */
   async closeAll(): Promise<void> {
-    const recs = [...this.#imports.values()];
+    const recs = [...this.#imports.values()].filter((r) => r.state !== 'setting-up');
     this.#toRelease.clear();
     for (const rec of recs) rec.rt?.finalize(FENCE_ERR_DETACHED);
-    await Promise.all(recs.filter((r) => r.state !== 'setting-up').map((r) => this.#teardown(r)));
+    await Promise.all(recs.map(async (rec) => {
+      await this.#teardown(rec);
+      try {
+        this.#k.hv.peerNotify(FENCE_TIMELINE_DETACHED, rec.owner, { tl: rec.tl });
+      } catch {
+        // The connection is closing: the owner closes the share when this domain dies.
+      }
+    }));
   }
 
   /** Counters and sizes. */

@@ -4,7 +4,7 @@
  *
  * Share state machine (per timeline, per observer):
  *
- *   offered --SHARE answered--> mapped --UNSHARE answered / peer died--> closed
+ *   offered --SHARE answered--> mapped --UNSHARE answered / DETACHED / peer died--> closed
  *      |                           \
  *      +--SHARE refused / peer died-+---------------------------------> closed
  *   (mapped --destroy/unshare--> closing --UNSHARE answered or failed--> closed)
@@ -219,6 +219,15 @@ export class TimelineOwner {
   /** Destroys every timeline (host shutdown). */
   async destroyAll(): Promise<void> {
     await Promise.all([...this.#timelines.values()].map((r) => this.destroy(r.tl)));
+  }
+
+  /** FENCE_TIMELINE_DETACHED from `src`: the observer unmapped on its own; the share closes as on its death. */
+  onDetached(src: number, tl: number): void {
+    const rec = this.#timelines.get(tl);
+    const share = rec?.shares.get(src);
+    if (!rec || !share) return;
+    rec.tl.dropPeer(src);
+    void this.#releaseShare(rec, share);
   }
 
   /**

@@ -14,6 +14,7 @@ import { SyncFile } from '../../src/fence/sync-file.ts';
 import { DmaFenceArray } from '../../src/fence/fence-array.ts';
 import { FENCE_ERR_OWNER_DIED } from '../../src/fence-remote/errno.ts';
 import { RemoteFence } from '../../src/fence-remote/remote-fence.ts';
+import { FenceHost } from '../../src/fence-remote/fence-host.ts';
 import { crash, domainStats, fenceResources, NOTHING, startPeers, until } from './pair.ts';
 
 describe('fence host: in-process peers over a real backend', () => {
@@ -207,5 +208,32 @@ describe('fence host: in-process peers over a real backend', () => {
     await expect(a!.host.exportFence(b!.domid, tl.createFence(1), { cookie: 3 })).rejects.toMatchObject({ code: 'ERR_LIMIT' });
     await b!.host.takeImport(a!.domid, 1);
     await a!.host.exportFence(b!.domid, tl.createFence(1), { cookie: 3 });
+  });
+
+  it('shutdown completes the observer\'s imports with -ECANCELED, tells the owner\'s observers, and removes the handlers', async () => {
+    const { peers: [a, b] } = await startPeers(2);
+    const tl = a!.host.createTimeline('bye');
+    const mine = b!.host.createTimeline('mine');
+    await a!.host.exportFence(b!.domid, tl.createFence(1), { cookie: 1 });
+    await b!.host.exportFence(a!.domid, mine.createFence(1), { cookie: 1 });
+    const inB = (await b!.host.takeImport(a!.domid, 1)).fence;
+    const inA = (await a!.host.takeImport(b!.domid, 1)).fence;
+    const taker = b!.host.takeImport(a!.domid, 2).catch((e: unknown) => e);
+    await b!.host.shutdown();
+    expect(await taker).toMatchObject({ code: 'ERR_STATE' });
+    expect(inB.getStatus()).toBe(ECANCELED);
+    expect(inA.getStatus()).toBe(ENOENT); // b destroyed its timeline: a's import of it completed
+    expect(fenceResources(b!)).toEqual(NOTHING);
+    // b told a it detached: a closed the share, so nothing of a is held for b any more.
+    await until(() => a!.host.stats().owner.shares.mapped === 0);
+    expect(a!.host.stats().owner).toMatchObject({ grantsLive: 0, slotHolds: 0 });
+    // With no fence layer on b, a new share is refused (no handler) and leaves nothing behind.
+    await expect(a!.host.exportFence(b!.domid, tl.createFence(2), { cookie: 2 })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_TYPE' });
+    expect(a!.host.stats().owner).toMatchObject({ grantsLive: 0, slotHolds: 0, shares: { offered: 0, mapped: 0 } });
+    // A new host can take the kernel over.
+    const again = new FenceHost(b!.kernel);
+    await a!.host.exportFence(b!.domid, tl.createFence(3), { cookie: 3 });
+    expect((await again.takeImport(a!.domid, 3)).fence.getStatus()).toBe(0);
+    await again.shutdown();
   });
 });
