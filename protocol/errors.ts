@@ -43,6 +43,7 @@ export const ErrorCodes = {
   ERR_MAP_FAILED: 'The importer could not map the directory or data pages; the fd was not created.',
   ERR_NO_COMMON_FORMAT: 'The peers support no common gref directory format.',
   ERR_BUSY: 'The object is in use and cannot be released now (e.g. detaching a still-mapped attachment).',
+  ERR_PINNED: 'The buffer is pinned (an importer\'s pin, a local pin, or a mapped attachment that cannot follow a move); a move asked not to wait fails with it.',
   // Cross-VM fences (SPEC.md fence section)
   ERR_FENCE_UNKNOWN_TIMELINE: 'No timeline with this id is shared by the sender with the receiver (never shared, or already unshared).',
   ERR_FENCE_BAD_PAGE: 'The timeline page does not hold a valid header (magic, version or slot count).',

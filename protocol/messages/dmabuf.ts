@@ -41,10 +41,13 @@ export type AccessMode = (typeof ACCESS_MODES)[number];
  * Remote-sync operations an importer mirrors onto the exporter's buffer
  * (OPS_TO_SOURCE). Each "undo" op pops the most recent matching "do" op of
  * the same fd; release drops the fd and undoes whatever it still holds.
+ * pin/unpin (dynamic sharing, SPEC.md 11.8) keep the buffer's pages where
+ * they are: a move waits until the last pin is gone.
  */
 export const SYNC_OPS = [
   'attach', 'detach', 'map', 'unmap', 'release',
   'begin_cpu_access', 'end_cpu_access', 'vmap', 'vunmap', 'kmap', 'kunmap',
+  'pin', 'unpin',
 ] as const;
 /** A remote-sync operation. */
 export type SyncOp = (typeof SYNC_OPS)[number];
@@ -133,7 +136,7 @@ const SYNC_BODY = {
   page: opt(t.uint(DMABUF_MAX_PAGES - 1), 'kmap, kunmap: page index within the buffer (default 0).'),
 } as const;
 
-const SYNC_DOC = 'The exporter mirrors the op on its own buffer in a shadow stack per (importer, fdId): attach/map/begin_cpu_access/vmap/kmap push, detach/unmap/end_cpu_access/vunmap/kunmap pop the most recent entry of their kind, release drops the fd, undoes everything still on its stacks and removes fdId from the active set (the buffer is freed when it was the last fd of an unexported buffer). Errors: ERR_UNKNOWN_BUFFER, ERR_NOT_IMPORTER, ERR_BAD_ARGUMENT (fdId not active, or an undo with nothing to undo), ERR_BUSY (detach while the attachment is still mapped).';
+const SYNC_DOC = 'The exporter mirrors the op on its own buffer in a shadow stack per (importer, fdId): attach/map/begin_cpu_access/vmap/kmap/pin push, detach/unmap/end_cpu_access/vunmap/kunmap/unpin pop the most recent entry of their kind, release drops the fd, undoes everything still on its stacks and removes fdId from the active set (the buffer is freed when it was the last fd of an unexported buffer). A pin, a begin_cpu_access and a map that arrive while the buffer is moving take effect (and are answered) only after the move completed, so their answer comes after the importer acknowledged DMABUF_MOVE_NOTIFY (SPEC.md 11.8). Errors: ERR_UNKNOWN_BUFFER, ERR_NOT_IMPORTER, ERR_BAD_ARGUMENT (fdId not active, or an undo with nothing to undo), ERR_BUSY (detach while the attachment is still mapped).';
 
 /** Mirrors an importer's dma-buf operation on the exporter, acknowledged. */
 export const DMABUF_OPS_TO_SOURCE = defineRequest({
@@ -148,4 +151,22 @@ export const DMABUF_OPS_TO_SOURCE_ASYNC = defineEvent({
   type: 'DMABUF_OPS_TO_SOURCE_ASYNC', from: 'peer', since: 1, layer: 'dmabuf',
   doc: `Importer → exporter, not acknowledged: the same effect as DMABUF_OPS_TO_SOURCE, applied in order with the requests; an op the exporter refuses is dropped and counted in the exporter's statistics. ${SYNC_DOC}`,
   body: SYNC_BODY,
+});
+
+/** Tells an importer that the exporter moved the buffer's pages (Linux's move_notify, across VMs). */
+export const DMABUF_MOVE_NOTIFY = defineRequest({
+  type: 'DMABUF_MOVE_NOTIFY', route: 'peer', caller: 'guest', since: 1, layer: 'dmabuf',
+  doc: 'Exporter → importer (move_notify): the buffer\'s data now lives in other pages, granted afresh and described by a new directory. The importer adopts the new location at once (every later mapping uses it), detaches every view of its old mapping and unmaps it (handles released at the backend), optionally maps the new pages, and only then answers: the answer means that the importer maps no old page any more, and only after it (or the importer\'s death) does the exporter end access to the old grants and scrub and free the old pages (SPEC.md 11.8). Sent for every move while the importer may still hold the import, including after NOTIFY_UNEXPORT while fds are open. Errors: ERR_ID_DOMAIN_MISMATCH (hid.dom ≠ src), ERR_UNKNOWN_BUFFER (the importer does not hold the buffer, so it maps nothing of it), ERR_BAD_ARGUMENT (generation not newer than the import\'s, geometry different from the EXPORT\'s, dirRef 0), ERR_BAD_DIRECTORY (format not read).',
+  request: {
+    hid: req(HID, 'The buffer id.'),
+    generation: req(t.uint(0xffffffff, 1), 'Moves of this export so far, this one included (the first move is 1; the EXPORT was generation 0). MUST be greater than the importer\'s current generation of the import; this implementation sends exactly one more.'),
+    nents: req(t.uint(DMABUF_MAX_PAGES, 1), 'Pages in the buffer: MUST equal the EXPORT\'s (a move never changes the size or layout; repeated so that the directory can be walked and checked from this message alone).'),
+    firstOffset: req(t.uint(4095), 'Byte offset of the data in the first page: MUST equal the EXPORT\'s.'),
+    lastLength: req(t.uint(4096, 1), 'End of the data in the last page: MUST equal the EXPORT\'s.'),
+    dirRef: req(t.uint(0xffffffff, 1), 'Grant reference of the top (multilevel) or first (linked) page of the NEW directory, granted read-only to the importer, over newly granted data pages.'),
+    dirFormat: req(DIR_FORMAT, 'Layout of the new directory: a format the importer reads (normally the EXPORT\'s).'),
+  },
+  response: {
+    remapped: req(t.bool(), 'True if the importer already mapped the new pages before answering (eager remap); false if it will map them at its next access (lazy remap) or holds no fd.'),
+  },
 });

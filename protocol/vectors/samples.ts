@@ -78,6 +78,11 @@ export const samples: Record<string, Sample> = {
   DMABUF_NOTIFY_UNEXPORT: { req: { hid: SAMPLE_HID }, res: { openFds: 1 }, src: 1, dst: 2 },
   DMABUF_OPS_TO_SOURCE: { req: { hid: SAMPLE_HID, fdId: 1, op: 'begin_cpu_access', dir: 'from_device' }, res: { busy: true }, src: 2, dst: 1 },
   DMABUF_OPS_TO_SOURCE_ASYNC: { evt: { hid: SAMPLE_HID, fdId: 1, op: 'kmap', page: 3 }, src: 2, dst: 1 },
+  DMABUF_MOVE_NOTIFY: {
+    req: { hid: SAMPLE_HID, generation: 3, nents: 2025, firstOffset: 0, lastLength: 4096, dirRef: 4150, dirFormat: 'multilevel' },
+    res: { remapped: false },
+    src: 1, dst: 2,
+  },
   FENCE_TIMELINE_SHARE: { req: { tl: 3, name: 'render-ring', gref: 41, port: 5 }, res: {}, src: 1, dst: 2 },
   FENCE_TIMELINE_UNSHARE: { req: { tl: 3, reason: 'closed' }, res: { errored: 1 }, src: 1, dst: 2 },
   FENCE_EXPORT: {
