@@ -13,10 +13,20 @@
  * mappings, CPU access, vmaps) is undone in reverse order before release, so
  * an exporter's release never sees a half-used buffer, and the count of such
  * leftovers is kept for leak checks.
+ *
+ * Dynamic sharing (Linux's dynamic attachments, move.ts): an exporter that
+ * implements `relocate` can move the buffer's pages while it is not pinned.
+ * Attachments made with importer ops (dynamic) are told, and re-map; static
+ * attachments pin the buffer while mapped. CPU views (vmap, kmap) do not
+ * pin: a move detaches them and bumps `generation`, and their holders fetch
+ * a new view with vmap (or kmap) again. The ordering of moves against pins
+ * and CPU access is the MoveGate's (move-gate.ts).
  */
 import { ProtocolError } from '../../protocol/errors.ts';
 import type { DmaDirection } from '../../protocol/messages/dmabuf.ts';
 import { bufferSize, type Geometry } from './geometry.ts';
+import { MoveGate } from './move-gate.ts';
+import { moveBuffer, type MoveOptions, type MoveResult, type Relocation } from './move.ts';
 import type { SgTable } from './sg-table.ts';
 
 /** What an exporter implements. Methods may return promises. */
@@ -35,8 +45,13 @@ export interface DmaBufOps {
   beginCpuAccess?(buf: DmaBuf, dir: DmaDirection): Promise<void> | void;
   /** The CPU is done accessing the buffer. */
   endCpuAccess?(buf: DmaBuf, dir: DmaDirection): Promise<void> | void;
-  /** One contiguous view of the buffer's `size` bytes (offset applied). Called on the first vmap only. */
-  vmap(buf: DmaBuf): Promise<Uint8Array> | Uint8Array;
+  /**
+   * One contiguous view of the buffer's `size` bytes (offset applied). Called
+   * on the first vmap, and again (`refresh` true) when a vmap is still held
+   * but a move made its view stale: the exporter then maps the new location
+   * without counting a new vmap.
+   */
+  vmap(buf: DmaBuf, refresh: boolean): Promise<Uint8Array> | Uint8Array;
   /** Undoes vmap; called when the last vmap user is gone. */
   vunmap(buf: DmaBuf, view: Uint8Array): Promise<void> | void;
   /** A view of one whole page (index within the buffer). Optional. */
@@ -45,6 +60,43 @@ export interface DmaBufOps {
   kunmap?(buf: DmaBuf, page: number, view: Uint8Array): Promise<void> | void;
   /** The last reference is gone. */
   release(buf: DmaBuf): Promise<void> | void;
+  /** A user pins the buffer (its pages must not move); may wait. Optional: the buffer's MoveGate counts pins anyway. */
+  pin?(buf: DmaBuf): Promise<void> | void;
+  /** Undoes pin. */
+  unpin?(buf: DmaBuf): Promise<void> | void;
+  /**
+   * Dynamic exporters: allocates a new location for the buffer's data and
+   * returns how to move there (move.ts runs it with the buffer moving, i.e.
+   * no pin, no CPU access, no other move). Without it the buffer cannot move.
+   */
+  relocate?(buf: DmaBuf): Promise<Relocation> | Relocation;
+}
+
+/**
+ * What a dynamic importer implements (Linux's dma_buf_attach_ops), in the
+ * order a move calls it. prepareMove and abortMove are this model's
+ * addition to Linux's move_notify: a cross-VM importer must grant the new
+ * pages before it can tell its peers, and granting can fail, which must
+ * leave the buffer where it was.
+ */
+export interface DynamicImporterOps {
+  /** Before the data moves: get ready for the new location `to`. Throwing abandons the move (nothing changed). */
+  prepareMove?(att: Attachment, to: SgTable): Promise<void> | void;
+  /** The move was abandoned after this attachment's prepareMove succeeded: undo it. */
+  abortMove?(att: Attachment): Promise<void> | void;
+  /**
+   * move_notify: the data now lives at the new location (map again to get
+   * it). Resolves when this importer has moved on; the `released` promise it
+   * may return resolves when nothing of it references the old location any
+   * more (only then is the old location freed). MUST NOT reject.
+   */
+  moveNotify(att: Attachment): Promise<MoveNotifyResult | void> | MoveNotifyResult | void;
+}
+
+/** What a dynamic importer's moveNotify may return. */
+export interface MoveNotifyResult {
+  /** Resolves when nothing of the importer references the old location any more. */
+  readonly released: Promise<void>;
 }
 
 /** Buffer lifecycle. */
@@ -72,12 +124,20 @@ export class Attachment {
   readonly buf: DmaBuf;
   /** Live mappings of this attachment, with their direction. */
   readonly mappings = new Map<SgTable, DmaDirection>();
+  /** Importer ops of a dynamic attachment (Linux's importer_ops); undefined for a static one. */
+  readonly importerOps: DynamicImporterOps | undefined;
   state: AttachmentState = AttachmentState.Attached;
 
-  constructor(id: number, device: string, buf: DmaBuf) {
+  constructor(id: number, device: string, buf: DmaBuf, importerOps?: DynamicImporterOps) {
     this.id = id;
     this.device = device;
     this.buf = buf;
+    this.importerOps = importerOps;
+  }
+
+  /** True for a dynamic attachment: it follows moves instead of pinning the buffer while mapped. */
+  get dynamic(): boolean {
+    return this.importerOps !== undefined;
   }
 }
 
@@ -89,6 +149,8 @@ export interface DmaBufUse {
   cpuAccess: number;
   vmaps: number;
   kmaps: number;
+  /** Explicit pins (static mappings pin too, but are counted in mappings). */
+  pins: number;
 }
 
 let nextBufferId = 1;
@@ -101,6 +163,8 @@ export interface DmaBufInit<P> {
   priv: P;
   /** Name, for messages. */
   name?: string;
+  /** Generation to start at (an importer's buffer opened after moves of its exporter's; default 0). */
+  generation?: number;
 }
 
 /** A dma-buf. `P` is the exporter's private data. */
@@ -120,11 +184,18 @@ export class DmaBuf<P = unknown> {
   private nextAttachmentId = 1;
   private cpuAccess: DmaDirection[] = [];
   private vmapCount = 0;
+  /** The last view vmap produced (stale after a move until refreshed). */
   private vmapView: Uint8Array | undefined;
+  private vmapStale = false;
+  /** Views made stale by moves that holders may still vunmap. */
+  private staleViews = new Set<Uint8Array>();
   private vmapPending: Promise<Uint8Array> | undefined;
   private readonly kmaps: Array<{ page: number; view: Uint8Array }> = [];
   private leftoversValue = 0;
   private undoErrorsValue = 0;
+  private generationValue = 0;
+  /** Orders moves against pins and CPU access (move-gate.ts). */
+  readonly gate = new MoveGate();
 
   /** A new buffer holding one reference (the creator's). */
   constructor(init: DmaBufInit<P>) {
@@ -134,6 +205,7 @@ export class DmaBuf<P = unknown> {
     this.geometry = init.geometry;
     this.size = bufferSize(init.geometry);
     this.name = init.name ?? `${init.ops.exporter}#${this.id}`;
+    this.generationValue = init.generation ?? 0;
   }
 
   get state(): DmaBufState {
@@ -155,14 +227,32 @@ export class DmaBuf<P = unknown> {
     return this.undoErrorsValue;
   }
 
+  /**
+   * Moves of the buffer's pages so far. A CPU view fetched at another
+   * generation is stale (detached): fetch it again.
+   */
+  get generation(): number {
+    return this.generationValue;
+  }
+
+  /** True if the exporter can move this buffer's pages (it implements relocate). */
+  get movable(): boolean {
+    return this.ops.relocate !== undefined;
+  }
+
   /** What is outstanding now. */
   use(): DmaBufUse {
     let mappings = 0;
     for (const a of this.attachments) mappings += a.mappings.size;
     return {
       refs: this.refs, attachments: this.attachments.size, mappings,
-      cpuAccess: this.cpuAccess.length, vmaps: this.vmapCount, kmaps: this.kmaps.length,
+      cpuAccess: this.cpuAccess.length, vmaps: this.vmapCount, kmaps: this.kmaps.length, pins: this.gate.held.pin,
     };
+  }
+
+  /** Dynamic attachments, in attach order (the ones a move notifies). */
+  dynamicAttachments(): Attachment[] {
+    return [...this.attachments].filter((a) => a.dynamic);
   }
 
   /** Takes a reference (Linux get_dma_buf). */
@@ -184,10 +274,16 @@ export class DmaBuf<P = unknown> {
     return this.finalRelease();
   }
 
-  /** Attaches a device (dma_buf_attach). */
-  async attach(device: string): Promise<Attachment> {
+  /**
+   * Attaches a device (dma_buf_attach), or with importer ops a dynamic one
+   * (dma_buf_dynamic_attach): that one follows moves (it is told through
+   * moveNotify) instead of pinning the buffer while mapped. Waits for a move
+   * in progress, so a new dynamic attachment never misses one half-way.
+   */
+  async attach(device: string, importerOps?: DynamicImporterOps): Promise<Attachment> {
     this.checkLive('attach');
-    const att = new Attachment(this.nextAttachmentId++, device, this);
+    await this.gate.settled();
+    const att = new Attachment(this.nextAttachmentId++, device, this, importerOps);
     await this.ops.attach?.(this, att);
     this.attachments.add(att);
     return att;
@@ -202,10 +298,21 @@ export class DmaBuf<P = unknown> {
     await this.ops.detach?.(this, att);
   }
 
-  /** Maps for the attached device (dma_buf_map_attachment). */
+  /**
+   * Maps for the attached device (dma_buf_map_attachment). A static
+   * attachment's mapping pins the buffer until unmapped (it waits for a move
+   * in progress first); a dynamic one's does not, and is stale after a move.
+   */
   async map(att: Attachment, dir: DmaDirection = 'bidirectional'): Promise<SgTable> {
     this.checkAttachment(att, 'map');
-    const sgt = await this.ops.mapAttachment(att, dir);
+    if (!att.dynamic) await this.gate.enter('static-map');
+    let sgt: SgTable;
+    try {
+      sgt = await this.ops.mapAttachment(att, dir);
+    } catch (e) {
+      if (!att.dynamic) this.gate.leave('static-map');
+      throw e;
+    }
     att.mappings.set(sgt, dir);
     return sgt;
   }
@@ -216,13 +323,26 @@ export class DmaBuf<P = unknown> {
     const dir = att.mappings.get(sgt);
     if (dir === undefined) throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: that table is not mapped on attachment ${att.id}`);
     att.mappings.delete(sgt);
-    await this.ops.unmapAttachment(att, sgt, dir);
+    try {
+      await this.ops.unmapAttachment(att, sgt, dir);
+    } finally {
+      if (!att.dynamic) this.gate.leave('static-map');
+    }
   }
 
-  /** Begins CPU access (dma_buf_begin_cpu_access); pair with endCpuAccess. */
+  /**
+   * Begins CPU access (dma_buf_begin_cpu_access); pair with endCpuAccess.
+   * Waits for a move in progress; a move waits for every CPU access to end.
+   */
   async beginCpuAccess(dir: DmaDirection = 'bidirectional'): Promise<void> {
     this.checkLive('beginCpuAccess');
-    await this.ops.beginCpuAccess?.(this, dir);
+    await this.gate.enter('cpu');
+    try {
+      await this.ops.beginCpuAccess?.(this, dir);
+    } catch (e) {
+      this.gate.leave('cpu');
+      throw e;
+    }
     this.cpuAccess.push(dir);
   }
 
@@ -231,44 +351,105 @@ export class DmaBuf<P = unknown> {
     this.checkLive('endCpuAccess');
     if (this.cpuAccess.length === 0) throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: endCpuAccess without beginCpuAccess`);
     this.cpuAccess.pop();
-    await this.ops.endCpuAccess?.(this, dir);
+    try {
+      await this.ops.endCpuAccess?.(this, dir);
+    } finally {
+      this.gate.leave('cpu');
+    }
+  }
+
+  /**
+   * Pins the buffer: its pages do not move until the matching unpin
+   * (dma_buf_pin; counted per buffer here, not per attachment). Waits for a
+   * move in progress, so the location is settled when it returns.
+   */
+  async pin(): Promise<void> {
+    this.checkLive('pin');
+    await this.ops.pin?.(this);
+    await this.gate.enter('pin');
+  }
+
+  /** Undoes one pin; ERR_BAD_ARGUMENT if none is held. */
+  async unpin(): Promise<void> {
+    this.checkLive('unpin');
+    if (this.gate.held.pin === 0) throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: unpin without pin`);
+    this.gate.leave('pin');
+    await this.ops.unpin?.(this);
+  }
+
+  /**
+   * Moves the buffer's pages (dynamic exporters only; move.ts): waits until
+   * no pin or CPU access is held (or fails, if asked not to wait), copies
+   * the data, tells every dynamic attachment, and frees the old pages once
+   * none of them uses them. Resolves when the old pages are freed.
+   */
+  move(opts: MoveOptions = {}): Promise<MoveResult> {
+    return moveBuffer(this, opts);
+  }
+
+  /**
+   * For the buffer's exporter, after it moved the data: every CPU view is
+   * stale from now on (the exporter has detached them, or is about to), and
+   * the generation becomes `generation`. Holders fetch a new view with vmap;
+   * their stale one is still accepted by vunmap (or kunmap).
+   */
+  invalidateViews(generation: number): void {
+    if (!Number.isInteger(generation) || generation <= this.generationValue) {
+      throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: generation ${generation} is not after ${this.generationValue}`);
+    }
+    this.generationValue = generation;
+    if (this.vmapView && !this.vmapStale) {
+      this.vmapStale = true;
+      this.staleViews.add(this.vmapView);
+    }
   }
 
   /**
    * One contiguous view of the data (offset applied), no copy. Counted as
    * in Linux: the exporter's vmap runs on the first call and every caller
-   * gets the same view until the matching number of vunmaps.
+   * gets the same view until the matching number of vunmaps. After a move
+   * the next call gets a view of the new location (the exporter's vmap is
+   * called again with `refresh`), and counts one more vmap.
    */
   async vmap(): Promise<Uint8Array> {
     this.checkLive('vmap');
-    if (this.vmapView) {
+    await this.gate.settled();
+    if (this.vmapView && !this.vmapStale) {
       this.vmapCount++;
       return this.vmapView;
     }
-    // Concurrent first vmaps share one exporter call.
-    this.vmapPending ??= Promise.resolve(this.ops.vmap(this)).finally(() => { this.vmapPending = undefined; });
+    // Concurrent first (or refreshing) vmaps share one exporter call.
+    this.vmapPending ??= Promise.resolve(this.ops.vmap(this, this.vmapCount > 0)).finally(() => { this.vmapPending = undefined; });
     const view = await this.vmapPending;
     this.vmapView = view;
+    this.vmapStale = false;
     this.vmapCount++;
     return view;
   }
 
-  /** Drops one vmap; the exporter's vunmap runs when the count reaches 0. */
+  /** Drops one vmap (the current view or a stale one); the exporter's vunmap runs when the count reaches 0. */
   async vunmap(view: Uint8Array): Promise<void> {
     this.checkLive('vunmap');
-    if (!this.vmapView || view !== this.vmapView) throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: that view is not this buffer's vmap`);
+    const current = view === this.vmapView && !this.vmapStale;
+    if (this.vmapCount === 0 || (!current && !this.staleViews.has(view))) {
+      throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: that view is not this buffer's vmap`);
+    }
     if (--this.vmapCount > 0) return;
+    const last = this.vmapView ?? view;
     this.vmapView = undefined;
-    await this.ops.vunmap(this, view);
+    this.vmapStale = false;
+    this.staleViews.clear();
+    await this.ops.vunmap(this, last);
   }
 
-  /** A view of one whole page of the buffer (page index from 0). */
+  /** A view of one whole page of the buffer (page index from 0); stale after a move (kmap again). */
   async kmap(page: number): Promise<Uint8Array> {
     this.checkLive('kmap');
     if (!this.ops.kmap) throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: exporter ${this.ops.exporter} does not support kmap`);
     if (!Number.isInteger(page) || page < 0 || page >= this.geometry.nents) {
       throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.name}: page ${page} outside [0, ${this.geometry.nents})`);
     }
+    await this.gate.settled();
     const view = await this.ops.kmap(this, page);
     this.kmaps.push({ page, view });
     return view;
@@ -298,15 +479,24 @@ export class DmaBuf<P = unknown> {
     };
     for (const k of this.kmaps.splice(0).reverse()) await undo(() => this.ops.kunmap?.(this, k.page, k.view));
     const view = this.vmapView;
-    if (view) {
+    if (view && this.vmapCount > 0) {
       this.vmapView = undefined;
       this.vmapCount = 0;
+      this.staleViews.clear();
       await undo(() => this.ops.vunmap(this, view));
     }
-    for (const dir of this.cpuAccess.splice(0).reverse()) await undo(() => this.ops.endCpuAccess?.(this, dir));
+    for (let n = this.gate.held.pin; n > 0; n--) {
+      this.gate.leave('pin');
+      await undo(() => this.ops.unpin?.(this));
+    }
+    for (const dir of this.cpuAccess.splice(0).reverse()) {
+      this.gate.leave('cpu');
+      await undo(() => this.ops.endCpuAccess?.(this, dir));
+    }
     for (const att of [...this.attachments].reverse()) {
       for (const [sgt, dir] of [...att.mappings].reverse()) {
         att.mappings.delete(sgt);
+        if (!att.dynamic) this.gate.leave('static-map');
         await undo(() => this.ops.unmapAttachment(att, sgt, dir));
       }
       this.attachments.delete(att);

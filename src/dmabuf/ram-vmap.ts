@@ -25,10 +25,14 @@ export function isOneRun(frames: ArrayLike<number>): boolean {
   return true;
 }
 
-/** A contiguous view of `frames` of `ram` (writable). */
-export function viewFrames(ram: GuestRam, frames: Uint32Array): FramesView {
+/**
+ * A contiguous view of `frames` of `ram` (writable). With `detachable`, the
+ * view is always its own mapping, even over one run, so that unmap can
+ * detach it (a movable buffer's views must die when its pages move).
+ */
+export function viewFrames(ram: GuestRam, frames: Uint32Array, detachable = false): FramesView {
   if (frames.length === 0) throw new RangeError('no frames to view');
-  if (isOneRun(frames)) {
+  if (isOneRun(frames) && !detachable) {
     return { bytes: ram.pages(frames[0]!, frames.length), mapped: false, unmap: () => undefined };
   }
   // Validate against RAM first: the addon would map whatever the file holds.

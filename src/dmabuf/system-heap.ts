@@ -5,6 +5,12 @@
  *
  * Frames are scrubbed when allocated and again when the last reference is
  * dropped (the allocator does both), so no data outlives the buffer.
+ *
+ * A buffer allocated `movable` is a dynamic exporter's buffer (move.ts): its
+ * pages can move to newly allocated frames (relocation.ts). Its CPU views
+ * are then always mappings of their own (never a plain window on RAM), so
+ * that a move can detach them; a fixed buffer keeps the cheaper window and
+ * cannot move.
  */
 import type { DmaDirection } from '../../protocol/messages/dmabuf.ts';
 import { PAGE_SIZE } from '../../protocol/limits.ts';
@@ -13,6 +19,7 @@ import type { PageAllocator } from '../guest/page-allocator.ts';
 import { DmaBuf, type Attachment, type DmaBufOps } from './dma-buf.ts';
 import { geometryFor } from './geometry.ts';
 import { viewFrames, type FramesView } from './ram-vmap.ts';
+import { relocateFrames } from './relocation.ts';
 import { SgTable } from './sg-table.ts';
 
 /** What the heap needs of a guest kernel. */
@@ -26,10 +33,16 @@ export interface SystemHeapHost {
 export interface SystemHeapPriv {
   /** Owning domain. */
   readonly dom: number;
-  /** Frames, in buffer order. */
-  readonly frames: Uint32Array;
+  /** Frames, in buffer order (replaced by a move). */
+  frames: Uint32Array;
+  /** Whether the pages may move (allocated movable). */
+  readonly movable: boolean;
+  /** Allocated scattered (a move keeps the placement style). */
+  readonly scattered: boolean;
   /** The vmap in use, if any. */
   vmapping: FramesView | undefined;
+  /** kmap views of a movable buffer, each its own mapping, by view. */
+  readonly kmappings: Map<Uint8Array, FramesView>;
   /** True once the frames went back to the allocator. */
   freed: boolean;
 }
@@ -42,6 +55,8 @@ export interface SystemHeapAllocOptions {
   firstOffset?: number;
   /** Name, for messages. */
   name?: string;
+  /** The pages may be moved later (DmaBuf.move); CPU views are then detachable mappings (default false). */
+  movable?: boolean;
 }
 
 /** Counters of one heap. */
@@ -49,26 +64,46 @@ export interface SystemHeapStats {
   allocated: number;
   released: number;
   live: number;
+  /** Moves committed (data copied to new frames). */
+  moves: number;
+  /** Old locations still allocated because a peer may still use them. */
+  retiring: number;
+}
+
+/** Mutable counters shared with the ops. */
+interface HeapCounters {
+  allocated: number;
+  released: number;
+  moves: number;
+  retiring: number;
 }
 
 /** The system heap of one domain. */
 export class SystemHeap {
   private readonly host: SystemHeapHost;
-  private readonly counters = { allocated: 0, released: 0 };
+  private readonly counters: HeapCounters = { allocated: 0, released: 0, moves: 0, retiring: 0 };
   private readonly ops: DmaBufOps;
+  private readonly movableOps: DmaBufOps;
 
   constructor(host: SystemHeapHost) {
     this.host = host;
     this.ops = makeOps(host, this.counters);
+    this.movableOps = {
+      ...this.ops,
+      relocate: (buf) => relocateFrames(host, buf as DmaBuf<SystemHeapPriv>, this.counters),
+    };
   }
 
   /** Allocates a scrubbed buffer of `size` bytes. */
   alloc(size: number, options: SystemHeapAllocOptions = {}): DmaBuf<SystemHeapPriv> {
     const geometry = geometryFor(size, options.firstOffset ?? 0);
-    const frames = this.host.allocator.alloc(geometry.nents, options.scattered ? { scattered: true } : {});
+    const scattered = options.scattered ?? false;
+    const movable = options.movable ?? false;
+    const frames = this.host.allocator.alloc(geometry.nents, scattered ? { scattered: true } : {});
     this.counters.allocated++;
     return new DmaBuf<SystemHeapPriv>({
-      ops: this.ops, geometry, priv: { dom: this.host.domid, frames, vmapping: undefined, freed: false },
+      ops: movable ? this.movableOps : this.ops, geometry,
+      priv: { dom: this.host.domid, frames, movable, scattered, vmapping: undefined, kmappings: new Map(), freed: false },
       ...(options.name !== undefined ? { name: options.name } : {}),
     });
   }
@@ -84,7 +119,7 @@ export function isSystemHeapBuffer(buf: DmaBuf): buf is DmaBuf<SystemHeapPriv> {
   return buf.ops.exporter === 'system-heap';
 }
 
-function makeOps(host: SystemHeapHost, counters: { released: number }): DmaBufOps {
+function makeOps(host: SystemHeapHost, counters: HeapCounters): DmaBufOps {
   const priv = (buf: DmaBuf): SystemHeapPriv => buf.priv as SystemHeapPriv;
   return {
     exporter: 'system-heap',
@@ -97,7 +132,9 @@ function makeOps(host: SystemHeapHost, counters: { released: number }): DmaBufOp
     },
     vmap(buf: DmaBuf): Uint8Array {
       const p = priv(buf);
-      p.vmapping = viewFrames(host.ram, p.frames);
+      // A refresh after a move finds the old view already detached by the move.
+      p.vmapping?.unmap();
+      p.vmapping = viewFrames(host.ram, p.frames, p.movable);
       return p.vmapping.bytes.subarray(buf.geometry.firstOffset, buf.geometry.firstOffset + buf.size);
     },
     vunmap(buf: DmaBuf): void {
@@ -106,7 +143,16 @@ function makeOps(host: SystemHeapHost, counters: { released: number }): DmaBufOp
       p.vmapping = undefined;
     },
     kmap(buf: DmaBuf, page: number): Uint8Array {
-      return host.ram.pages(priv(buf).frames[page]!, 1).subarray(0, PAGE_SIZE);
+      const p = priv(buf);
+      if (!p.movable) return host.ram.pages(p.frames[page]!, 1).subarray(0, PAGE_SIZE);
+      const m = viewFrames(host.ram, p.frames.subarray(page, page + 1), true);
+      p.kmappings.set(m.bytes, m);
+      return m.bytes;
+    },
+    kunmap(buf: DmaBuf, _page: number, view: Uint8Array): void {
+      const p = priv(buf);
+      p.kmappings.get(view)?.unmap();
+      p.kmappings.delete(view);
     },
     release(buf: DmaBuf): void {
       const p = priv(buf);

@@ -83,6 +83,6 @@ describe('SystemHeap', () => {
       expect(allocator.isAllocated(f)).toBe(false);
       expect(ram.page(f).every((b) => b === 0)).toBe(true);
     }
-    expect(heap.stats()).toEqual({ allocated: 1, released: 1, live: 0 });
+    expect(heap.stats()).toEqual({ allocated: 1, released: 1, live: 0, moves: 0, retiring: 0 });
   });
 });
