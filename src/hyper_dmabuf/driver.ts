@@ -13,19 +13,22 @@
  * | read() of NEW_IMPORT       | readEvent() / tryReadEvent()            |
  * | (gntdev EXP_WAIT_RELEASED) | waitReleased(hid, timeoutMs)            |
  * | device close (force_free)  | releaseOwner(owner)                     |
+ * | (dynamic sharing, new)     | move(hid or buffer, {wait, timeoutMs}); an importer's fd.pin()/unpin() |
  * | TX/RX_CH_SETUP             | not needed: the backend routes; DMABUF_PEER_HELLO negotiates per peer |
  */
+import { ProtocolError } from '../../protocol/errors.ts';
 import {
-  DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
+  DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_MOVE_NOTIFY, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
   DMABUF_OPS_TO_SOURCE_ASYNC, DMABUF_PEER_HELLO,
 } from '../../protocol/messages/dmabuf.ts';
 import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
-import type { DmaBuf } from '../dmabuf/dma-buf.ts';
+import { DmaBuf } from '../dmabuf/dma-buf.ts';
+import type { MoveOptions, MoveResult } from '../dmabuf/move.ts';
 import { SystemHeap } from '../dmabuf/system-heap.ts';
 import { ImportEventQueue, type NewImportEvent, type ReadEventOptions } from './event-queue.ts';
 import type { UnexportOutcome } from './export-entry.ts';
 import { Exporter, type ExporterStats, type ExportOptions, type UnexportOptions } from './exporter.ts';
-import type { Hid } from './hid.ts';
+import { formatHid, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
 import type { ImportedFdPriv } from './imported-ops.ts';
 import { Importer, type ExportFdOptions, type ImporterStats } from './importer.ts';
@@ -83,6 +86,7 @@ export class HyperDmabuf {
       hv.handlePeerRequest(DMABUF_NOTIFY_UNEXPORT, (body, src) => d.importer.handleNotifyUnexport(body, src)),
       hv.handlePeerRequest(DMABUF_EXPORT_FD, (body, src) => d.exporter.handleExportFd(body, src)),
       hv.handlePeerRequest(DMABUF_OPS_TO_SOURCE, (body, src) => d.exporter.handleOps(body, src)),
+      hv.handlePeerRequest(DMABUF_MOVE_NOTIFY, (body, src) => d.importer.handleMoveNotify(body, src)),
       hv.onEventOf(DMABUF_EXPORT_FD_FAILED, (body, src) => { if (src !== undefined) d.exporter.handleExportFdFailed(body, src); }),
       hv.onEventOf(DMABUF_OPS_TO_SOURCE_ASYNC, (body, src) => { if (src !== undefined) d.exporter.handleOpsAsync(body, src); }),
       hv.onEventOf(DOMAIN_DIED, (body) => d.onPeerDied(body.domid)),
@@ -116,6 +120,22 @@ export class HyperDmabuf {
   /** Unexports every export of an owner at once (closing the device). */
   releaseOwner(owner: string): number {
     return this.exporter.releaseOwner(owner);
+  }
+
+  /**
+   * Moves a buffer of this domain to new pages (dynamic sharing, SPEC.md
+   * 11.8), named by one of its export ids or given itself (it must have been
+   * allocated movable). Waits while it is pinned or under CPU access; with
+   * `wait: false` fails at once instead (ERR_PINNED, ERR_BUSY). Every
+   * importer of every export of the buffer is told and acknowledges before
+   * the old pages are scrubbed and freed; resolves after that.
+   */
+  move(target: Hid | DmaBuf, opts?: MoveOptions): Promise<MoveResult> {
+    if (target instanceof DmaBuf) return this.exporter.move(target, opts);
+    if (target.dom !== this.domid) return Promise.reject(new ProtocolError('ERR_NOT_EXPORTER', `${formatHid(target)} was exported by dom${target.dom}; only it may move it`));
+    const e = this.exporter.find(target);
+    if (!e) return Promise.reject(new ProtocolError('ERR_UNKNOWN_BUFFER', `no export ${formatHid(target)} (unknown counter or wrong key)`));
+    return this.exporter.move(e.buf, opts);
   }
 
   /** Opens a local dma-buf on an import (the original's EXPORT_FD). */

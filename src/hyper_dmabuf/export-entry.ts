@@ -10,6 +10,13 @@
  *
  * Recovery: the importer dies -> every fd counts as released and the export
  * goes to unexported-waiting-release (then revoking, freed) from any live state.
+ *
+ * Moves (SPEC.md 11.8) are a second, orthogonal state: a buffer can move in
+ * exported, unexport-scheduled or unexported-waiting-release (the importer
+ * may still map it in all three):
+ *
+ *   stable --prepare (new grants, new directory)--> moving
+ *   moving --MOVE_NOTIFY answered (or importer gone), old grants ended--> stable
  */
 import type { AccessMode } from '../../protocol/messages/dmabuf.ts';
 import type { Attachment, DmaBuf } from '../dmabuf/dma-buf.ts';
@@ -33,6 +40,20 @@ export enum ExportState {
   Freed = 'freed',
 }
 
+/** Move state of an export, orthogonal to ExportState. */
+export enum ExportMoveState {
+  /** The importer knows the current location. */
+  Stable = 'stable',
+  /** New pages granted and described; the importer is being told (MOVE_NOTIFY) or the old grants are ending. */
+  Moving = 'moving',
+}
+
+/** A new location granted to the importer, ready to be announced. */
+export interface PreparedLocation {
+  readonly dataRefs: Uint32Array;
+  readonly directory: GrantedDirectory;
+}
+
 /** What an unexport() call learns. */
 export type UnexportOutcome = 'unexported' | 'cancelled';
 
@@ -45,13 +66,20 @@ export class ExportedBuffer {
   readonly target: number;
   /** The exported buffer (one reference held until freed). */
   readonly buf: DmaBuf;
-  /** The driver's attachment and mapping, held for the export's life (as the original). */
+  /** The driver's attachment (dynamic: it follows moves) and mapping, held for the export's life. */
   readonly attachment: Attachment;
-  readonly sgt: SgTable;
+  /** The driver's mapping of the current location (replaced by a move). */
+  sgt: SgTable;
   readonly access: AccessMode;
-  /** Data refs, in buffer order. */
-  readonly dataRefs: Uint32Array;
-  readonly directory: GrantedDirectory;
+  /** Data refs of the current location, in buffer order (replaced by a move). */
+  dataRefs: Uint32Array;
+  /** Directory of the current location (replaced by a move). */
+  directory: GrantedDirectory;
+  /** Moves announced to the importer so far (MOVE_NOTIFY generation). */
+  generation = 0;
+  moveState = ExportMoveState.Stable;
+  /** The next location, between prepareMove and moveNotify. */
+  prepared: PreparedLocation | undefined;
   /** Who may unexport it (the original's filp). */
   readonly owner: string;
   priv: Uint8Array;

@@ -12,7 +12,10 @@
  * - grants are ended with the checked end-access, deferred while a page is
  *   still mapped, and the directory and data pages are freed only after
  *   every grant really ended;
- * - an importer's death counts as the release of all its fds.
+ * - an importer's death counts as the release of all its fds;
+ * - a movable buffer can move while exported: the driver's attachment is
+ *   dynamic, and each export re-grants and tells its importer
+ *   (export-move.ts, SPEC.md 11.8).
  */
 import { ProtocolError } from '../../protocol/errors.ts';
 import { MAX_DOMID } from '../../protocol/limits.ts';
@@ -22,13 +25,15 @@ import {
   DMABUF_OPS_TO_SOURCE, type AccessMode, type DirFormat,
 } from '../../protocol/messages/dmabuf.ts';
 import type { EventOf } from '../../protocol/message.ts';
-import { DmaBufState, type Attachment, type DmaBuf } from '../dmabuf/dma-buf.ts';
+import { DmaBufState, type Attachment, type DmaBuf, type DynamicImporterOps } from '../dmabuf/dma-buf.ts';
+import type { MoveOptions, MoveResult } from '../dmabuf/move.ts';
 import type { SgTable } from '../dmabuf/sg-table.ts';
 import { revokeAndFree } from '../guest/grant-release.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
 import { directoryPageCount } from './directory/index.ts';
 import { writeDirectory, type GrantedDirectory } from './directory-writer.ts';
-import { ExportedBuffer, ExportState, type UnexportOutcome } from './export-entry.ts';
+import { ExportedBuffer, ExportMoveState, ExportState, type UnexportOutcome } from './export-entry.ts';
+import { ExportMover, type ExportMoveCounters } from './export-move.ts';
 import { copyHid, formatHid, HidAllocator, hidKey, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -82,6 +87,12 @@ export interface ExporterStats {
   ignoredEvents: number;
   /** Failures while freeing (should stay 0). */
   freeErrors: number;
+  /** Buffers moved by move() (each move counts once, whatever the number of its exports). */
+  bufferMoves: number;
+  /** Exports in the moving state now. */
+  moving: number;
+  /** Per-export move counters. */
+  move: ExportMoveCounters;
 }
 
 /** Resources a full export holds, released in reverse order. */
@@ -92,6 +103,8 @@ interface Held {
   hid?: Hid;
   dataRefs?: Uint32Array;
   directory?: GrantedDirectory;
+  /** The export's setup still holds its pin on the buffer (dropped before the last put). */
+  pinned?: boolean;
 }
 
 /** The exporter half of one domain's driver. */
@@ -110,7 +123,30 @@ export class Exporter {
   private readonly inflight = new Map<string, Promise<Hid>>();
   private readonly counters = {
     exported: 0, reexported: 0, cancelledUnexports: 0, freed: 0, fdsAccepted: 0, fdsRefused: 0, fdsUndone: 0,
-    opsApplied: 0, opsRefused: 0, asyncOpsDropped: 0, ignoredEvents: 0, freeErrors: 0,
+    opsApplied: 0, opsRefused: 0, asyncOpsDropped: 0, ignoredEvents: 0, freeErrors: 0, bufferMoves: 0,
+  };
+  /** Per-export halves of moves. */
+  private readonly mover: ExportMover;
+  /** The export behind each of the driver's attachments. */
+  private readonly byAttachment = new WeakMap<Attachment, ExportedBuffer>();
+  /**
+   * The importer ops of the driver's (dynamic) attachments. An attachment
+   * with no export yet belongs to an export being set up, which pins the
+   * buffer until its export is registered or undone: no move reaches it.
+   */
+  private readonly importerOps: DynamicImporterOps = {
+    prepareMove: (att, to) => {
+      const e = this.byAttachment.get(att);
+      return e ? this.mover.prepare(e, to) : undefined;
+    },
+    abortMove: (att) => {
+      const e = this.byAttachment.get(att);
+      return e ? this.mover.abort(e) : undefined;
+    },
+    moveNotify: (att) => {
+      const e = this.byAttachment.get(att);
+      return e ? this.mover.notify(e) : undefined;
+    },
   };
   /** The last error met while freeing, for diagnostics. */
   lastFreeError: unknown;
@@ -120,6 +156,7 @@ export class Exporter {
     this.options = options;
     this.peers = peers;
     this.ids = new HidAllocator(host.domid, options.maxExports);
+    this.mover = new ExportMover(host);
   }
 
   /** The export behind an id, if it is ours and not freed. */
@@ -214,6 +251,18 @@ export class Exporter {
       }
     }
     return n;
+  }
+
+  /**
+   * Moves an exported (or any movable) buffer of this domain to new pages
+   * (SPEC.md 11.8): waits while it is pinned or under CPU access (or fails,
+   * ERR_PINNED / ERR_BUSY, with `wait: false`), tells every importer, and
+   * resolves once the old pages are freed.
+   */
+  async move(buf: DmaBuf, opts: MoveOptions = {}): Promise<MoveResult> {
+    const result = await buf.move(opts);
+    this.counters.bufferMoves++;
+    return result;
   }
 
   /** EXPORT_FD from an importer: count the fd, or refuse. */
@@ -311,12 +360,14 @@ export class Exporter {
     const byState = Object.fromEntries(Object.values(ExportState).map((s) => [s, 0])) as Record<ExportState, number>;
     let openFds = 0;
     let shadowOutstanding = 0;
+    let moving = 0;
     for (const e of this.exports.values()) {
       byState[e.state]++;
       openFds += e.fds.size;
+      if (e.moveState === ExportMoveState.Moving) moving++;
       for (const s of e.fds.values()) shadowOutstanding += s.outstanding;
     }
-    return { byState, openFds, shadowOutstanding, ...this.counters };
+    return { byState, openFds, shadowOutstanding, ...this.counters, moving, move: { ...this.mover.counters } };
   }
 
   private async exportOnce(buf: DmaBuf, target: number, opts: ExportOptions): Promise<Hid> {
@@ -346,9 +397,13 @@ export class Exporter {
     directoryPageCount(format, nents);
 
     const held: Held = { buf: buf.get() };
+    // Pinned until the importer registered the export (or its setup is undone): a move meanwhile would
+    // leave grants of old pages that no export knows of, or reach the importer before the EXPORT.
+    await buf.pin();
+    held.pinned = true;
     let entry: ExportedBuffer;
     try {
-      held.attachment = await buf.attach('hyper_dmabuf');
+      held.attachment = await buf.attach('hyper_dmabuf', this.importerOps);
       held.sgt = await buf.map(held.attachment, 'bidirectional');
       if (held.sgt.dom !== this.host.domid) {
         throw new ProtocolError('ERR_BAD_ARGUMENT', `${buf.name} lives in dom${held.sgt.dom}'s memory; only this domain's own pages can be exported`);
@@ -366,6 +421,7 @@ export class Exporter {
       throw e;
     }
     this.exports.set(entry.key, entry);
+    this.byAttachment.set(entry.attachment, entry);
     this.addLive(entry);
     try {
       await this.host.hv.peerRequest(DMABUF_EXPORT, target, {
@@ -376,6 +432,10 @@ export class Exporter {
       // Refused (err reply) or importer gone: it holds nothing. No answer: it may have registered, so tell it.
       this.withdraw(entry, !(e instanceof RemoteError) && (e as ProtocolError).code === 'ERR_TIMEOUT');
       throw e;
+    } finally {
+      // Known to the mover from here on (a revoking export waits for its old grants to end).
+      held.pinned = false;
+      await buf.unpin();
     }
     this.counters.exported++;
     return entry.hid;
@@ -475,6 +535,10 @@ export class Exporter {
     if (held.sgt && held.attachment) await step(() => held.buf.unmap(held.attachment!, held.sgt!));
     if (held.attachment) await step(() => held.buf.detach(held.attachment!));
     if (held.hid) await step(() => this.ids.release(held.hid!));
+    if (held.pinned) {
+      held.pinned = false;
+      await step(() => held.buf.unpin());
+    }
     await step(() => held.buf.put());
   }
 

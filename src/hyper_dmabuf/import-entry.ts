@@ -11,12 +11,20 @@
  *
  * An invalid import refuses new fds, but fds already open keep working and
  * their mapping stays readable until they are released.
+ *
+ * The mapping has its own state, which moves drive (SPEC.md 11.8):
+ *
+ *   unmapped --first fd--> mapping --> mapped (generation g)
+ *   mapped --MOVE_NOTIFY g+1: views detached, pages unmapped--> invalidated
+ *   invalidated --eager: before answering; lazy: at the next access--> mapping --> mapped (g+1)
+ *   mapped | invalidated --last fd released--> unmapped
  */
 import type { AccessMode, DirFormat } from '../../protocol/messages/dmabuf.ts';
 import type { DmaBuf } from '../dmabuf/dma-buf.ts';
 import { bufferSize, type Geometry } from '../dmabuf/geometry.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import type { Hid } from './hid.ts';
+import { Serial } from './serial.ts';
 
 /** Importer-side states of a buffer. */
 export enum ImportState {
@@ -28,6 +36,18 @@ export enum ImportState {
   Invalid = 'invalid',
   /** Forgotten: no fd left, nothing mapped. */
   Released = 'released',
+}
+
+/** State of an import's mapping of the exporter's pages. */
+export enum ImportMapState {
+  /** Nothing mapped (no fd, or mapping failed). */
+  Unmapped = 'unmapped',
+  /** Directory being read and data pages mapped. */
+  Mapping = 'mapping',
+  /** The data pages of the current generation are mapped. */
+  Mapped = 'mapped',
+  /** A move made the old mapping go (views detached, pages unmapped); the new pages are not mapped yet. */
+  Invalidated = 'invalidated',
 }
 
 /** Why an import became invalid. */
@@ -49,9 +69,17 @@ export class ImportedBuffer {
   readonly exporter: number;
   readonly geometry: Geometry;
   readonly size: number;
-  readonly dirRef: number;
-  readonly format: DirFormat;
+  /** Directory of the current location (a move replaces it). */
+  dirRef: number;
+  format: DirFormat;
   readonly access: AccessMode;
+  /** Moves announced by the exporter so far (MOVE_NOTIFY generation); 0 until the first. */
+  generation = 0;
+  mapState = ImportMapState.Unmapped;
+  /** The generation `mapping` maps. */
+  mappedGeneration = 0;
+  /** Serialises MOVE_NOTIFY handling of this import. */
+  readonly moves = new Serial();
   priv: Uint8Array;
   state = ImportState.Registered;
   invalidReason: InvalidReason | undefined;

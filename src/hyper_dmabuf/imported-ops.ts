@@ -6,14 +6,18 @@
  * an exporter's refusal (acknowledged mode) fails it; an "undo" is sent
  * after. The original's importer vmap and kmap returned NULL; these return
  * the mapped pages.
+ *
+ * After a move (SPEC.md 11.8) the views of the old pages are detached; the
+ * next vmap, kmap or map maps the new pages if that was not done yet (lazy
+ * remap), and a refreshing vmap is not mirrored again (the exporter already
+ * counts the one vmap this buffer holds). pin and unpin are always mirrored
+ * acknowledged.
  */
-import { ProtocolError } from '../../protocol/errors.ts';
 import { PAGE_SIZE } from '../../protocol/limits.ts';
 import type { DmaDirection, SyncOp } from '../../protocol/messages/dmabuf.ts';
 import type { DmaBuf, DmaBufOps } from '../dmabuf/dma-buf.ts';
 import { SgTable } from '../dmabuf/sg-table.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
-import { formatHid } from './hid.ts';
 import type { ImportedBuffer } from './import-entry.ts';
 import type { SyncMode } from './options.ts';
 
@@ -30,16 +34,12 @@ export interface ImportedOpsSink {
   sendOp(priv: ImportedFdPriv, op: Exclude<SyncOp, 'release'>, extra?: { dir?: DmaDirection; page?: number }): Promise<void>;
   /** The fd's last reference is gone. */
   releaseFd(priv: ImportedFdPriv): Promise<void>;
+  /** The current mapping of the fd's import, mapped again if a move invalidated it. */
+  mapping(priv: ImportedFdPriv): Promise<ForeignMapping>;
 }
 
 function privOf(buf: DmaBuf): ImportedFdPriv {
   return buf.priv as ImportedFdPriv;
-}
-
-function mappingOf(p: ImportedFdPriv): ForeignMapping {
-  const m = p.entry.mapping;
-  if (!m || m.state !== 'mapped') throw new ProtocolError('ERR_BAD_ARGUMENT', `${formatHid(p.entry.hid)}: fd ${p.fdId} has no mapping`);
-  return m;
 }
 
 /** The ops shared by every imported buffer of one driver. */
@@ -53,24 +53,26 @@ export function importedOps(sink: ImportedOpsSink): DmaBufOps {
       await sink.sendOp(p, 'map', { dir });
       const g = p.entry.geometry;
       // The exporter's frames, as the backend reported them when it mapped the grants.
-      return new SgTable(p.entry.exporter, mappingOf(p).frames, g.firstOffset, g.lastLength);
+      return new SgTable(p.entry.exporter, (await sink.mapping(p)).frames, g.firstOffset, g.lastLength);
     },
     unmapAttachment: (att, _sgt, dir) => sink.sendOp(privOf(att.buf), 'unmap', { dir }),
     beginCpuAccess: (buf, dir) => sink.sendOp(privOf(buf), 'begin_cpu_access', { dir }),
     endCpuAccess: (buf, dir) => sink.sendOp(privOf(buf), 'end_cpu_access', { dir }),
-    async vmap(buf) {
+    async vmap(buf, refresh) {
       const p = privOf(buf);
-      await sink.sendOp(p, 'vmap');
+      if (!refresh) await sink.sendOp(p, 'vmap');
       // The grant pages themselves, offset applied: no copy. Read-only grants are PROT_READ.
-      return new Uint8Array(mappingOf(p).view, p.entry.geometry.firstOffset, p.entry.size);
+      return new Uint8Array((await sink.mapping(p)).view, p.entry.geometry.firstOffset, p.entry.size);
     },
     vunmap: (buf) => sink.sendOp(privOf(buf), 'vunmap'),
     async kmap(buf, page) {
       const p = privOf(buf);
       await sink.sendOp(p, 'kmap', { page });
-      return new Uint8Array(mappingOf(p).view, page * PAGE_SIZE, PAGE_SIZE);
+      return new Uint8Array((await sink.mapping(p)).view, page * PAGE_SIZE, PAGE_SIZE);
     },
     kunmap: (buf, page) => sink.sendOp(privOf(buf), 'kunmap', { page }),
+    pin: (buf) => sink.sendOp(privOf(buf), 'pin'),
+    unpin: (buf) => sink.sendOp(privOf(buf), 'unpin'),
     release: (buf) => sink.releaseFd(privOf(buf)),
   };
 }

@@ -13,12 +13,15 @@
  *   when the export is), not NULL;
  * - the pages are unmapped before the exporter is told of the last release,
  *   so it never finds them mapped when it ends its grants;
- * - the exporter's death invalidates its imports; open fds stay readable.
+ * - the exporter's death invalidates its imports; open fds stay readable;
+ * - a move (DMABUF_MOVE_NOTIFY, import-move.ts) detaches every view of the
+ *   old pages and unmaps them before it is answered; the new pages are
+ *   mapped before answering or at the next access (SPEC.md 11.8).
  */
 import { ProtocolError } from '../../protocol/errors.ts';
 import type { RequestOf } from '../../protocol/message.ts';
 import {
-  DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
+  DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_MOVE_NOTIFY, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
   DMABUF_OPS_TO_SOURCE_ASYNC, type DmaDirection, type SyncOp,
 } from '../../protocol/messages/dmabuf.ts';
 import { DmaBuf, type DmaBufOps } from '../dmabuf/dma-buf.ts';
@@ -30,7 +33,8 @@ import { readDirectory } from './directory-reader.ts';
 import type { ImportEventQueue } from './event-queue.ts';
 import { copyHid, formatHid, hidKey, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
-import { ImportedBuffer, ImportState, type InvalidReason } from './import-entry.ts';
+import { ImportedBuffer, ImportMapState, ImportState, type InvalidReason } from './import-entry.ts';
+import { ImportMover, type ImportMoveCounters } from './import-move.ts';
 import { importedOps, type ImportedFdPriv } from './imported-ops.ts';
 import type { ResolvedOptions, SyncMode } from './options.ts';
 
@@ -56,6 +60,10 @@ export interface ImporterStats {
   opsSent: number;
   opsFailed: number;
   forgotten: number;
+  /** Imports whose mapping a move invalidated and that are not mapped again yet. */
+  invalidated: number;
+  /** Move handling counters. */
+  move: ImportMoveCounters;
 }
 
 /** The importer half of one domain's driver. */
@@ -65,6 +73,7 @@ export class Importer {
   private readonly events: ImportEventQueue;
   private readonly imports = new Map<string, ImportedBuffer>();
   private readonly ops: DmaBufOps;
+  private readonly mover: ImportMover;
   private readonly counters = {
     registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, fdsRefused: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, forgotten: 0,
   };
@@ -73,7 +82,20 @@ export class Importer {
     this.host = host;
     this.options = options;
     this.events = events;
-    this.ops = importedOps({ sendOp: (p, op, extra) => this.sendOp(p, op, extra), releaseFd: (p) => this.releaseFd(p) });
+    this.ops = importedOps({
+      sendOp: (p, op, extra) => this.sendOp(p, op, extra),
+      releaseFd: (p) => this.releaseFd(p),
+      mapping: (p) => this.mappingForFd(p),
+    });
+    this.mover = new ImportMover({
+      domid: host.domid, remap: options.remapOnMove, find: (hid) => this.find(hid), formats: options.formats,
+      ensureMapped: (entry) => this.ensureMapped(entry),
+    });
+  }
+
+  /** DMABUF_MOVE_NOTIFY: adopt the new location, let go of the old pages, then answer (import-move.ts). */
+  handleMoveNotify(body: RequestOf<typeof DMABUF_MOVE_NOTIFY>, src: number): Promise<{ remapped: boolean }> {
+    return this.mover.handle(body, src);
   }
 
   /** The import behind an id (counter and key compared), if any. */
@@ -154,6 +176,7 @@ export class Importer {
       const sync = opts.sync ?? this.options.syncMode;
       const buf = new DmaBuf<ImportedFdPriv>({
         ops: this.ops, geometry: entry.geometry, priv: { entry, fdId, sync }, name: `${formatHid(entry.hid)}#fd${fdId}`,
+        generation: entry.generation,
       });
       entry.fds.set(fdId, buf);
       if (entry.state === ImportState.Registered && mapping.state === 'mapped') entry.state = ImportState.Mapped;
@@ -184,13 +207,15 @@ export class Importer {
     let openFds = 0;
     let pendingFds = 0;
     let mappedPages = 0;
+    let invalidated = 0;
     for (const e of this.imports.values()) {
       byState[e.state]++;
       openFds += e.fds.size;
       pendingFds += e.pendingFds;
       if (e.mapping?.state === 'mapped') mappedPages += e.mapping.pages;
+      if (e.mapState === ImportMapState.Invalidated) invalidated++;
     }
-    return { byState, openFds, pendingFds, mappedPages, ...this.counters };
+    return { byState, openFds, pendingFds, mappedPages, ...this.counters, invalidated, move: { ...this.mover.counters } };
   }
 
   private register(body: RequestOf<typeof DMABUF_EXPORT>, src: number): void {
@@ -238,25 +263,81 @@ export class Importer {
     });
   }
 
-  /** Maps the data pages once for all fds: directory walk, then one batched map and one vmap. */
+  /**
+   * Maps the data pages of the current generation once for all fds:
+   * directory walk, then one batched map and one vmap. A move announced
+   * while this runs makes the result stale: it is unmapped and the new
+   * directory mapped instead, so the caller always gets the current pages.
+   */
   private ensureMapped(entry: ImportedBuffer): Promise<ForeignMapping> {
-    if (entry.mapping?.state === 'mapped') return Promise.resolve(entry.mapping);
-    entry.mapping$ ??= (async () => {
-      const dir = await readDirectory(this.host.mapper, entry.exporter, entry.format, entry.dirRef, entry.geometry.nents);
-      const mapping = await this.host.mapper.mapGrants(entry.exporter, dir.dataRefs, { readonly: entry.access === 'ro' });
-      entry.mapping = mapping;
-      entry.mapInfo = { dirPages: dir.dirPages, dirRounds: dir.rounds, dataMapRequests: mapping.mapRequests };
-      return mapping;
-    })().finally(() => { entry.mapping$ = undefined; });
+    const m = entry.mapping;
+    if (m?.state === 'mapped' && entry.mappedGeneration === entry.generation) return Promise.resolve(m);
+    entry.mapping$ ??= this.mapCurrent(entry).finally(() => { entry.mapping$ = undefined; });
     return entry.mapping$;
+  }
+
+  private async mapCurrent(entry: ImportedBuffer): Promise<ForeignMapping> {
+    const before = entry.mapState;
+    for (;;) {
+      const generation = entry.generation;
+      entry.mapState = ImportMapState.Mapping;
+      let mapping: ForeignMapping;
+      let dir: Awaited<ReturnType<typeof readDirectory>>;
+      try {
+        dir = await readDirectory(this.host.mapper, entry.exporter, entry.format, entry.dirRef, entry.geometry.nents);
+        mapping = await this.host.mapper.mapGrants(entry.exporter, dir.dataRefs, { readonly: entry.access === 'ro' });
+      } catch (e) {
+        // Moved meanwhile: the old directory may already be gone; the new one is what counts.
+        if (generation !== entry.generation) continue;
+        entry.mapState = before === ImportMapState.Invalidated ? before : ImportMapState.Unmapped;
+        throw e;
+      }
+      if (generation !== entry.generation) {
+        await mapping.unmap().catch(() => undefined);
+        this.mover.counters.staleMaps++;
+        continue;
+      }
+      const stale = entry.mapping;
+      entry.mapping = mapping;
+      entry.mappedGeneration = generation;
+      entry.mapState = ImportMapState.Mapped;
+      entry.mapInfo = { dirPages: dir.dirPages, dirRounds: dir.rounds, dataMapRequests: mapping.mapRequests };
+      if (stale && stale !== mapping) await stale.unmap().catch(() => undefined);
+      return mapping;
+    }
+  }
+
+  /** The mapping an fd's operation needs, mapped again if a move invalidated it (lazy remap). */
+  private async mappingForFd(p: ImportedFdPriv): Promise<ForeignMapping> {
+    const entry = p.entry;
+    const m = entry.mapping;
+    if (m?.state === 'mapped' && entry.mappedGeneration === entry.generation) return m;
+    if (entry.exporterDead) {
+      throw new ProtocolError('ERR_UNEXPORTED', `${formatHid(entry.hid)}: a move invalidated the mapping and the exporter died before it was mapped again`);
+    }
+    if (!entry.fds.has(p.fdId)) throw new ProtocolError('ERR_BAD_ARGUMENT', `${formatHid(entry.hid)}: fd ${p.fdId} is released`);
+    try {
+      const mapping = await this.ensureMapped(entry);
+      this.mover.counters.lazyRemaps++;
+      return mapping;
+    } catch (e) {
+      this.counters.mapFailures++;
+      throw e instanceof ProtocolError && e.code === 'ERR_BAD_DIRECTORY'
+        ? e : new ProtocolError('ERR_MAP_FAILED', `mapping ${formatHid(entry.hid)} again after a move failed: ${(e as Error).message}`);
+    }
   }
 
   /** Unmaps the data pages once no fd is open or pending. */
   private async unmapIfIdle(entry: ImportedBuffer): Promise<void> {
-    if (entry.fds.size > 0 || entry.pendingFds > 0 || !entry.mapping) return;
-    const mapping = entry.mapping;
-    entry.mapping = undefined;
+    if (entry.fds.size > 0 || entry.pendingFds > 0) return;
+    // A lazy remap still running must not leave its pages behind.
+    if (entry.mapping$) await entry.mapping$.catch(() => undefined);
+    if (entry.fds.size > 0 || entry.pendingFds > 0) return;
     if (entry.state === ImportState.Mapped) entry.state = ImportState.Registered;
+    entry.mapState = ImportMapState.Unmapped;
+    const mapping = entry.mapping;
+    if (!mapping) return;
+    entry.mapping = undefined;
     await mapping.unmap().catch(() => undefined);
   }
 
@@ -289,7 +370,8 @@ export class Importer {
     const body = { hid: entry.hid, fdId: p.fdId, op, ...extra };
     this.counters.opsSent++;
     try {
-      if (p.sync === 'ack') await this.host.hv.peerRequest(DMABUF_OPS_TO_SOURCE, entry.exporter, body);
+      // A pin is always acknowledged: the importer may rely on it only once the exporter holds it.
+      if (p.sync === 'ack' || op === 'pin' || op === 'unpin') await this.host.hv.peerRequest(DMABUF_OPS_TO_SOURCE, entry.exporter, body);
       else this.host.hv.peerNotify(DMABUF_OPS_TO_SOURCE_ASYNC, entry.exporter, body);
     } catch (e) {
       this.counters.opsFailed++;

@@ -12,6 +12,16 @@ import { DEFAULT_MAX_LIVE_IDS } from './hid.ts';
 /** How an importer sends remote-sync operations. */
 export type SyncMode = 'ack' | 'async';
 
+/**
+ * When an importer maps the new pages after a move (SPEC.md 11.8): 'lazy'
+ * at the next access that needs them (Linux: mappings are re-created after
+ * move_notify returns), 'eager' before it answers the MOVE_NOTIFY.
+ */
+export type RemapMode = 'lazy' | 'eager';
+
+/** Remap modes, for argument checks. */
+export const REMAP_MODES: readonly RemapMode[] = ['lazy', 'eager'];
+
 /** Driver options. */
 export interface HyperDmabufOptions {
   /** Largest private data exported or accepted (default 4096; at most 65,536). Over it: ERR_PRIV_TOO_LARGE, never truncation. */
@@ -28,6 +38,8 @@ export interface HyperDmabufOptions {
   eventQueueDepth?: number;
   /** Default remote-sync mode of new fds (default 'ack'). */
   syncMode?: SyncMode;
+  /** When to map the new pages after a move (default 'lazy'). */
+  remapOnMove?: RemapMode;
 }
 
 /** Options with every default filled in. */
@@ -55,5 +67,12 @@ export function resolveOptions(options: HyperDmabufOptions = {}): ResolvedOption
     formats,
     eventQueueDepth: bounded('eventQueueDepth', options.eventQueueDepth ?? DEFAULT_EVENT_QUEUE_DEPTH, 1, 1 << 20),
     syncMode: options.syncMode ?? 'ack',
+    remapOnMove: remapMode(options.remapOnMove),
   };
+}
+
+function remapMode(mode: RemapMode | undefined): RemapMode {
+  if (mode === undefined) return 'lazy';
+  if (!REMAP_MODES.includes(mode)) throw new ProtocolError('ERR_BAD_ARGUMENT', `option remapOnMove must be one of ${REMAP_MODES.join(', ')}`);
+  return mode;
 }

@@ -46,6 +46,10 @@ export interface QueryResult {
   priv: Uint8Array;
   /** The per-buffer state (SPEC.md 11). */
   state: string;
+  /** Moves of the buffer announced so far (SPEC.md 11.8); 0 before the first. */
+  generation: number;
+  /** Exporter: stable | moving. Importer: the mapping's state (unmapped | mapping | mapped | invalidated). */
+  moveState: string;
 }
 
 /** The exporter's answer. */
@@ -56,6 +60,7 @@ export function queryExport(e: ExportedBuffer, self: number): QueryResult {
     unexported: !e.importable,
     delayedUnexported: e.state === ExportState.UnexportScheduled,
     privSize: e.priv.byteLength, priv: Uint8Array.from(e.priv), state: e.state,
+    generation: e.generation, moveState: e.moveState,
   };
 }
 
@@ -67,6 +72,7 @@ export function queryImport(i: ImportedBuffer, self: number): QueryResult {
     unexported: !i.valid,
     delayedUnexported: false,
     privSize: i.priv.byteLength, priv: Uint8Array.from(i.priv), state: i.state,
+    generation: i.generation, moveState: i.mapState,
   };
 }
 

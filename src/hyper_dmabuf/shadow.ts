@@ -5,6 +5,8 @@
  * the buffer as in use. Each kind of operation is a stack: a "do" pushes,
  * the matching "undo" pops the newest entry of its kind. Release undoes all
  * that is left, newest first (the original forgot its shadow attachments).
+ * A shadow map is a static mapping and a shadow pin a pin: both keep the
+ * buffer from moving, as the importer's device needs (SPEC.md 11.8).
  */
 import { ProtocolError } from '../../protocol/errors.ts';
 import type { DmaDirection, SyncOp } from '../../protocol/messages/dmabuf.ts';
@@ -18,6 +20,7 @@ export interface ShadowUse {
   cpuAccess: number;
   vmaps: number;
   kmaps: number;
+  pins: number;
 }
 
 /** The shadow state of one (importer, fdId). */
@@ -29,6 +32,8 @@ export class ShadowFd {
   private readonly cpu: DmaDirection[] = [];
   private readonly vmaps: Uint8Array[] = [];
   private readonly kmaps: Array<{ page: number; view: Uint8Array }> = [];
+  /** Pins taken (each keeps the buffer's pages from moving). */
+  private pins = 0;
 
   constructor(device: string) {
     this.device = device;
@@ -36,13 +41,13 @@ export class ShadowFd {
 
   /** What is outstanding. */
   use(): ShadowUse {
-    return { attachments: this.attachments.length, mappings: this.maps.length, cpuAccess: this.cpu.length, vmaps: this.vmaps.length, kmaps: this.kmaps.length };
+    return { attachments: this.attachments.length, mappings: this.maps.length, cpuAccess: this.cpu.length, vmaps: this.vmaps.length, kmaps: this.kmaps.length, pins: this.pins };
   }
 
   /** Entries outstanding, all kinds. */
   get outstanding(): number {
     const u = this.use();
-    return u.attachments + u.mappings + u.cpuAccess + u.vmaps + u.kmaps;
+    return u.attachments + u.mappings + u.cpuAccess + u.vmaps + u.kmaps + u.pins;
   }
 
   /**
@@ -102,6 +107,16 @@ export class ShadowFd {
         await buf.kunmap(k!.page, k!.view);
         return;
       }
+      case 'pin':
+        // Waits for a move in progress: answered after the importer acknowledged its MOVE_NOTIFY.
+        await buf.pin();
+        this.pins++;
+        return;
+      case 'unpin':
+        if (this.pins === 0) throw new ProtocolError('ERR_BAD_ARGUMENT', `${this.device}: unpin with nothing to undo`);
+        this.pins--;
+        await buf.unpin();
+        return;
     }
   }
 
@@ -115,6 +130,7 @@ export class ShadowFd {
     };
     for (const k of this.kmaps.splice(0).reverse()) await step(() => buf.kunmap(k.page, k.view));
     for (const v of this.vmaps.splice(0).reverse()) await step(() => buf.vunmap(v));
+    for (; this.pins > 0; this.pins--) await step(() => buf.unpin());
     for (const d of this.cpu.splice(0).reverse()) await step(() => buf.endCpuAccess(d));
     for (const m of this.maps.splice(0).reverse()) await step(() => buf.unmap(m.att, m.sgt));
     for (const a of this.attachments.splice(0).reverse()) await step(() => buf.detach(a));

@@ -13,7 +13,7 @@ describe('options', () => {
   it('default to the issue\'s limits and refuse values past the wire bounds', () => {
     expect(resolveOptions()).toEqual({
       maxPriv: 4096, maxPages: 1024 * 1024, maxExports: 1 << 20, maxImports: 1 << 20,
-      formats: ['multilevel', 'linked'], eventQueueDepth: 64, syncMode: 'ack',
+      formats: ['multilevel', 'linked'], eventQueueDepth: 64, syncMode: 'ack', remapOnMove: 'lazy',
     });
     expect(() => resolveOptions({ maxPriv: 65_537 })).toThrow(expect.objectContaining({ code: 'ERR_BAD_ARGUMENT' }));
     expect(() => resolveOptions({ maxPages: 1024 * 1024 + 1 })).toThrow(expect.objectContaining({ code: 'ERR_BAD_ARGUMENT' }));
@@ -68,7 +68,7 @@ describe('ShadowFd', () => {
     expect(await codeOf(sh.apply(buf, 'kmap', 'bidirectional', 2))).toBe('ERR_BAD_ARGUMENT');
     await sh.apply(buf, 'begin_cpu_access', 'from_device', 0);
     await sh.apply(buf, 'vmap', 'bidirectional', 0);
-    expect(sh.use()).toEqual({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 1 });
+    expect(sh.use()).toEqual({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 1, pins: 0 });
     expect(buf.use()).toMatchObject({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 1 });
     expect(await sh.undoAll(buf)).toEqual({ undone: 5, failed: 0 });
     expect(buf.use()).toMatchObject({ attachments: 0, mappings: 0, cpuAccess: 0, vmaps: 0, kmaps: 0 });

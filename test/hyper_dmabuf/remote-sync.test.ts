@@ -27,7 +27,7 @@ describe('remote sync', () => {
     expect(page.byteLength).toBe(4096);
     expect(buf.use()).toEqual({ ...base, attachments: base.attachments + 1, mappings: base.mappings + 1, cpuAccess: 1, vmaps: 1, kmaps: 1 });
     const shadow = a.driver.exporter.find(hid)!.fds.values().next().value!;
-    expect(shadow.use()).toEqual({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 1 });
+    expect(shadow.use()).toEqual({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 1, pins: 0 });
     expect(a.driver.query(hid).busy).toBe(true);
     // A detach of a mapped attachment: the exporter says ERR_BUSY, and the local op fails too.
     expect(await codeOf(b.kernel.hv.peerRequest(DMABUF_OPS_TO_SOURCE, a.domid, { hid, fdId: 1, op: 'detach' }))).toBe('ERR_BUSY');
@@ -64,7 +64,7 @@ describe('remote sync', () => {
     const probe = await b.kernel.hv.peerRequest(DMABUF_OPS_TO_SOURCE, a.domid, { hid, fdId: 1, op: 'begin_cpu_access' });
     expect(probe.busy).toBe(true);
     const shadow = a.driver.exporter.find(hid)!.fds.get(1)!;
-    expect(shadow.use()).toEqual({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 0 });
+    expect(shadow.use()).toEqual({ attachments: 1, mappings: 1, cpuAccess: 1, vmaps: 1, kmaps: 0, pins: 0 });
     // Refused: an undo with nothing to undo.
     b.kernel.hv.peerNotify(DMABUF_OPS_TO_SOURCE_ASYNC, a.domid, { hid, fdId: 1, op: 'kunmap', page: 0 });
     await b.kernel.hv.peerRequest(DMABUF_OPS_TO_SOURCE, a.domid, { hid, fdId: 1, op: 'end_cpu_access' });
