@@ -10,6 +10,7 @@ export * from './schema.ts';
 export * from './version.ts';
 export * as control from './messages/control.ts';
 export * as dmabuf from './messages/dmabuf.ts';
+export * as dmabufSync from './messages/dmabuf-sync.ts';
 export * as evtchn from './messages/evtchn.ts';
 export * as fence from './messages/fence.ts';
 export * as grant from './messages/grant.ts';

@@ -5,6 +5,7 @@
 import type { MessageDecl } from './message.ts';
 import * as control from './messages/control.ts';
 import * as dmabuf from './messages/dmabuf.ts';
+import * as dmabufSync from './messages/dmabuf-sync.ts';
 import * as evtchn from './messages/evtchn.ts';
 import * as fence from './messages/fence.ts';
 import * as grant from './messages/grant.ts';
@@ -12,7 +13,7 @@ import * as session from './messages/session.ts';
 import * as sim from './messages/sim.ts';
 
 /** Declaration modules, in the order SPEC.md presents them. */
-export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>> = [session, grant, evtchn, control, dmabuf, fence, sim];
+export const declarationModules: ReadonlyArray<Readonly<Record<string, unknown>>> = [session, grant, evtchn, control, dmabuf, fence, dmabufSync, sim];
 
 function collect(): ReadonlyMap<string, MessageDecl> {
   const all = new Map<string, MessageDecl>();

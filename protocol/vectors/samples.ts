@@ -92,5 +92,15 @@ export const samples: Record<string, Sample> = {
   },
   FENCE_SLOTS_RELEASE: { evt: { tl: 3, slots: [4, 4, 9] }, src: 2, dst: 1 },
   FENCE_TIMELINE_DETACHED: { evt: { tl: 3 }, src: 2, dst: 1 },
+  DMABUF_RESV_ADD: {
+    req: { hid: SAMPLE_HID, fdId: 1, usage: 'read', fences: [{ tl: 2, seqno: 31, slot: 0 }, { status: 1 }] },
+    res: { replaced: 1, appended: 1 },
+    src: 2, dst: 1,
+  },
+  DMABUF_RESV_GET: {
+    req: { hid: SAMPLE_HID, fdId: 1, usage: 'write' },
+    res: { fences: [{ tl: 3, seqno: 18, slot: 4 }], usages: ['write'], collapsed: false },
+    src: 2, dst: 1,
+  },
   SIM_FRAME_HANDOFF: { req: { hid: SAMPLE_HID, frame: 42, check: 'stamp' }, res: { ok: true, checkedBytes: 12, checkUs: 3 }, src: 1, dst: 2 },
 };
