@@ -10,46 +10,29 @@
  * back.
  *
  * Driver options may be given as JSON in HDMABUF_DMABUF_OPTIONS.
+ *
+ * Dynamic sharing (SPEC.md 11.8): `dmabuf.alloc {movable: true}` makes a
+ * buffer that `dmabuf.move` / `dmabuf.moveLoop` can move; `dmabuf.pin` and
+ * `dmabuf.unpin` pin a buffer or an fd; `dmabuf.produce`, `dmabuf.consume`
+ * and `dmabuf.produceStop` stream numbered frames through a buffer
+ * (dmabuf-stream.ts). Every command here re-fetches its kept view when a
+ * move made it stale, and reads and writes between begin and end of CPU
+ * access, so a move never lands in the middle of one.
  */
 import { ProtocolError } from '../../protocol/errors.ts';
 import { messages } from '../../protocol/registry.ts';
-import type { Attachment, DmaBuf } from '../../src/dmabuf/dma-buf.ts';
+import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
 import { countRuns } from '../../src/guest/frame-runs.ts';
-import { HyperDmabuf, hidKey, parseHid, type Hid, type HyperDmabufOptions, type NewImportEvent } from '../../src/hyper_dmabuf/index.ts';
+import { HyperDmabuf, hidKey, parseHid, type HyperDmabufOptions, type NewImportEvent } from '../../src/hyper_dmabuf/index.ts';
 import { argBool, argInt } from './args.ts';
-import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
+import { ObjectStore, type VmModule } from './commands.ts';
+import { moveCommands } from './dmabuf-move-commands.ts';
+import { argHid, badArg, st, type DmabufState, type Held } from './dmabuf-state.ts';
+import { consumeFrames, freshView, startProducer } from './dmabuf-stream.ts';
 
 /** The environment variable with the driver's options (JSON), if any. */
 export const DMABUF_OPTIONS_ENV = 'HDMABUF_DMABUF_OPTIONS';
-
-/** A buffer or an fd, with the one vmap the commands keep for it. */
-interface Held<P> {
-  buf: DmaBuf<P>;
-  view: Uint8Array | undefined;
-  /** Attachments made by dmabuf.fdOp, newest last. */
-  atts?: Attachment[];
-}
-
-interface DmabufState {
-  driver: HyperDmabuf;
-  bufs: ObjectStore<Held<SystemHeapPriv>>;
-  fds: ObjectStore<Held<unknown>>;
-}
-
-function st(ctx: VmContext): DmabufState {
-  return ctx.state.get('dmabuf') as DmabufState;
-}
-
-function badArg(message: string): Error {
-  return Object.assign(new Error(message), { code: 'ERR_BAD_ARGUMENT' });
-}
-
-function argHid(args: Record<string, unknown>, name = 'hid'): Hid {
-  const v = args[name];
-  if (typeof v !== 'string') throw badArg(`argument ${name} must be a buffer id 'dom:cnt:keyhex'`);
-  return parseHid(v);
-}
 
 function argStr<T extends string>(args: Record<string, unknown>, name: string, allowed: readonly T[], dflt?: T): T {
   const v = args[name] ?? dflt;
@@ -100,10 +83,19 @@ function checkPattern(view: Uint8Array, seed: number): number {
   return -1;
 }
 
-/** The held object's view (one vmap, kept until the object is dropped). */
+/** The held object's view (one vmap, kept until the object is dropped; fetched again after a move). */
 async function viewOf<P>(h: Held<P>): Promise<Uint8Array> {
-  h.view ??= await h.buf.vmap();
-  return h.view;
+  return (await freshView(h as Held<unknown>)).view;
+}
+
+/** Runs fn on the held object's view between begin and end of CPU access (so no move lands in it). */
+async function withView<P, T>(h: Held<P>, dir: 'to_device' | 'from_device', fn: (view: Uint8Array) => T): Promise<T> {
+  await h.buf.beginCpuAccess(dir);
+  try {
+    return fn(await viewOf(h));
+  } finally {
+    await h.buf.endCpuAccess(dir);
+  }
 }
 
 async function drop<P>(h: Held<P>): Promise<void> {
@@ -137,36 +129,40 @@ export const dmabufModule: VmModule = {
       driver: HyperDmabuf.load(ctx.kernel, options),
       bufs: new ObjectStore('dmabuf buffer'),
       fds: new ObjectStore('dmabuf fd'),
+      producers: new ObjectStore('frame producer'),
     };
     ctx.state.set('dmabuf', state);
   },
   teardown(ctx) {
     // The kernel's shutdown that follows unmaps everything and closes the connection;
     // peers then see this domain die and recover (SPEC.md 11.3).
+    for (const p of st(ctx).producers.values()) p.stop();
     st(ctx).driver.close();
   },
   commands: {
-    /** {bytes, scattered?, firstOffset?} -> {buf, size, nents, runs}: a scrubbed buffer of own RAM. */
+    /** {bytes, scattered?, firstOffset?, movable?} -> {buf, size, nents, runs}: a scrubbed buffer of own RAM (movable: dmabuf.move can move it). */
     'dmabuf.alloc': (ctx, args) => {
       const buf = st(ctx).driver.heap.alloc(argInt(args, 'bytes'), {
-        scattered: argBool(args, 'scattered', false), firstOffset: argInt(args, 'firstOffset', 0),
+        scattered: argBool(args, 'scattered', false), firstOffset: argInt(args, 'firstOffset', 0), movable: argBool(args, 'movable', false),
       });
       return { buf: st(ctx).bufs.add({ buf, view: undefined }), size: buf.size, nents: buf.geometry.nents, runs: countRuns(buf.priv.frames) };
     },
 
     /** {buf, seed}: writes the pattern through the buffer's contiguous view. */
     'dmabuf.fill': async (ctx, args) => {
-      fillPattern(await viewOf(st(ctx).bufs.get(args.buf)), argInt(args, 'seed'));
+      const seed = argInt(args, 'seed');
+      await withView(st(ctx).bufs.get(args.buf), 'to_device', (v) => fillPattern(v, seed));
       return {};
     },
 
     /** {buf, seed} -> {ok, firstBad}: checks the pattern in the buffer. */
     'dmabuf.check': async (ctx, args) => {
-      const bad = checkPattern(await viewOf(st(ctx).bufs.get(args.buf)), argInt(args, 'seed'));
+      const seed = argInt(args, 'seed');
+      const bad = await withView(st(ctx).bufs.get(args.buf), 'from_device', (v) => checkPattern(v, seed));
       return { ok: bad < 0, firstBad: bad };
     },
 
-    /** {buf} -> {frames}: the buffer's frames (to check scrubbing after release). */
+    /** {buf} -> {frames}: the buffer's frames now (to check scrubbing after release; a move replaces them). */
     'dmabuf.frames': (ctx, args) => ({ frames: st(ctx).bufs.get(args.buf).buf.priv.frames.slice() }),
 
     /** {frames} -> {allocated, nonZero}: how many are still allocated, and how many hold a non-zero byte. */
@@ -232,16 +228,18 @@ export const dmabufModule: VmModule = {
       return { fd: st(ctx).fds.add({ buf, view: undefined }), size: buf.size };
     },
 
-    /** {fd, seed} -> {ok, firstBad, byteLength}: checks every byte through the contiguous view, no copy. */
+    /** {fd, seed} -> {ok, firstBad, byteLength, generation}: checks every byte through the contiguous view, no copy. */
     'dmabuf.fdCheck': async (ctx, args) => {
-      const view = await viewOf(st(ctx).fds.get(args.fd));
-      const bad = checkPattern(view, argInt(args, 'seed'));
-      return { ok: bad < 0, firstBad: bad, byteLength: view.byteLength };
+      const h = st(ctx).fds.get(args.fd);
+      const seed = argInt(args, 'seed');
+      const [bad, byteLength] = await withView(h, 'from_device', (v) => [checkPattern(v, seed), v.byteLength] as const);
+      return { ok: bad < 0, firstBad: bad, byteLength, generation: h.buf.generation };
     },
 
     /** {fd, seed}: writes the pattern through the view (a read-only import kills the process: SIGSEGV). */
     'dmabuf.fdFill': async (ctx, args) => {
-      fillPattern(await viewOf(st(ctx).fds.get(args.fd)), argInt(args, 'seed'));
+      const seed = argInt(args, 'seed');
+      await withView(st(ctx).fds.get(args.fd), 'to_device', (v) => fillPattern(v, seed));
       return {};
     },
 
@@ -271,8 +269,45 @@ export const dmabufModule: VmModule = {
       return { viewByteLength: view?.byteLength ?? -1 };
     },
 
-    /** {hid} -> every query item. */
+    /** {hid} -> every query item (with the move generation and state). */
     'dmabuf.query': (ctx, args) => st(ctx).driver.query(argHid(args)),
+
+    ...moveCommands,
+
+    /**
+     * {buf, port, frames?} -> {frames, refetches, generation, ms}: writes numbered frames into the buffer,
+     * handing each off over event-channel port `port` (dmabuf-stream.ts), until `frames` (default: until
+     * dmabuf.produceStop); resolves once the consumer read the last frame. Emits 'producer' {producer} first.
+     */
+    'dmabuf.produce': async (ctx, args) => {
+      const s = st(ctx);
+      const run = startProducer(s.bufs.get(args.buf) as Held<unknown>, ctx.kernel.evtchn, argInt(args, 'port'), argInt(args, 'frames', 0));
+      const id = s.producers.add(run);
+      ctx.emit('producer', { producer: id });
+      try {
+        return { producer: id, ...(await run.done) };
+      } finally {
+        s.producers.delete(id);
+      }
+    },
+
+    /** {producer?}: makes the next frame of a producer (default: every producer) the last. */
+    'dmabuf.produceStop': (ctx, args) => {
+      const s = st(ctx);
+      if (args.producer === undefined) for (const p of s.producers.values()) p.stop();
+      else s.producers.get(args.producer).stop();
+      return {};
+    },
+
+    /**
+     * {fd, port, pinEvery?, pinFrames?} -> {frames, ok, bad, badFrames, refetches, generationsSeen, generation,
+     * pinWindows, pinnedFrames, pinViolations, ms}: reads and checks every frame through the fd's view until
+     * the last one, re-fetching the view after each move, pinning pinFrames frames at every multiple of pinEvery.
+     */
+    'dmabuf.consume': async (ctx, args) => {
+      const h = st(ctx).fds.get(args.fd);
+      return consumeFrames(h, ctx.kernel.evtchn, argInt(args, 'port'), { pinEvery: argInt(args, 'pinEvery', 0), pinFrames: argInt(args, 'pinFrames', 1) });
+    },
 
     /** -> driver statistics, plus the kernel's and this process's object counts. */
     'dmabuf.stats': (ctx) => {
