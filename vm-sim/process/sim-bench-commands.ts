@@ -7,9 +7,10 @@
  *
  *   bench.echo {dst, bytes, iterations, warmup}        sequential ECHO round trips -> samples
  *   bench.echoBytes {dst, total, chunk, trials}        `total` bytes as ECHO chunks, all in flight -> samples
- *   bench.handoff {to, hid, iterations, warmup, check} sequential SIM_FRAME_HANDOFF round trips -> samples
+ *   bench.handoff {to, hid, buf, iterations, warmup, check}  sequential SIM_FRAME_HANDOFF round trips -> samples
+ *                                                      (the stamp of each frame is drawn into buf, untimed, before its handoff)
  *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
- *   bench.shareStart {buf, to}                         t0, then export -> {t0, hid}
+ *   bench.shareStart {buf, to}                         t0, then export (to one domain, or to several at once) -> {t0, hid | hids}
  *   bench.importNext {timeoutMs}                       next NEW_IMPORT, open an fd, vmap -> {t1, hid, fd}
  *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD, directory, map) -> samples, frames, ramPath
  *   bench.mapDirect {ramPath, frames, iterations}      the addon's mapPages of the same frames -> samples
@@ -23,7 +24,8 @@ import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { argInt, argU32s } from './args.ts';
 import type { CommandHandler } from './commands.ts';
-import { argHid, fdOfHid, simState } from './sim-state.ts';
+import { drawFrame, wordsOf } from './sim-frames.ts';
+import { argHid, fdOfHid, simState, viewOf } from './sim-state.ts';
 
 const MiB = 1024 * 1024;
 
@@ -65,14 +67,24 @@ export const simBenchCommands: Record<string, CommandHandler> = {
   },
 
   'bench.handoff': async (ctx, args) => {
+    const s = simState(ctx);
     const to = argInt(args, 'to');
     const hid = argHid(args);
+    const words = wordsOf(await viewOf(s.stores.bufs.get(args.buf)));
     const check = (typeof args.check === 'string' && (FRAME_CHECKS as readonly string[]).includes(args.check) ? args.check : 'stamp') as FrameCheck;
     let frame = argInt(args, 'firstFrame', 1);
-    const samples = await timed(argInt(args, 'iterations', 200), argInt(args, 'warmup', 20), async () => {
-      const r = await ctx.kernel.hv.peerRequest(SIM_FRAME_HANDOFF, to, { hid, frame: frame++, check });
-      if (!r.ok && check !== 'none') throw Object.assign(new Error(`handoff of frame ${frame - 1} failed its check at byte ${r.badOffset}`), { code: 'ERR_INTERNAL' });
-    });
+    const one = async (): Promise<number> => {
+      drawFrame(words, frame, 'stamp');
+      const t0 = nowUs();
+      const r = await ctx.kernel.hv.peerRequest(SIM_FRAME_HANDOFF, to, { hid, frame, check });
+      const us = nowUs() - t0;
+      if (!r.ok) throw Object.assign(new Error(`handoff of frame ${frame} failed its check at byte ${r.badOffset}`), { code: 'ERR_INTERNAL' });
+      frame++;
+      return us;
+    };
+    for (let i = 0; i < argInt(args, 'warmup', 20); i++) await one();
+    const samples = new Float64Array(argInt(args, 'iterations', 200));
+    for (let i = 0; i < samples.length; i++) samples[i] = await one();
     return { samples };
   },
 
@@ -90,6 +102,12 @@ export const simBenchCommands: Record<string, CommandHandler> = {
   'bench.shareStart': async (ctx, args) => {
     const s = simState(ctx);
     const held = s.stores.bufs.get(args.buf);
+    if (Array.isArray(args.to)) {
+      const targets = args.to.map((_, i) => argInt(args.to as unknown as Record<string, unknown>, String(i)));
+      const t0 = nowUs();
+      const hids = await Promise.all(targets.map((to) => s.driver.exportRemote(held.buf, to)));
+      return { t0, exportedAt: nowUs(), hids: hids.map(hidKey) };
+    }
     const t0 = nowUs();
     const hid = await s.driver.exportRemote(held.buf, argInt(args, 'to'));
     return { t0, exportedAt: nowUs(), hid: hidKey(hid) };

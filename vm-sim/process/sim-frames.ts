@@ -2,15 +2,17 @@
  * The frame pattern of the simulator's render and compositor programs, and
  * the private data that describes a framebuffer.
  *
- * Frame f of a buffer of n words: word 0 holds f itself, and words 1..n-1
- * are a window of a fixed pseudo-random sequence S starting at an offset
+ * Frame f of a buffer of n words: word 0 holds f itself, the middle and the
+ * last word a hash of f and their position (the "stamp"), and every other
+ * word a window of a fixed pseudo-random sequence S starting at an offset
  * that depends on f. Every word of a frame differs from the same word of
  * the previous frame, and a buffer shifted, truncated or left over from
- * another frame is caught. Drawing is one memcpy from S and a full check one
- * memcmp against it (both native), so a 1080p frame costs about a
- * millisecond each way instead of tens in a JavaScript loop; S is generated
- * once per process, identically in every process. The compositor checks the
- * pixels through its mapping of the render VM's pages, never a copy.
+ * another frame is caught. Drawing is one memcpy from S and a full check a
+ * memcmp per range between stamp words (native), so a 1080p frame costs
+ * about a millisecond each way instead of tens in a JavaScript loop; S is
+ * generated once per process, identically in every process, and only for
+ * full frames: a stamp costs the same at any size. The compositor checks
+ * the pixels through its mapping of the render VM's pages, never a copy.
  */
 import type { FrameCheck } from '../../protocol/messages/sim.ts';
 
@@ -35,9 +37,17 @@ function offsetOf(frame: number): number {
   return (Math.imul(frame, 7919) >>> 0) % SPAN;
 }
 
+/** A stamp word (middle and last): a hash of the frame and the position, no sequence needed. */
+function stampWord(frame: number, i: number): number {
+  let h = Math.imul(frame ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b);
+  h ^= h >>> 15;
+  return Math.imul(h, 0xc2b2ae35) | 0;
+}
+
 /** The value of word i of frame f in a buffer of nWords words. */
 export function frameWord(frame: number, i: number, nWords: number): number {
   if (i === 0) return frame | 0;
+  if (stampIndices(nWords).includes(i)) return stampWord(frame, i);
   return sequenceOf(nWords + SPAN)[offsetOf(frame) + i]!;
 }
 
@@ -46,25 +56,31 @@ export function wordsOf(bytes: Uint8Array): Int32Array {
   return new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
 }
 
-/** Word indices a 'stamp' draws and checks: first (the frame number), middle, last. */
+/**
+ * Word indices of the stamp: first (the frame number), middle, last. They
+ * hold their own values (not the sequence's), so that drawing and checking
+ * a stamp costs the same whatever the buffer's size.
+ */
 export function stampIndices(nWords: number): number[] {
   return nWords === 0 ? [] : [...new Set([0, nWords >>> 1, nWords - 1])];
+}
+
+function stampValue(frame: number, i: number): number {
+  return i === 0 ? frame | 0 : stampWord(frame, i);
 }
 
 /** Draws frame f: every word ('full') or the stamp words only ('stamp'). Returns bytes written. */
 export function drawFrame(words: Int32Array, frame: number, mode: 'full' | 'stamp'): number {
   const n = words.length;
   if (n === 0) return 0;
-  if (mode === 'stamp') {
-    const idx = stampIndices(n);
-    for (const i of idx) words[i] = frameWord(frame, i, n);
-    return idx.length * 4;
+  const idx = stampIndices(n);
+  if (mode === 'full') {
+    const s = sequenceOf(n + SPAN);
+    const o = offsetOf(frame);
+    words.set(s.subarray(o, o + n));
   }
-  const s = sequenceOf(n + SPAN);
-  const o = offsetOf(frame);
-  words.set(s.subarray(o + 1, o + n), 1);
-  words[0] = frame | 0;
-  return n * 4;
+  for (const i of idx) words[i] = stampValue(frame, i);
+  return mode === 'full' ? n * 4 : idx.length * 4;
 }
 
 /** The outcome of a check. */
@@ -83,19 +99,24 @@ function bytesOf(words: Int32Array): Buffer {
 export function checkFrame(words: Int32Array, frame: number, mode: FrameCheck): FrameCheckResult {
   const n = words.length;
   if (mode === 'none' || n === 0) return { ok: true, checkedBytes: 0, badOffset: -1 };
-  if (mode === 'stamp') {
-    const idx = stampIndices(n);
-    const bad = idx.find((i) => words[i] !== frameWord(frame, i, n));
-    return { ok: bad === undefined, checkedBytes: idx.length * 4, badOffset: bad === undefined ? -1 : bad * 4 };
+  const idx = stampIndices(n);
+  const badStamp = idx.find((i) => words[i] !== stampValue(frame, i));
+  if (mode === 'stamp' || badStamp !== undefined) {
+    return { ok: badStamp === undefined, checkedBytes: idx.length * 4, badOffset: badStamp === undefined ? -1 : badStamp * 4 };
   }
-  if (words[0] !== (frame | 0)) return { ok: false, checkedBytes: 4, badOffset: 0 };
+  // Between the stamp words: one memcmp per range against the sequence window.
   const s = sequenceOf(n + SPAN);
   const o = offsetOf(frame);
-  const expected = s.subarray(o + 1, o + n);
-  const got = words.subarray(1);
-  if (bytesOf(got).equals(bytesOf(expected))) return { ok: true, checkedBytes: n * 4, badOffset: -1 };
-  // Rare: find where, word by word.
-  for (let i = 0; i < got.length; i++) if (got[i] !== expected[i]) return { ok: false, checkedBytes: (i + 2) * 4, badOffset: (i + 1) * 4 };
+  const sorted = [...idx].sort((a, b) => a - b);
+  for (let r = 0; r < sorted.length; r++) {
+    const from = sorted[r]! + 1;
+    const to = r + 1 < sorted.length ? sorted[r + 1]! : n;
+    if (from >= to) continue;
+    const got = words.subarray(from, to);
+    const expected = s.subarray(o + from, o + to);
+    if (bytesOf(got).equals(bytesOf(expected))) continue;
+    for (let i = 0; i < got.length; i++) if (got[i] !== expected[i]) return { ok: false, checkedBytes: (from + i + 1) * 4, badOffset: (from + i) * 4 };
+  }
   return { ok: true, checkedBytes: n * 4, badOffset: -1 };
 }
 

@@ -1,0 +1,66 @@
+/**
+ * Sizes and trial counts of a benchmark run: the full run (the figures the
+ * issue asks for) and --quick (the same figures at small sizes and one
+ * trial, for the test that checks the report's shape).
+ */
+const MiB = 1024 * 1024;
+
+/** One benchmark configuration. */
+export interface BenchConfig {
+  quick: boolean;
+  /** Trials of a first share (each a fresh export, import and map). */
+  shareTrials: number;
+  /** Trials of the ECHO copy baseline. */
+  echoTrials: number;
+  /** Handoff and ECHO round trips per trial, and trials (alternated). */
+  roundTrips: number;
+  roundTripTrials: number;
+  /** Maps per map figure. */
+  mapIterations: number;
+  /** Triple-buffering throughput: the two sizes compared, frames per trial, trials. */
+  throughputSizes: [number, number];
+  throughputFrames: number;
+  throughputTrials: number;
+  /** Concurrent exports: the small table (baseline) and the large one. */
+  exportsBaseline: number;
+  exportsCount: number;
+  /** Importers of the fan-out figure (the run starts that many importer VMs). */
+  fanOut: number;
+  fanOutTrials: number;
+}
+
+/** The full benchmark. */
+export const FULL: BenchConfig = {
+  quick: false,
+  shareTrials: 7, echoTrials: 5,
+  roundTrips: 400, roundTripTrials: 5,
+  mapIterations: 9,
+  throughputSizes: [1 * MiB, 256 * MiB], throughputFrames: 1500, throughputTrials: 3,
+  exportsBaseline: 1024, exportsCount: 65_536,
+  fanOut: 8, fanOutTrials: 5,
+};
+
+/** --quick: every figure, small and once. */
+export const QUICK: BenchConfig = {
+  quick: true,
+  shareTrials: 1, echoTrials: 1,
+  roundTrips: 50, roundTripTrials: 1,
+  mapIterations: 2,
+  throughputSizes: [1 * MiB, 4 * MiB], throughputFrames: 100, throughputTrials: 1,
+  exportsBaseline: 128, exportsCount: 512,
+  fanOut: 2, fanOutTrials: 1,
+};
+
+/** Pages the exporter VM needs: the largest phase (three throughput buffers, or the many exports). */
+export function exporterPages(c: BenchConfig): number {
+  const throughput = 3 * (c.throughputSizes[1] / 4096 + 64);
+  const many = c.exportsCount * 3;
+  const shares = 3 * 8100 + 2 * 2025;
+  return Math.max(throughput, many, shares) + 16_384;
+}
+
+/** Grant frames the exporter needs (512 entries each), with room for directories. */
+export function exporterGrantFrames(c: BenchConfig): number {
+  const entries = Math.max(3 * (c.throughputSizes[1] / 4096 + 128), c.exportsCount * 3, 4 * 8200);
+  return Math.ceil(entries / 512) + 16;
+}

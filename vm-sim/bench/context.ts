@@ -1,0 +1,93 @@
+/**
+ * What every figure runs on: one run (a backend and the VMs), the same for
+ * all figures, and the helpers that share a buffer, copy bytes over ECHO,
+ * and tidy up between trials so that each trial starts from the same state.
+ */
+import type { Run } from '../launcher/run.ts';
+import type { VmHandle } from '../launcher/vm-handle.ts';
+import { median } from '../process/sim-stats.ts';
+import type { BenchConfig } from './config.ts';
+
+/** The run and its roles. */
+export interface BenchContext {
+  readonly run: Run;
+  readonly config: BenchConfig;
+  /** Exports everything. */
+  readonly exporter: VmHandle;
+  /** The importer of every figure; also the first of the fan-out. */
+  readonly importer: VmHandle;
+  /** The fan-out's importers (importer first). */
+  readonly fans: readonly VmHandle[];
+  log(line: string): void;
+}
+
+/** Calls with a long budget: a benchmark phase may take a while on a loaded machine. */
+const LONG = 600_000;
+
+/** Allocates a buffer in the exporter and fills it (untimed); returns its dmabuf id. */
+export async function allocBuffer(ctx: BenchContext, bytes: number, scattered = false): Promise<{ buf: number; runs: number; nents: number }> {
+  const a = await ctx.exporter.call<{ buf: number; runs: number; nents: number }>('dmabuf.alloc', { bytes, scattered }, LONG);
+  await ctx.exporter.call('dmabuf.fill', { buf: a.buf, seed: 1 }, LONG);
+  return a;
+}
+
+/** Drops a buffer of the exporter. */
+export async function freeBuffer(ctx: BenchContext, buf: number): Promise<void> {
+  await ctx.exporter.call('dmabuf.put', { buf }, LONG);
+}
+
+/** Reads and discards every NEW_IMPORT event an importer has queued (so the next share sees its own first). */
+export async function drainEvents(vm: VmHandle): Promise<void> {
+  for (;;) {
+    const e = await vm.call<{ none?: boolean }>('dmabuf.readEvent', { block: false });
+    if (e.none) return;
+  }
+}
+
+/** Unexports and waits until each export is released. */
+export async function unexportAll(ctx: BenchContext, hids: readonly string[]): Promise<void> {
+  for (const hid of hids) {
+    await ctx.exporter.call('dmabuf.unexport', { hid }, LONG);
+    await ctx.exporter.call('dmabuf.waitReleased', { hid, timeoutMs: 60_000 }, LONG);
+  }
+}
+
+/** A first share, timed on the shared clock: export (to every importer at once) until the last importer has the pages mapped. */
+export interface Share {
+  us: number;
+  hids: string[];
+  fds: number[];
+}
+
+/** Shares `buf` with the importers and returns the time; the shares stay open (see closeShare). */
+export async function shareOnce(ctx: BenchContext, buf: number, importers: readonly VmHandle[]): Promise<Share> {
+  // The importers wait for their NEW_IMPORT first: they react as soon as the export arrives.
+  const waiting = importers.map((i) => i.call<{ t1: number; hid: string; fd: number }>('bench.importNext', { timeoutMs: 120_000 }, LONG));
+  const to = importers.length === 1 ? importers[0]!.domid : importers.map((i) => i.domid);
+  const start = await ctx.exporter.call<{ t0: number; hid?: string; hids?: string[] }>('bench.shareStart', { buf, to }, LONG);
+  const got = await Promise.all(waiting);
+  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, hids: start.hids ?? [start.hid!], fds: got.map((g) => g.fd) };
+}
+
+/** Closes the importers' fds and unexports. */
+export async function closeShare(ctx: BenchContext, share: Share, importers: readonly VmHandle[]): Promise<void> {
+  await Promise.all(importers.map((i, k) => i.call('dmabuf.release', { fd: share.fds[k] }, LONG)));
+  await unexportAll(ctx, share.hids);
+}
+
+/** Median first-share time over `trials` (after one warm-up), closing each share. */
+export async function medianShare(ctx: BenchContext, buf: number, importers: readonly VmHandle[], trials: number): Promise<number> {
+  const times: number[] = [];
+  for (let t = -1; t < trials; t++) {
+    const s = await shareOnce(ctx, buf, importers);
+    await closeShare(ctx, s, importers);
+    if (t >= 0) times.push(s.us);
+  }
+  return median(times);
+}
+
+/** Median time to send `bytes` over the same path as ECHO chunks of at most 8 MiB (VM -> hv -> VM and back). */
+export async function medianEcho(ctx: BenchContext, bytes: number): Promise<number> {
+  const r = await ctx.exporter.call<{ samples: Float64Array }>('bench.echoBytes', { dst: ctx.importer.domid, total: bytes, trials: ctx.config.echoTrials, warmup: 1 }, LONG);
+  return median(r.samples);
+}
