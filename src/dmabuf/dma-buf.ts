@@ -99,6 +99,25 @@ export interface MoveNotifyResult {
   readonly released: Promise<void>;
 }
 
+/**
+ * Implicit synchronisation of CPU access: what dma_buf_begin_cpu_access does
+ * with dma_buf.resv in Linux (wait for the fences the access must follow).
+ * The cross-VM fence layer installs one per buffer that carries fences
+ * (src/hyper_dmabuf/sync/); a buffer without one has nothing to wait for.
+ */
+export interface CpuAccessSync {
+  /** Resolves when the access may begin; rejects (e.g. ERR_TIMEOUT, naming what is still pending) otherwise. */
+  waitForCpuAccess(buf: DmaBuf, dir: DmaDirection, timeoutMs: number | undefined): Promise<void>;
+}
+
+/** Options of beginCpuAccess. */
+export interface CpuAccessOptions {
+  /** Longest wait for the buffer's fences (default: the CpuAccessSync's own). */
+  timeoutMs?: number;
+  /** false: no implicit wait (a remote-sync shadow: the importer already waited). Default true. */
+  implicitSync?: boolean;
+}
+
 /** Buffer lifecycle. */
 export enum DmaBufState {
   /** At least one reference. */
@@ -196,6 +215,8 @@ export class DmaBuf<P = unknown> {
   private generationValue = 0;
   /** Orders moves against pins and CPU access (move-gate.ts). */
   readonly gate = new MoveGate();
+  /** Implicit synchronisation of CPU access, if the buffer carries fences (beginCpuAccess waits through it). */
+  cpuSync: CpuAccessSync | undefined = undefined;
 
   /** A new buffer holding one reference (the creator's). */
   constructor(init: DmaBufInit<P>) {
@@ -333,9 +354,13 @@ export class DmaBuf<P = unknown> {
   /**
    * Begins CPU access (dma_buf_begin_cpu_access); pair with endCpuAccess.
    * Waits for a move in progress; a move waits for every CPU access to end.
+   * With a cpuSync, first waits for the buffer's fences as `dir` demands
+   * (a write for every reader and writer, a read for the writers), before
+   * entering the gate so that a long wait never holds off a move.
    */
-  async beginCpuAccess(dir: DmaDirection = 'bidirectional'): Promise<void> {
+  async beginCpuAccess(dir: DmaDirection = 'bidirectional', opts: CpuAccessOptions = {}): Promise<void> {
     this.checkLive('beginCpuAccess');
+    if (opts.implicitSync !== false) await this.cpuSync?.waitForCpuAccess(this, dir, opts.timeoutMs);
     await this.gate.enter('cpu');
     try {
       await this.ops.beginCpuAccess?.(this, dir);

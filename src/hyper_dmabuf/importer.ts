@@ -24,7 +24,7 @@ import {
   DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_MOVE_NOTIFY, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
   DMABUF_OPS_TO_SOURCE_ASYNC, type DmaDirection, type SyncOp,
 } from '../../protocol/messages/dmabuf.ts';
-import { DmaBuf, type DmaBufOps } from '../dmabuf/dma-buf.ts';
+import { DmaBuf, type CpuAccessSync, type DmaBufOps } from '../dmabuf/dma-buf.ts';
 import { checkGeometry } from '../dmabuf/geometry.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
@@ -74,6 +74,8 @@ export class Importer {
   private readonly imports = new Map<string, ImportedBuffer>();
   private readonly ops: DmaBufOps;
   private readonly mover: ImportMover;
+  /** Implicit sync of CPU access given to every new fd (the cross-VM fence layer sets it; none by default). */
+  fdCpuSync: CpuAccessSync | undefined = undefined;
   private readonly counters = {
     registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, fdsRefused: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, forgotten: 0,
   };
@@ -178,6 +180,7 @@ export class Importer {
         ops: this.ops, geometry: entry.geometry, priv: { entry, fdId, sync }, name: `${formatHid(entry.hid)}#fd${fdId}`,
         generation: entry.generation,
       });
+      buf.cpuSync = this.fdCpuSync;
       entry.fds.set(fdId, buf);
       if (entry.state === ImportState.Registered && mapping.state === 'mapped') entry.state = ImportState.Mapped;
       this.counters.fdsOpened++;

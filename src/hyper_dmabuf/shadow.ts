@@ -78,7 +78,9 @@ export class ShadowFd {
         return;
       }
       case 'begin_cpu_access':
-        await buf.beginCpuAccess(dir);
+        // No implicit wait here: the importer's own begin_cpu_access already waited for this
+        // buffer's fences (DMABUF_RESV_GET), and waiting again would stall this export's op queue.
+        await buf.beginCpuAccess(dir, { implicitSync: false });
         this.cpu.push(dir);
         return;
       case 'end_cpu_access':
