@@ -11,7 +11,7 @@
  *                                                      (the stamp of each frame is drawn into buf, untimed, before its handoff)
  *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
  *   bench.shareStart {buf, to}                         t0, then export (to one domain, or to several at once) -> {t0, hid | hids}
- *   bench.importNext {timeoutMs}                       next NEW_IMPORT, open an fd, vmap -> {t1, hid, fd}
+ *   bench.importNext {timeoutMs, sync?}                next NEW_IMPORT, open an fd (remote sync async unless 'ack'), vmap -> {t1, hid, fd}
  *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD, directory, map) -> samples, frames, ramPath
  *   bench.mapDirect {ramPath, frames, iterations}      the addon's mapPages of the same frames -> samples
  */
@@ -117,7 +117,9 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const s = simState(ctx);
     const ev = await s.driver.readEvent({ timeoutMs: argInt(args, 'timeoutMs', 30_000) });
     const t0 = nowUs();
-    const fd = await s.driver.exportFd(ev.hid);
+    // Remote sync of this fd's operations is not acknowledged (the original's only mode): the share
+    // ends when the pages are mapped and the view is usable, not when the exporter has mirrored the vmap.
+    const fd = await s.driver.exportFd(ev.hid, { sync: args.sync === 'ack' ? 'ack' : 'async' });
     const view = await fd.vmap();
     const t1 = nowUs();
     // Kept in the dmabuf module's store: released with dmabuf.release like any fd.
