@@ -29,6 +29,9 @@ import { writeDirectory, type GrantedDirectory } from './directory-writer.ts';
 import { ExportMoveState, ExportState, type ExportedBuffer, type PreparedLocation } from './export-entry.ts';
 import type { DriverHost } from './host.ts';
 
+/** Errors that mean the importer itself never answered (the backend or the connection did). */
+const NO_ANSWER = new Set(['ERR_PEER_GONE', 'ERR_NO_SUCH_DOMAIN', 'ERR_BACKPRESSURE', 'ERR_TIMEOUT', 'ERR_CLOSED']);
+
 /** Exporter counters about moves. */
 export interface ExportMoveCounters {
   /** Exports moved (one per export per buffer move). */
@@ -148,7 +151,8 @@ export class ExportMover {
     } catch (e) {
       // An error answer (ERR_UNKNOWN_BUFFER: it forgot the buffer) means it maps nothing of it. Peer gone or
       // no answer in time: the checked end of access (step 3) waits for any mapping it may still hold.
-      if (e instanceof RemoteError) this.counters.moveRefused++;
+      const code = (e as { code?: unknown }).code;
+      if (e instanceof RemoteError && !NO_ANSWER.has(String(code))) this.counters.moveRefused++;
       else this.counters.moveUnanswered++;
     }
   }

@@ -20,12 +20,21 @@ export interface Dom {
   readonly driver: HyperDmabuf;
 }
 
+/** A guest without the driver: the test plays its part by hand (a hostile or stalled peer). */
+export interface BareDom {
+  readonly domid: number;
+  readonly kernel: GuestKernel;
+}
+
 /** A backend and its guests. */
 export interface World {
   readonly hv: Backend;
   readonly doms: Dom[];
+  readonly bare: BareDom[];
   /** Boots one more guest. */
   add(opts?: DomOptions): Promise<Dom>;
+  /** Boots one more guest without loading the driver. */
+  addBare(opts?: DomOptions): Promise<BareDom>;
 }
 
 /** Per-guest options. */
@@ -42,7 +51,7 @@ afterEach(async () => {
   const tags: string[] = [];
   for (const w of worlds.splice(0)) {
     for (const d of w.doms) d.driver.close();
-    await Promise.all(w.doms.map((d) => d.kernel.shutdown()));
+    await Promise.all([...w.doms, ...w.bare].map((d) => d.kernel.shutdown()));
     tags.push(w.hv.runTag);
     await w.hv.close();
   }
@@ -55,18 +64,28 @@ export async function startWorld(n: number, opts: DomOptions | DomOptions[] = {}
   if (worlds.length === 0) liveBefore.value = nativeMem.liveMappings();
   const hv = await Backend.start(backend);
   const doms: Dom[] = [];
+  const bare: BareDom[] = [];
+  const boot = async (o: DomOptions): Promise<BareDom> => {
+    const memPages = o.memPages ?? 16_384;
+    const created = await hv.createDomain({ name: `g${doms.length + bare.length + 1}`, memPages, ...(o.maxGrantFrames ? { maxGrantFrames: o.maxGrantFrames } : {}) });
+    const kernel = await GuestKernel.boot({
+      url: hv.url, domid: created.domid, token: created.token, ramPath: created.ramPath, grantTablePath: created.grantTablePath,
+      memPages, maxGrantFrames: created.maxGrantFrames, retry: { minDelayMs: 5, maxDelayMs: 50 },
+    });
+    return { domid: created.domid, kernel };
+  };
   const world: World = {
-    hv, doms,
+    hv, doms, bare,
     async add(o: DomOptions = {}) {
-      const memPages = o.memPages ?? 16_384;
-      const created = await hv.createDomain({ name: `g${doms.length + 1}`, memPages, ...(o.maxGrantFrames ? { maxGrantFrames: o.maxGrantFrames } : {}) });
-      const kernel = await GuestKernel.boot({
-        url: hv.url, domid: created.domid, token: created.token, ramPath: created.ramPath, grantTablePath: created.grantTablePath,
-        memPages, maxGrantFrames: created.maxGrantFrames, retry: { minDelayMs: 5, maxDelayMs: 50 },
-      });
-      const dom = { domid: created.domid, kernel, driver: HyperDmabuf.load(kernel, o.driver) };
+      const b = await boot(o);
+      const dom = { ...b, driver: HyperDmabuf.load(b.kernel, o.driver) };
       doms.push(dom);
       return dom;
+    },
+    async addBare(o: DomOptions = {}) {
+      const b = await boot(o);
+      bare.push(b);
+      return b;
     },
   };
   worlds.push(world);
