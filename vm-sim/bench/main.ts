@@ -30,7 +30,7 @@ async function main(): Promise<number> {
   const log = (line: string): void => { out.write(`[bench] ${line}\n`); };
   const guard = guardSignals(log);
   const t0 = performance.now();
-  const run = await Run.start({ log, ...(values['run-tag'] ? { runTag: values['run-tag'] } : {}) });
+  const run = await Run.start({ log, readyTimeoutMs: 180_000, ...(values['run-tag'] ? { runTag: values['run-tag'] } : {}) });
   let results: BenchResult[] = [];
   let failure: unknown;
   try {

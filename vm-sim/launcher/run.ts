@@ -45,8 +45,12 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Copy children's output to ours. */
   echoOutput?: boolean;
+  /** Time a child has to report ready (default 60 s: a loaded machine compiles and boots slowly). */
   readyTimeoutMs?: number;
 }
+
+/** Default time a child has to report ready. */
+export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 
 /** A domain to start. */
 export interface DomainLaunch {
@@ -100,7 +104,7 @@ export class Run {
       hv = await spawnHv({
         args: ['--run-tag', runTag],
         ...(trace ? { env: { [TRACE_ENV]: '1' } } : {}),
-        ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
+        readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
         ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}),
       });
       trace?.addProcess(hv.pid, 'hv', 1, undefined);
@@ -142,7 +146,7 @@ export class Run {
       const vm = await spawnVm({
         url: this.hv.url, ...c, memPages: d.memPages, name: d.name,
         ...(this.trace ? { env: { [TRACE_ENV]: '1' } } : {}),
-        ...(this.options.readyTimeoutMs !== undefined ? { readyTimeoutMs: this.options.readyTimeoutMs } : {}),
+        readyTimeoutMs: this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
         ...(this.options.echoOutput !== undefined ? { echoOutput: this.options.echoOutput } : {}),
       });
       this.pids.push(vm.pid);
