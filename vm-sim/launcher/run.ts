@@ -177,7 +177,7 @@ export class Run {
     let hvStats: HvStatsBody | undefined;
     let hvStatsError: string | undefined;
     try {
-      hvStats = await this.hvStats(5000);
+      hvStats = await this.hvStats(15_000);
     } catch (e) {
       hvStatsError = (e as Error).message;
     }
