@@ -89,12 +89,6 @@ export class MoveGate {
     this.holds[kind]++;
   }
 
-  /** Takes a use without waiting; only while no move runs (ERR_BUSY otherwise). */
-  enterNow(kind: MoveBlockingUse): void {
-    if (this.moving) throw new ProtocolError('ERR_BUSY', 'the buffer is moving');
-    this.holds[kind]++;
-  }
-
   /** Drops a use; a waiting move re-checks. */
   leave(kind: MoveBlockingUse): void {
     if (this.holds[kind] === 0) throw new ProtocolError('ERR_BAD_ARGUMENT', `no ${kind} use is held`);

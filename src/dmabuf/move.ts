@@ -86,7 +86,13 @@ export async function moveBuffer(buf: DmaBuf, opts: MoveOptions = {}): Promise<M
       const atts = buf.dynamicAttachments();
       await prepareAll(atts, reloc);
       const t1 = performance.now();
-      await reloc.commit();
+      try {
+        await reloc.commit();
+      } catch (e) {
+        // Nothing was announced yet: undo as for a failed prepare.
+        await undoPrepared(atts, reloc);
+        throw e;
+      }
       buf.invalidateViews(buf.generation + 1);
       const t2 = performance.now();
       const told = await Promise.allSettled(atts.map(async (att) => (await att.importerOps!.moveNotify(att)) ?? undefined));
@@ -122,14 +128,19 @@ async function prepareAll(atts: Attachment[], reloc: Relocation): Promise<void> 
       prepared.push(att);
     }
   } catch (e) {
-    for (const att of prepared.reverse()) {
-      try {
-        await att.importerOps!.abortMove?.(att);
-      } catch {
-        // Undo what can be undone; the move's own error is the one to report.
-      }
-    }
-    await reloc.abort();
+    await undoPrepared(prepared, reloc);
     throw e;
   }
+}
+
+/** Aborts the prepared attachments (newest first) and gives the new location back. */
+async function undoPrepared(prepared: Attachment[], reloc: Relocation): Promise<void> {
+  for (const att of [...prepared].reverse()) {
+    try {
+      await att.importerOps!.abortMove?.(att);
+    } catch {
+      // Undo what can be undone; the move's own error is the one to report.
+    }
+  }
+  await reloc.abort();
 }

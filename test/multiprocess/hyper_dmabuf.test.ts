@@ -16,7 +16,7 @@ const FHD = 1920 * 1080 * 4;
 const UHD = 3840 * 2160 * 4;
 
 interface Alloc { buf: number; size: number; nents: number; runs: number }
-interface Check { ok: boolean; firstBad: number; byteLength?: number }
+interface Check { ok: boolean; firstBad: number; byteLength?: number; generation?: number }
 interface Probe { ok: boolean; code?: string; value?: unknown }
 interface Stats {
   exporter: { byState: Record<string, number>; openFds: number; shadowOutstanding: number };
@@ -59,7 +59,7 @@ describe('hyper_dmabuf between VM processes', () => {
     const before = await imp.call<Stats>('dmabuf.stats');
     const { fd, size } = await imp.call<{ fd: number; size: number }>('dmabuf.exportFd', { hid });
     expect(size).toBe(FHD);
-    expect(await imp.call<Check>('dmabuf.fdCheck', { fd, seed: 1 })).toEqual({ ok: true, firstBad: -1, byteLength: FHD });
+    expect(await imp.call<Check>('dmabuf.fdCheck', { fd, seed: 1 })).toEqual({ ok: true, firstBad: -1, byteLength: FHD, generation: 0 });
     const after = await imp.call<Stats>('dmabuf.stats');
     // Lazy mapping: two directory rounds (top page, then both second-level pages) and ONE data map.
     expect(after.kernel.mapper.mapRequests - before.kernel.mapper.mapRequests).toBe(3);
@@ -127,7 +127,7 @@ describe('hyper_dmabuf between VM processes', () => {
       const hid = await share(exp, imp, a.buf, { dirFormat });
       const before = await imp.call<Stats>('dmabuf.stats');
       const { fd } = await imp.call<{ fd: number }>('dmabuf.exportFd', { hid });
-      expect(await imp.call<Check>('dmabuf.fdCheck', { fd, seed: 4 })).toEqual({ ok: true, firstBad: -1, byteLength: UHD });
+      expect(await imp.call<Check>('dmabuf.fdCheck', { fd, seed: 4 })).toEqual({ ok: true, firstBad: -1, byteLength: UHD, generation: 0 });
       const after = await imp.call<Stats>('dmabuf.stats');
       // The directory rounds, then all 8,100 data pages in one batched map.
       expect(after.kernel.mapper.mapRequests - before.kernel.mapper.mapRequests).toBe(dirRounds + 1);
