@@ -33,6 +33,8 @@ async function main(): Promise<number> {
   const run = await Run.start({ log, readyTimeoutMs: 180_000, ...(values['run-tag'] ? { runTag: values['run-tag'] } : {}) });
   let results: BenchResult[] = [];
   let failure: unknown;
+  // Ctrl-C: stop at once (the VMs go, their pending calls fail, the figure in progress ends).
+  guard.signal.addEventListener('abort', () => void run.stop(), { once: true });
   try {
     const vms = await run.addDomains([
       { name: 'exporter', memPages: exporterPages(config), maxGrantFrames: exporterGrantFrames(config) },
