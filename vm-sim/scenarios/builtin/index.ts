@@ -8,7 +8,9 @@ import { validateScenario } from '../validate.ts';
 import bigBuffer from './big-buffer.ts';
 import compositor from './compositor.ts';
 import fanOut from './fan-out.ts';
+import fences from './fences.ts';
 import manyExports from './many-exports.ts';
+import move from './move.ts';
 
 function json(file: string): Scenario {
   const url = new URL(`./${file}`, import.meta.url);
@@ -27,6 +29,8 @@ export function builtinScenarios(): Scenario[] {
     json('delayed-unexport.json'),
     bigBuffer,
     manyExports,
+    fences,
+    move,
   ].map((s) => validateScenario(s, `built-in ${s.name}`));
   return all;
 }
