@@ -6,10 +6,9 @@
  * page in the owner's RAM, granted read-only to every observer: the last
  * signalled seqno, and one error slot per exported pending point. The owner
  * rings an event channel after every advance that an observer cares about;
- * the observer re-reads the page on every event. SPEC.md's fence section
- * (from protocol/spec-notes/fence.md) gives the page layout, the ordering
- * rules and the state machines; the declarations here are the field-level
- * reference.
+ * the observer re-reads the page on every event. SPEC.md section 11A gives
+ * the page layout, the ordering rules and the state machines; the
+ * declarations here are the field-level reference.
  */
 import { defineEvent, defineRequest } from '../message.ts';
 import { opt, req, t, U32 } from '../schema.ts';

@@ -1,7 +1,7 @@
 /**
  * Cross-VM fences: timelines whose signalled state lives in a page shared
  * read-only with observers, event-channel wake-ups, export and import of
- * fences and sync_files between domains. See protocol/spec-notes/fence.md.
+ * fences and sync_files between domains. See protocol/SPEC.md section 11A.
  */
 export * from './errno.ts';
 export * from './errors.ts';

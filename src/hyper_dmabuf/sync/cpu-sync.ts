@@ -1,5 +1,5 @@
 /**
- * Implicit synchronisation of CPU access across VMs (SPEC.md 11A.6): what
+ * Implicit synchronisation of CPU access across VMs (SPEC.md 11A.10): what
  * dma_buf_begin_cpu_access does with dma_buf.resv, for both sides of a
  * shared buffer.
  *

@@ -1,6 +1,6 @@
 /**
  * The exporter side of reservation objects across VMs: DMABUF_RESV_ADD and
- * DMABUF_RESV_GET from importers (SPEC.md 11A.4).
+ * DMABUF_RESV_GET from importers (SPEC.md 11A.8).
  *
  * Every request is checked completely before anything changes: the buffer
  * is a live export of this domain (counter and key), made to the sender, not

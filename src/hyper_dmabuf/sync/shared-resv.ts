@@ -1,6 +1,6 @@
 /**
  * The one authoritative reservation object of a shared buffer, kept by its
- * exporter (SPEC.md 11A.2). The exporter's own drivers add to it directly;
+ * exporter (SPEC.md 11A.7). The exporter's own drivers add to it directly;
  * importers add through DMABUF_RESV_ADD, with the same rule: Linux's
  * dma_resv_add_fence (DmaResv.addFence), which replaces an entry only if it
  * has signalled, or if it is an earlier-or-same fence of the new fence's
