@@ -76,6 +76,7 @@ export class ExportMover {
       throw e;
     }
     entry.prepared = { dataRefs: refs, directory };
+    entry.moveState = ExportMoveState.Moving;
   }
 
   /** Undoes prepare (the move was abandoned before the data moved). */
@@ -83,6 +84,7 @@ export class ExportMover {
     const p = entry.prepared;
     if (!p) return;
     entry.prepared = undefined;
+    entry.moveState = ExportMoveState.Stable;
     this.counters.moveAborts++;
     // Never announced, so never mapped: every grant ends at once.
     await this.release(p);
@@ -95,10 +97,10 @@ export class ExportMover {
     if (!next || !ExportMover.announced(entry)) {
       // Revoking (or freed): the grants it ends are the old ones, and the old pages wait for that.
       // A location prepared before it got there was never announced: it ends at once.
+      entry.moveState = ExportMoveState.Stable;
       if (next) void this.release(next);
       return { released: entry.freed.then(() => undefined) };
     }
-    entry.moveState = ExportMoveState.Moving;
     const old: PreparedLocation = { dataRefs: entry.dataRefs, directory: entry.directory };
     // Step 1, synchronously: a release arriving from now on frees the NEW location and leaves the old one to us.
     entry.dataRefs = next.dataRefs;
