@@ -10,12 +10,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DMABUF_MOVE_NOTIFY } from '../../protocol/messages/dmabuf.ts';
+import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import { MoveGateState } from '../../src/dmabuf/move-gate.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
 import { ExportMoveState, ImportMapState, type Hid } from '../../src/hyper_dmabuf/index.ts';
 import { ManualImporter } from './manual-importer.ts';
-import { checkPattern, codeOf, expectClean, fillPattern, startWorld, type Dom } from './world.ts';
+import { checkPattern, codeOf, expectClean, fillPattern, nextEvent, startWorld, type Dom } from './world.ts';
 
 /** Lets every pending callback and I/O completion run. */
 async function settle(): Promise<void> {
@@ -341,6 +342,25 @@ describe('races', () => {
     expect(await move.p).toMatchObject({ generation: 1 });
     expect(old.some((f) => a.kernel.allocator.isAllocated(f))).toBe(false);
     await finish(a, mine, hid);
+    expectClean(w);
+  });
+
+  it('the exporter dies after a move, before the importer mapped the new pages: accesses fail with ERR_UNEXPORTED, the release is clean', async () => {
+    const w = await startWorld(2);
+    const [a, b] = w.doms as [Dom, Dom];
+    const { buf, hid } = await share(a, b, 6, { seed: 5 });
+    const fd = await b.driver.exportFd(hid);
+    expect(await firstBad(fd, 5)).toBe(-1);
+    await a.driver.move(buf);
+    expect(b.driver.query(hid).moveState).toBe(ImportMapState.Invalidated);
+    const died = nextEvent(b.kernel.hv, DOMAIN_DIED);
+    await w.hv.destroyDomain(a.domid);
+    await died;
+    expect(b.driver.query(hid)).toMatchObject({ state: 'invalid', moveState: ImportMapState.Invalidated });
+    expect(await codeOf(fd.vmap())).toBe('ERR_UNEXPORTED');
+    await fd.put();
+    expect(b.driver.importer.find(hid)).toBeUndefined();
+    expect(w.hv.stats().domains.some((d) => d.domid === a.domid)).toBe(false);
     expectClean(w);
   });
 
