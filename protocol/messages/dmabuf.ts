@@ -1,8 +1,7 @@
 /**
  * hyper_dmabuf messages: buffer sharing between domains, routed by the
- * backend (which stamps `src`). SPEC.md sections 10–11 (from
- * protocol/spec-notes/dmabuf.md) give the state machines and layouts these
- * messages drive; the declarations here are the field-level reference.
+ * backend (which stamps `src`). SPEC.md sections 10–11 give the state
+ * machines and layouts these messages drive; the declarations here are the field-level reference.
  *
  * Every message names a buffer by its id (`hid`): the exporter's domain, a
  * counter, and 128 random bits. A receiver compares counter AND key on every
