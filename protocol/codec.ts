@@ -1,10 +1,11 @@
 /**
  * Frame codec: one MessagePack map per WebSocket binary frame.
  *
- * Decoding checks, in order: frame size, plain MessagePack structure (no
- * extension types), the envelope fields, that the type is declared in the
- * frame's version and may travel with this kind, and every body field against
- * its declaration. Encoding validates too, so a bug of ours never puts an
+ * Decoding checks, in the order SPEC.md section 4 gives: frame size, plain
+ * MessagePack structure (no extension types), the envelope fields (`body`
+ * included: present and a map), that the type is declared in the frame's
+ * version and may travel with this kind, and the body against its
+ * declaration (validateStruct's order). Encoding validates too, so a bug of ours never puts an
  * undeclared value on the wire.
  */
 import { Packr, Unpackr } from 'msgpackr';
@@ -61,11 +62,13 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES):
     } catch (e) {
       throw asEnvelopeError(e);
     }
+    // `body` is an envelope field too (SPEC 4): checked with the others, before the type.
+    if (body === undefined) throw new ProtocolError('ERR_BAD_ENVELOPE', 'envelope.body: required field is absent', 'envelope.body');
+    if (!isPlainMap(body)) throw new ProtocolError('ERR_BAD_ENVELOPE', 'envelope.body: expected a map', 'envelope.body');
     const decl = lookupMessage(env.type, env.v);
     if (!decl) throw new ProtocolError('ERR_UNKNOWN_TYPE', `message type ${env.type} is not declared in version ${env.v}`);
     const fields = bodyFields(decl, env.kind);
     if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} is ${decl.kind === 'event' ? 'an event' : 'a request'} and cannot travel as '${env.kind}'`);
-    if (body === undefined) throw new ProtocolError('ERR_BAD_ENVELOPE', 'envelope.body: required field is absent', 'envelope.body');
     const cleanBody = validateStruct(fields, body, 'body');
     return { ok: true, env: { ...env, body: cleanBody }, decl };
   } catch (e) {

@@ -64,12 +64,14 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
   }
 }
 
-/** Validates a map against declared fields; rejects missing required and undeclared fields. */
+/**
+ * Validates a map against declared fields, in the order SPEC.md section 4
+ * gives: the declared fields in declaration order, each completely (missing,
+ * type, range; a nested map or array element by element) before the next,
+ * then any undeclared field. The first failure is thrown.
+ */
 export function validateStruct<F extends Fields>(fields: F, value: unknown, path: string): Infer<F> {
   if (!isPlainMap(value)) fail('ERR_FIELD_TYPE', path, `expected a map, got ${describe(value)}`);
-  for (const key of Object.keys(value)) {
-    if (!Object.hasOwn(fields, key)) fail('ERR_UNKNOWN_FIELD', `${path}.${key}`, 'field is not declared');
-  }
   const out: Record<string, unknown> = {};
   for (const [name, field] of Object.entries(fields)) {
     if (!Object.hasOwn(value, name) || value[name] === undefined) {
@@ -77,6 +79,9 @@ export function validateStruct<F extends Fields>(fields: F, value: unknown, path
       continue;
     }
     out[name] = validateValue(field.type, value[name], `${path}.${name}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!Object.hasOwn(fields, key)) fail('ERR_UNKNOWN_FIELD', `${path}.${key}`, 'field is not declared');
   }
   return out as Infer<F>;
 }

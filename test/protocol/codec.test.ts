@@ -29,6 +29,13 @@ describe('codec', () => {
     expect(decodeError({ v: 1, kind: 'evt', type: 'PING', id: 0, body: { nonce: 1 } })).toBe('ERR_WRONG_DIRECTION');
   });
 
+  it('checks in the order SPEC.md section 4 gives: body with the envelope, before the type; undeclared fields after the declared ones', () => {
+    expect(decodeError({ v: 1, kind: 'req', type: 'NOPE', id: 1 })).toBe('ERR_BAD_ENVELOPE');
+    expect(decodeError({ v: 1, kind: 'req', type: 'PING', id: 1, body: [1] })).toBe('ERR_BAD_ENVELOPE');
+    expect(decodeError({ v: 1, kind: 'req', type: 'PING', id: 1, body: { extra: 2 } })).toBe('ERR_FIELD_MISSING');
+    expect(decodeError({ v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id: 1, body: { dom: 'x', extra: 1 } })).toBe('ERR_FIELD_TYPE');
+  });
+
   it('refuses extension types and trailing bytes', () => {
     const withExt = Uint8Array.from([0x81, 0xa1, 0x61, 0xd4, 0x72, 0x00]);
     const r = decodeFrame(withExt);
