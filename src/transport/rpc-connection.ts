@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
 import {
-  decodeFrame, encodeFrame, ProtocolError, MAX_FRAME_BYTES,
+  decodeFrame, encodeFrame, lookupMessage, ProtocolError, MAX_FRAME_BYTES,
   type Envelope, type ErrorBody, type ErrorCode, type EventDecl, type EventOf, type MessageDecl,
   type RequestDecl, type RequestOf, type ResponseOf,
 } from '../../protocol/index.ts';
@@ -256,11 +256,16 @@ export class RpcConnection extends EventEmitter {
     }
   }
 
-  /** Answers a bad frame: an err reply if it was a readable request of a declared type, PROTOCOL_ERROR otherwise. */
+  /**
+   * Answers a bad frame (SPEC.md 4): an err reply if it was a request (kind
+   * `req`) of a type declared as a request, with a readable id, whatever
+   * check failed (so the requester gets its one reply); PROTOCOL_ERROR
+   * otherwise.
+   */
   private reportProtocolError(error: ProtocolError, partial: { kind?: string; type?: string; id?: number }): void {
     this.emit('protocolError', error, partial);
     const replyable = partial.kind === 'req' && partial.id !== undefined && partial.type !== undefined
-      && error.code !== 'ERR_UNKNOWN_TYPE' && error.code !== 'ERR_BAD_ENVELOPE' && error.code !== 'ERR_MALFORMED' && error.code !== 'ERR_WRONG_DIRECTION';
+      && lookupMessage(partial.type, this.version)?.kind === 'request';
     if (replyable) {
       this.replyError({ type: partial.type!, id: partial.id! }, error);
       return;

@@ -159,6 +159,9 @@ describe('hostile frames', () => {
       { name: 'routed request to nobody', bytes: packRaw({ v: 1, kind: 'req', type: 'ECHO', id: 19, dst: 999, body: { payload: new Uint8Array(1) } }), expect: { kind: 'err', id: 19, body: { code: 'ERR_NO_SUCH_DOMAIN' } } },
       { name: 'routed request without dst', bytes: packRaw({ v: 1, kind: 'req', type: 'ECHO', id: 20, body: { payload: new Uint8Array(1) } }), expect: { kind: 'err', id: 20, body: { code: 'ERR_BAD_ENVELOPE' } } },
       { name: 'backend request with dst', bytes: packRaw({ v: 1, kind: 'req', type: 'PING', id: 21, dst: 1, body: { nonce: 1 } }), expect: { kind: 'err', id: 21, body: { code: 'ERR_WRONG_DIRECTION' } } },
+      // A request of a declared type with a readable id gets its err reply whatever failed (SPEC 4), a bad envelope included.
+      { name: 'request with a bad envelope field', bytes: packRaw({ v: 1, kind: 'req', type: 'PING', id: 22, dst: 0x7ff0, body: { nonce: 1 } }), expect: { kind: 'err', type: 'PING', id: 22, body: { code: 'ERR_BAD_ENVELOPE' } } },
+      { name: 'request without a body', bytes: packRaw({ v: 1, kind: 'req', type: 'PING', id: 23 }), expect: { kind: 'err', type: 'PING', id: 23, body: { code: 'ERR_BAD_ENVELOPE' } } },
     ];
     for (const c of cases) {
       peer.sendBytes(c.bytes);
