@@ -15,6 +15,7 @@ import { FENCE_ERR_CLOSED, FENCE_ERR_PROTOCOL } from './errno.ts';
 import { FenceRemoteError } from './errors.ts';
 import { RemoteFence, type RemoteFenceSource } from './remote-fence.ts';
 import { PageState, type TimelinePageReader } from './timeline-page.ts';
+import { firstAtOrAfter } from './seqno-order.ts';
 
 /** Import lifecycle (observer side). */
 export const ImportState = {
@@ -128,7 +129,7 @@ export class RemoteTimeline implements RemoteFenceSource {
     if (fence === undefined) {
       fence = new RemoteFence(this.owner, this, this.tl, seqno);
       this.#bySeqno.set(seqno, fence);
-      this.#pending.splice(this.#search(seqno), 0, fence);
+      this.#pending.splice(firstAtOrAfter(this.#pending, seqno), 0, fence);
       this.#holds.set(fence, []);
     }
     this.#holds.get(fence)!.push(slot);
@@ -250,15 +251,4 @@ export class RemoteTimeline implements RemoteFenceSource {
     }
   }
 
-  // Index of the first pending point with seqno >= `seqno`.
-  #search(seqno: number): number {
-    let lo = 0;
-    let hi = this.#pending.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#pending[mid]!.seqno < seqno) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
 }

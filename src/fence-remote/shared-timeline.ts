@@ -23,6 +23,7 @@ import { FenceRemoteError } from './errors.ts';
 import { FENCE_ERR_CLOSED } from './errno.ts';
 import { SlotTable, type ReleaseResult } from './slot-table.ts';
 import type { TimelinePageWriter } from './timeline-page.ts';
+import { firstAtOrAfter } from './seqno-order.ts';
 
 /** Timeline lifecycle (owner side). */
 export const TimelineState = {
@@ -150,7 +151,7 @@ export class SharedTimeline {
       born.signal();
       return born;
     }
-    const at = this.#search(seqno);
+    const at = firstAtOrAfter(this.#pending, seqno);
     const existing = this.#pending[at];
     if (existing !== undefined && existing.seqno === seqno) return existing;
     const fence = new SharedFence(this, seqno);
@@ -170,7 +171,7 @@ export class SharedTimeline {
     if (error !== 0 && !isErrno(error)) throw new FenceRemoteError('ERR_BAD_ARGUMENT', `error ${error} is not 0 or a negative errno`);
     if (seqno < this.#value) throw new FenceRemoteError('ERR_BAD_ARGUMENT', `timeline ${this.name} is at ${this.#value}; it cannot go back to ${seqno}`);
     if (seqno === this.#value) return 0;
-    const n = this.#search(seqno + 1);
+    const n = firstAtOrAfter(this.#pending, seqno + 1);
     const passed = this.#pending.slice(0, n);
     const status = error !== 0 ? error : 1;
     const peers = new Set<number>();
@@ -272,17 +273,6 @@ export class SharedTimeline {
     if (this.#state !== TimelineState.Live) throw new FenceRemoteError('ERR_STATE', `cannot ${what}: timeline ${this.name} is closed`);
   }
 
-  // Index of the first pending point with seqno >= `seqno`.
-  #search(seqno: number): number {
-    let lo = 0;
-    let hi = this.#pending.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.#pending[mid]!.seqno < seqno) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
 }
 
 /** The shared timeline of a fence, or null if it is not a shared-timeline point. */
