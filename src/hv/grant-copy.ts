@@ -35,8 +35,9 @@ interface Resolved {
 /**
  * Resolves one side. A grant side (its GNTCOPY_*_gref flag set): the
  * granting domain must be alive (GNTST_bad_domain), then acquireGrant's
- * steps (bad_gntref, permission_denied — including a read-only grant as a
- * destination —, no_space, general_error, bad_page). A frame side: `dom`
+ * steps for a copy (bad_gntref, permission_denied — including a read-only
+ * grant as a destination —, no_space, general_error, bad_page); a
+ * GTF_sub_page entry is copy-only, so it may be copied. A frame side: `dom`
  * must be the caller (GNTST_permission_denied) and the frame inside its RAM
  * (GNTST_bad_page).
  */
@@ -48,7 +49,7 @@ function resolveSide(ctx: HvContext, caller: Domain, side: CopySide, isGref: boo
   }
   const granter = ctx.registry.get(side.dom);
   if (!granter || !granter.alive) return { status: GNTST.bad_domain, domain: undefined, frame: 0, pinned: false };
-  const r = acquireGrant(granter, side.ref, caller.domid, writable);
+  const r = acquireGrant(granter, side.ref, caller.domid, writable, true);
   if (r < 0) return { status: r, domain: undefined, frame: 0, pinned: false };
   return { status: GNTST.okay, domain: granter, frame: r, pinned: true };
 }

@@ -14,23 +14,25 @@ import type { Domain } from './domain.ts';
 export const CAS_ATTEMPTS = 5;
 
 const BUSY = GTF.reading | GTF.writing;
-/** A mappable entry has type permit_access and no GTF_sub_page (Xen adds sub_page to the type mask for maps). */
+/** A mappable entry has type permit_access and no GTF_sub_page (Xen adds sub_page to the type mask for maps only). */
 const MAP_TYPE_MASK = GTF.type_mask | GTF.sub_page;
+/** A copy may use a GTF_sub_page ("copy-only") entry: only its type must be permit_access. */
+const COPY_TYPE_MASK = GTF.type_mask;
 
 /**
  * Sets busy `bits` in word 0 of entry `ref`, validating each copy of the
  * word it read (never the live memory after the check, XSA-155): type
- * permit_access without sub_page, grantee `domid`, and no GTF_readonly for
- * a writable use. The compare-exchange succeeds only against the very copy
+ * permit_access (without sub_page for a mapping: `typeMask`), grantee
+ * `domid`, and no GTF_readonly for a writable use. The compare-exchange succeeds only against the very copy
  * that was validated. If the word changed underneath, the new copy is
  * validated again, at most CAS_ATTEMPTS times, then GNTST_general_error
  * ("unstable", as Xen).
  */
-function setBusy(words: Int32Array, ref: number, domid: number, bits: number, writable: boolean): number {
+function setBusy(words: Int32Array, ref: number, domid: number, bits: number, writable: boolean, typeMask: number): number {
   const at = ref * 2;
   let word = Atomics.load(words, at);
   for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-    if ((word & MAP_TYPE_MASK) !== GTF.permit_access || word >>> 16 !== domid) return GNTST.permission_denied;
+    if ((word & typeMask) !== GTF.permit_access || word >>> 16 !== domid) return GNTST.permission_denied;
     if (writable && (word & GTF.readonly) !== 0) return GNTST.permission_denied;
     const seen = Atomics.compareExchange(words, at, word, word | bits);
     if (seen === word) return GNTST.okay;
@@ -40,7 +42,9 @@ function setBusy(words: Int32Array, ref: number, domid: number, bits: number, wr
 }
 
 /**
- * Pins entry `ref` of `granter` for domain `domid`, read-only or writable.
+ * Pins entry `ref` of `granter` for domain `domid`, read-only or writable,
+ * for a mapping or (`forCopy`) for the duration of one GNTTAB_COPY op, which
+ * may use a GTF_sub_page (copy-only) entry (SPEC.md 7.1, 7.6).
  *
  * Order (each step stops at its first failure):
  *  1. ref in [1, nrFrames*512), else GNTST_bad_gntref (ref 0 is reserved).
@@ -56,7 +60,8 @@ function setBusy(words: Int32Array, ref: number, domid: number, bits: number, wr
  *     undo the busy bits, GNTST_bad_page.
  *  4. Increment the pin counter.
  */
-export function acquireGrant(granter: Domain, ref: number, domid: number, writable: boolean): number {
+export function acquireGrant(granter: Domain, ref: number, domid: number, writable: boolean, forCopy = false): number {
+  const typeMask = forCopy ? COPY_TYPE_MASK : MAP_TYPE_MASK;
   if (ref < GNTTAB_NR_RESERVED_ENTRIES || ref >= granter.nrEntries) return GNTST.bad_gntref;
   const act = granter.active;
   const pinR = act.pinR[ref]!;
@@ -66,7 +71,7 @@ export function acquireGrant(granter: Domain, ref: number, domid: number, writab
     if (writable) {
       if (pinW >= MAX_PIN_COUNT) return GNTST.no_space;
       if (pinW === 0) {
-        const st = setBusy(granter.words, ref, domid, BUSY, true);
+        const st = setBusy(granter.words, ref, domid, BUSY, true, typeMask);
         if (st !== GNTST.okay) return st;
       }
       act.pinW[ref] = pinW + 1;
@@ -77,7 +82,7 @@ export function acquireGrant(granter: Domain, ref: number, domid: number, writab
     return act.frame[ref]!;
   }
   const bits = writable ? BUSY : GTF.reading;
-  const st = setBusy(granter.words, ref, domid, bits, writable);
+  const st = setBusy(granter.words, ref, domid, bits, writable, typeMask);
   if (st !== GNTST.okay) return st;
   const frame = Atomics.load(granter.words, ref * 2 + 1) >>> 0;
   if (frame >= granter.memPages) {

@@ -60,6 +60,21 @@ describe('grant copy', () => {
     expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access | GTF.readonly);
   });
 
+  it('copies from a GTF_sub_page grant, which is copy-only (cannot be mapped)', async () => {
+    const hv = await startBackend();
+    const a = await startGuest(hv);
+    const b = await startGuest(hv);
+    a.ram.fill(0x3c, 5 * PAGE_SIZE, 6 * PAGE_SIZE);
+    a.table.publish(1, b.domid, 5, true);
+    a.table.casHeader(1, a.table.loadHeader(1).header, (b.domid << 16) | GTF.permit_access | GTF.readonly | GTF.sub_page);
+    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    expect(m.status).toEqual([GNTST.permission_denied]);
+    const res = await copy(b, [{ source: { ref: 1, dom: a.domid, offset: 0 }, dest: { ref: 2, dom: b.domid, offset: 0 }, len: PAGE_SIZE, flags: GNTCOPY.source_gref }]);
+    expect(res.status).toEqual([GNTST.okay]);
+    expect(b.ram.subarray(2 * PAGE_SIZE, 3 * PAGE_SIZE).every((x) => x === 0x3c)).toBe(true);
+    expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access | GTF.readonly | GTF.sub_page);
+  });
+
   it('copies through a grant that is also mapped, keeping the mapping\'s busy bits', async () => {
     const hv = await startBackend();
     const a = await startGuest(hv);
