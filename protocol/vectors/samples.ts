@@ -34,9 +34,10 @@ export const samples: Record<string, Sample> = {
   GNTTAB_QUERY_SIZE: { req: {}, res: { nrFrames: 4, maxFrames: 64 } },
   GNTTAB_MAP_GRANT_REF: {
     req: { dom: 1, flags: 6, refs: [8, 9, 70000] },
-    res: { status: [0, 0, -3], handle: [0, 1, 0xffffffff], frame: [256, 257, 0], ramPath: '/dev/shm/hdmabuf-1-d1-ram' },
+    // Handles are opaque, and never 0 or 0xffffffff for a mapping that succeeded (SPEC 7.4, Maptrack rule 2).
+    res: { status: [0, 0, -3], handle: [1, 2, 0xffffffff], frame: [256, 257, 0], ramPath: '/dev/shm/hdmabuf-1-d1-ram' },
   },
-  GNTTAB_UNMAP_GRANT_REF: { req: { handles: [0, 1, 99] }, res: { status: [0, 0, -4] } },
+  GNTTAB_UNMAP_GRANT_REF: { req: { handles: [1, 2, 99] }, res: { status: [0, 0, -4] } },
   GNTTAB_COPY: {
     req: { ops: [{ source: { ref: 8, dom: 1, offset: 0 }, dest: { ref: 300, dom: 2, offset: 128 }, len: 64, flags: 1 }] },
     res: { status: [0] },
