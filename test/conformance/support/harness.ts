@@ -20,11 +20,13 @@
  *     destroyed (DOMAIN_DESTROY, answered after its cascade); HV_STATS then
  *     lists none of them and their files are gone (SPEC 9.3 rule 2);
  *  4. connections closed, the test's own mappings unmapped;
- *  5. our own backend process (not an external target) is stopped, exits
- *     with 0, and leaves no file of its run (SPEC 9.3 rule 3).
+ *  5. our own backend process (not an external target) is stopped: a domain
+ *     connected at that moment sees close 1001, the process exits with 0,
+ *     and no file of its run is left (SPEC 9.3 rule 3).
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { afterAll, beforeAll, expect } from 'vitest';
+import type { Envelope } from '../../../protocol/index.ts';
 import { GrantTableView } from '../../../src/memory/grant-table-view.ts';
 import { nativeMem } from '../../../src/memory/native.ts';
 import { startTarget, type Target } from './target.ts';
@@ -143,6 +145,9 @@ export function useBackend(): BackendUnderTest {
         ...(opts.maxGrantFrames !== undefined ? { maxGrantFrames: opts.maxGrantFrames } : {}),
         ...(opts.domid !== undefined ? { domid: opts.domid } : {}),
       });
+      // Ids are reused once a dead domain is removed: news about the earlier holder of this id is stale now.
+      const stale = (e: Envelope) => (e.type === 'DOMAIN_DIED' || e.type === 'DOMAIN_UP') && (e.body as { domid?: number }).domid === reply.domid;
+      for (const c of clients) c.forget(stale);
       const tableBuf = mapFile(reply.grantTablePath, { whole: reply.maxGrantFrames }, true);
       const ramBuf = mapFile(reply.ramPath, { whole: memPages }, true);
       const g: Guest = {
@@ -233,6 +238,19 @@ export function useBackend(): BackendUnderTest {
         expect(left, 'domains of this file still alive or mapping').toEqual([]);
       });
     }
+    // Before any other domain is created: a new one may reuse a removed domain's id, and so its file names.
+    await step('files of removed domains (SPEC 9.3 rule 2)', () => {
+      const stillThere = created.flatMap((g) => [g.ramPath, g.grantTablePath]).filter((p) => existsSync(p));
+      expect(stillThere).toEqual([]);
+    });
+    // Our own backend: a domain connected at shutdown sees its connection closed with 1001 (SPEC 9.3 rule 3).
+    let witness: WireClient | undefined;
+    if (target?.own && control && !control.isClosed) {
+      await step('a domain to witness the shutdown', async () => {
+        const w = await api.control.call<DomainCreated>('DOMAIN_CREATE', { name: 'shutdown-witness', memPages: 1 });
+        witness = await WireClient.connect(api.url, w.domid, w.token, 'witness');
+      });
+    }
     for (const c of clients) if (!c.isClosed) c.terminate();
     await step('connections closed', async () => { await Promise.all(clients.map((c) => c.closeCode().catch(() => 0))); });
     await step('frames the backend sent (SPEC 3-4)', () => {
@@ -240,15 +258,14 @@ export function useBackend(): BackendUnderTest {
     });
     for (const v of views) nativeMem.unmap(v);
     views.clear();
-    await step('files of removed domains (SPEC 9.3 rule 2)', () => {
-      const stillThere = created.flatMap((g) => [g.ramPath, g.grantTablePath]).filter((p) => existsSync(p));
-      expect(stillThere).toEqual([]);
-    });
     if (target) {
       await step('stopping our backend (SPEC 9.3 rule 3)', async () => {
+        const witnessed = witness?.closeCode().catch((e: Error) => e.message);
         const { exitCode, leftFiles } = await target!.stop();
         expect(exitCode, 'backend exit code').toBe(0);
         expect(leftFiles, 'files of the run left after shutdown').toEqual([]);
+        if (witnessed) expect(await witnessed, 'close code of a connection at shutdown').toBe(1001);
+        if (witness) expect(witness.violations).toEqual([]);
       });
     }
     if (problems.length > 0) throw new Error(`teardown checks failed:\n- ${problems.join('\n- ')}`);

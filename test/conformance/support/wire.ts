@@ -222,6 +222,11 @@ export class WireClient {
     return this.next((e) => e.kind === 'req' && e.type === type, `routed request ${type}`);
   }
 
+  /** Drops unclaimed frames matching `pred` (e.g. events about an earlier domain whose id is now reused). */
+  forget(pred: (env: Envelope) => boolean): void {
+    for (let i = this.inbox.length - 1; i >= 0; i--) if (pred(this.inbox[i]!)) this.inbox.splice(i, 1);
+  }
+
   /** Frames received and not claimed by anyone (inspect only). */
   unclaimed(): readonly Envelope[] {
     return this.inbox;
