@@ -11,14 +11,14 @@
  * tweak: HELLO.req carries the sample token, so it is sent once as is (and
  * refused) and once with only the token replaced by the real one.
  *
- * The samples name domains 1 ("render") and 2 ("compositor"): this file
- * creates them with those ids, which our backend (one per file) always has
- * free. An external target must have ids 1 and 2 free for this file.
- *
- * The tests run in order and build on each other, like the vectors' story.
+ * The samples name domains 1 ("render") and 2 ("compositor"): each test
+ * creates them with those ids, arranges the state its vector needs, and
+ * destroys them at its end (an id is free again once its domain is removed,
+ * SPEC 9.1 rule 5), so the tests are independent. Our backend (one per file)
+ * always has ids 1 and 2 free; an external target must have them free too.
  */
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { GNTMAP, GNTST, INVALID_GRANT_HANDLE, messages, PAGE_SIZE, type Envelope } from '../../protocol/index.ts';
 import { fromJsonValue, VECTORS_PATH, type Vector } from '../../protocol/tools/vectors.ts';
 import { domainDied, useBackend, type Guest } from './support/harness.ts';
@@ -26,13 +26,10 @@ import { packRaw, type ErrBody, type WireClient } from './support/wire.ts';
 
 const hv = useBackend();
 const vectors = new Map((JSON.parse(readFileSync(VECTORS_PATH, 'utf8')) as Vector[]).map((v) => [v.name, v]));
-/** Vectors this file put on the wire or received. */
-const exercised = new Set<string>();
 
 function vector(name: string): Vector {
   const v = vectors.get(name);
   if (!v) throw new Error(`no golden vector ${name}`);
-  exercised.add(name);
   return v;
 }
 function bytesOf(name: string): Buffer {
@@ -53,21 +50,49 @@ async function expectVectorReply(c: WireClient, req: string, res: string): Promi
   expect(await sendVector(c, req), `${req} -> ${res}`).toEqual(envelopeOf(res));
 }
 
-let d1: Guest;
-let d2: Guest;
-/** Handles d2 holds of d1's grants. */
-let held: number[] = [];
+/** Which sample domains a test needs, and whether they say HELLO. */
+interface SampleOptions { d1?: 'connected' | 'created'; d2?: 'connected' | 'created' | 'none' }
+
+/**
+ * Creates domain 1 ("render") and, unless told otherwise, domain 2
+ * ("compositor"), with the sample's ids; after the test, checks that they
+ * hold no busy grant and no mapping, and destroys them.
+ */
+async function sampleDomains(opts: SampleOptions = {}): Promise<{ d1: Guest; d2: Guest }> {
+  const taken = (await hv.stats()).domains.filter((d) => d.domid === 1 || d.domid === 2);
+  if (taken.length > 0) throw new Error(`the vectors name domains 1 and 2: the target must have them free (taken: ${taken.map((d) => d.domid).join(', ')})`);
+  onTestFinished(async () => {
+    const ours = (await hv.stats()).domains.filter((d) => d.domid === 1 || d.domid === 2);
+    expect(ours.filter((d) => d.busyGrants !== 0 || d.mappings !== 0), 'busy grants or mappings left').toEqual([]);
+    for (const d of ours.filter((x) => x.state === 'created' || x.state === 'running').reverse()) {
+      expect(await hv.control.call('DOMAIN_DESTROY', { domid: d.domid })).toEqual({});
+    }
+    expect((await hv.stats()).domains.filter((d) => d.domid === 1 || d.domid === 2)).toEqual([]);
+  });
+  // memPages: the samples use frames 256, 257 (domain 1) and 300 (domain 2).
+  const d1 = await hv.guest({ domid: 1, name: 'render', memPages: 512, connect: (opts.d1 ?? 'connected') === 'connected' });
+  const d2 = opts.d2 === 'none' ? (undefined as unknown as Guest)
+    : await hv.guest({ domid: 2, name: 'compositor', memPages: 512, connect: (opts.d2 ?? 'connected') === 'connected' });
+  return { d1, d2 };
+}
+
+/** Domain 1's port 1 bound to domain 2's port 3 (domain 2's ports 1 and 2 taken), as the event-channel samples have it. */
+async function sampleChannel(d1: Guest, d2: Guest): Promise<void> {
+  expect(await d1.client.call('EVTCHN_ALLOC_UNBOUND', { remoteDom: 2 })).toEqual({ port: 1 });
+  expect(await d2.client.call('EVTCHN_ALLOC_UNBOUND', { remoteDom: 1 })).toEqual({ port: 1 });
+  expect(await d2.client.call('EVTCHN_ALLOC_UNBOUND', { remoteDom: 1 })).toEqual({ port: 2 });
+  expect(await d2.client.call('EVTCHN_BIND_INTERDOMAIN', { remoteDom: 1, remotePort: 1 })).toEqual({ localPort: 3 });
+}
+
+/** Domain 1 grants refs 8 and 9 read-only to domain 2 at frames 256 and 257, as the grant samples have it. */
+function sampleGrants(d1: Guest): void {
+  d1.table.publish(8, 2, 256, true);
+  d1.table.publish(9, 2, 257, true);
+}
 
 describe('SPEC 14 golden vectors on the wire', () => {
-  beforeAll(async () => {
-    const taken = (await hv.stats()).domains.filter((d) => d.domid === 1 || d.domid === 2);
-    if (taken.length > 0) throw new Error(`the vectors name domains 1 and 2: the target must have them free (taken: ${taken.map((d) => d.domid).join(', ')})`);
-    // memPages: the samples use frames 256, 257 (d1) and 300 (d2).
-    d1 = await hv.guest({ domid: 1, name: 'render', memPages: 512, connect: false });
-    d2 = await hv.guest({ domid: 2, name: 'compositor', memPages: 512, connect: false });
-  });
-
   it('HELLO.req as is (the sample token) is refused: ERR_BAD_TOKEN for domain 1 with its id and type, then close 1008', async () => {
+    await sampleDomains({ d1: 'created', d2: 'none' });
     const c = await hv.open('hello-vector');
     const reply = await sendVector(c, 'HELLO.req');
     expect(reply).toMatchObject({ v: 1, kind: 'err', type: 'HELLO', id: 17, body: { code: 'ERR_BAD_TOKEN' } });
@@ -76,6 +101,7 @@ describe('SPEC 14 golden vectors on the wire', () => {
   });
 
   it('HELLO.req with only the token replaced gets exactly HELLO.res', async () => {
+    const { d1 } = await sampleDomains({ d1: 'created', d2: 'none' });
     const sampleToken = (envelopeOf('HELLO.req').body as { token: string }).token;
     const hex = bytesOf('HELLO.req').toString('hex');
     const tokenHex = Buffer.from(packRaw(sampleToken)).toString('hex');
@@ -83,11 +109,11 @@ describe('SPEC 14 golden vectors on the wire', () => {
     const spliced = Buffer.from(hex.replace(tokenHex, Buffer.from(packRaw(d1.token)).toString('hex')), 'hex');
     const c = await hv.open('d1');
     expect(await sendVector(c, 'HELLO.req', spliced)).toEqual(envelopeOf('HELLO.res'));
-    c.domid = 1;
-    d1.client = c;
+    expect(await hv.statsOf(1)).toMatchObject({ state: 'running', connected: true });
   });
 
   it('DOMAIN_UP.evt: when domain 2 ("compositor") says HELLO, domain 1 receives exactly the vector', async () => {
+    const { d1, d2 } = await sampleDomains({ d2: 'created' });
     const up = d1.client.nextEvent<{ domid: number }>('DOMAIN_UP', (b) => b.domid === 2);
     await d2.connect();
     const expected = envelopeOf('DOMAIN_UP.evt');
@@ -98,50 +124,61 @@ describe('SPEC 14 golden vectors on the wire', () => {
   });
 
   it('PING.req gets exactly PING.res', async () => {
+    const { d1 } = await sampleDomains({ d2: 'none' });
     await expectVectorReply(d1.client, 'PING.req', 'PING.res');
   });
 
   it('GNTTAB_QUERY_SIZE.req gets exactly GNTTAB_QUERY_SIZE.res (a new table of the default limit)', async () => {
+    const { d1 } = await sampleDomains({ d2: 'none' });
     await expectVectorReply(d1.client, 'GNTTAB_QUERY_SIZE.req', 'GNTTAB_QUERY_SIZE.res');
   });
 
   it('GNTTAB_SETUP_TABLE.req gets exactly GNTTAB_SETUP_TABLE.res', async () => {
+    const { d1 } = await sampleDomains({ d2: 'none' });
     await expectVectorReply(d1.client, 'GNTTAB_SETUP_TABLE.req', 'GNTTAB_SETUP_TABLE.res');
   });
 
   it('EVTCHN_ALLOC_UNBOUND.req gets exactly EVTCHN_ALLOC_UNBOUND.res (port 1 of domain 1, for domain 2)', async () => {
+    const { d1 } = await sampleDomains();
     await expectVectorReply(d1.client, 'EVTCHN_ALLOC_UNBOUND.req', 'EVTCHN_ALLOC_UNBOUND.res');
   });
 
   it('EVTCHN_BIND_INTERDOMAIN.req from domain 2 (ports 1 and 2 already in use) gets exactly EVTCHN_BIND_INTERDOMAIN.res (port 3)', async () => {
+    const { d1, d2 } = await sampleDomains();
+    expect(await d1.client.call('EVTCHN_ALLOC_UNBOUND', { remoteDom: 2 })).toEqual({ port: 1 });
     expect(await d2.client.call('EVTCHN_ALLOC_UNBOUND', { remoteDom: 1 })).toEqual({ port: 1 });
     expect(await d2.client.call('EVTCHN_ALLOC_UNBOUND', { remoteDom: 1 })).toEqual({ port: 2 });
     await expectVectorReply(d2.client, 'EVTCHN_BIND_INTERDOMAIN.req', 'EVTCHN_BIND_INTERDOMAIN.res');
   });
 
   it('EVTCHN_STATUS.req from domain 1 gets exactly EVTCHN_STATUS.res', async () => {
+    const { d1, d2 } = await sampleDomains();
+    await sampleChannel(d1, d2);
     await expectVectorReply(d1.client, 'EVTCHN_STATUS.req', 'EVTCHN_STATUS.res');
   });
 
   it('EVTCHN_SEND.req from domain 2 gets exactly EVTCHN_SEND.res, and domain 1 receives exactly EVTCHN_EVENT.evt', async () => {
+    const { d1, d2 } = await sampleDomains();
+    await sampleChannel(d1, d2);
     const event = d1.client.nextEvent('EVTCHN_EVENT');
     await expectVectorReply(d2.client, 'EVTCHN_SEND.req', 'EVTCHN_SEND.res');
     expect(await event).toEqual(envelopeOf('EVTCHN_EVENT.evt'));
   });
 
   it('EVTCHN_CLOSE.req from domain 2 gets exactly EVTCHN_CLOSE.res', async () => {
+    const { d1, d2 } = await sampleDomains();
+    await sampleChannel(d1, d2);
     await expectVectorReply(d2.client, 'EVTCHN_CLOSE.req', 'EVTCHN_CLOSE.res');
     expect(await d1.client.call('EVTCHN_STATUS', { port: 1 })).toEqual({ state: 'unbound', remoteDom: 2 });
   });
 
   it('GNTTAB_MAP_GRANT_REF.req from domain 2 gets GNTTAB_MAP_GRANT_REF.res (statuses and frames exactly; handles valid; ramPath domain 1\'s RAM)', async () => {
+    const { d1, d2 } = await sampleDomains();
     const req = envelopeOf('GNTTAB_MAP_GRANT_REF.req').body as { dom: number; flags: number; refs: number[] };
     const res = envelopeOf('GNTTAB_MAP_GRANT_REF.res');
     const want = res.body as { status: number[]; handle: number[]; frame: number[] };
-    expect(req.dom).toBe(1);
-    expect(req.flags).toBe(GNTMAP.host_map | GNTMAP.readonly);
-    // Domain 1 grants refs 8 and 9 read-only to domain 2, at the frames of the sample.
-    req.refs.forEach((ref, i) => { if (want.status[i] === GNTST.okay) d1.table.publish(ref, 2, want.frame[i]!, true); });
+    expect(req).toEqual({ dom: 1, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [8, 9, 70000] });
+    sampleGrants(d1);
     const reply = await sendVector(d2.client, 'GNTTAB_MAP_GRANT_REF.req');
     const body = reply.body as { status: number[]; handle: number[]; frame: number[]; ramPath: string };
     expect({ ...reply, body: { ...body, handle: [], ramPath: '' } }).toEqual({ ...res, body: { ...want, handle: [], ramPath: '' } });
@@ -150,32 +187,43 @@ describe('SPEC 14 golden vectors on the wire', () => {
       if (s === GNTST.okay) expect(body.handle[i]).not.toBeOneOf([0, INVALID_GRANT_HANDLE]);
       else expect(body.handle[i]).toBe(INVALID_GRANT_HANDLE);
     });
-    held = body.handle.filter((h) => h !== INVALID_GRANT_HANDLE);
+    const held = body.handle.filter((h) => h !== INVALID_GRANT_HANDLE);
+    expect(await d2.client.call('GNTTAB_UNMAP_GRANT_REF', { handles: held })).toEqual({ status: held.map(() => GNTST.okay) });
   });
 
   it('GNTTAB_COPY.req from domain 2 gets exactly GNTTAB_COPY.res, and the bytes land where it says', async () => {
+    const { d1, d2 } = await sampleDomains();
+    sampleGrants(d1);
     const op = (envelopeOf('GNTTAB_COPY.req').body as { ops: { source: { ref: number; offset: number }; dest: { ref: number; offset: number }; len: number }[] }).ops[0]!;
-    // Source: domain 1's grant ref 8 (frame 256); destination: domain 2's own frame 300.
+    expect(op.source.ref).toBe(8);
+    // Source: domain 1's grant ref 8 (frame 256); destination: domain 2's own frame.
     const srcFrame = 256;
     for (let i = 0; i < PAGE_SIZE; i++) d1.ram[srcFrame * PAGE_SIZE + i] = (i * 7 + 1) & 0xff;
     await expectVectorReply(d2.client, 'GNTTAB_COPY.req', 'GNTTAB_COPY.res');
     const at = op.dest.ref * PAGE_SIZE + op.dest.offset;
-    expect(Buffer.compare(d2.ram.subarray(at, at + op.len), d1.ram.subarray(srcFrame * PAGE_SIZE + op.source.offset, srcFrame * PAGE_SIZE + op.source.offset + op.len))).toBe(0);
+    const from = srcFrame * PAGE_SIZE + op.source.offset;
+    expect(Buffer.compare(d2.ram.subarray(at, at + op.len), d1.ram.subarray(from, from + op.len))).toBe(0);
     expect(d2.ram[at + op.len]).toBe(0);
   });
 
   it('GNTTAB_UNMAP_GRANT_REF.req from domain 2 gets a GNTTAB_UNMAP_GRANT_REF.res: okay for the handles it holds, bad_handle for the others', async () => {
+    const { d1, d2 } = await sampleDomains();
+    sampleGrants(d1);
+    const m = await d2.client.call<{ status: number[]; handle: number[] }>('GNTTAB_MAP_GRANT_REF', { dom: 1, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [8, 9] });
+    expect(m.status).toEqual([GNTST.okay, GNTST.okay]);
     const sent = (envelopeOf('GNTTAB_UNMAP_GRANT_REF.req').body as { handles: number[] }).handles;
     const reply = await sendVector(d2.client, 'GNTTAB_UNMAP_GRANT_REF.req');
     const res = envelopeOf('GNTTAB_UNMAP_GRANT_REF.res');
     expect({ ...reply, body: {} }).toEqual({ ...res, body: {} });
-    expect((reply.body as { status: number[] }).status).toEqual(sent.map((h) => (held.includes(h) ? GNTST.okay : GNTST.bad_handle)));
-    held = held.filter((h) => !sent.includes(h));
-    const rest = await d2.client.call<{ status: number[] }>('GNTTAB_UNMAP_GRANT_REF', { handles: held });
-    expect(rest.status.every((s) => s === GNTST.okay)).toBe(true);
+    // Handles are the backend's choice: the sample's are okay only if they are the ones it issued.
+    expect((reply.body as { status: number[] }).status).toEqual(sent.map((h) => (m.handle.includes(h) ? GNTST.okay : GNTST.bad_handle)));
+    const rest = m.handle.filter((h) => !sent.includes(h));
+    expect(await d2.client.call('GNTTAB_UNMAP_GRANT_REF', { handles: rest })).toEqual({ status: rest.map(() => GNTST.okay) });
   });
 
   it('DOMAIN_DIED.evt: domain 2, holding three mappings, disconnects; domain 1 receives exactly the vector', async () => {
+    const { d1, d2 } = await sampleDomains();
+    sampleGrants(d1);
     const m = await d2.client.call<{ status: number[] }>('GNTTAB_MAP_GRANT_REF', { dom: 1, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [8, 9, 8] });
     expect(m.status).toEqual([0, 0, 0]);
     const died = d1.client.nextEvent<{ domid: number }>('DOMAIN_DIED', (b) => b.domid === 2);
@@ -184,9 +232,7 @@ describe('SPEC 14 golden vectors on the wire', () => {
   });
 
   it('HV_STATS.req gets HV_STATS.res: domain 1 exactly as the sample, with its two files', async () => {
-    // Domain 1 gives up its grants and its port, to be the sample's idle running domain.
-    expect([d1.table.endAccess(8), d1.table.endAccess(9)]).toEqual(['ended', 'ended']);
-    expect(await d1.client.call('EVTCHN_CLOSE', { port: 1 })).toEqual({});
+    const { d1 } = await sampleDomains({ d2: 'none' });
     const reply = await sendVector(hv.control, 'HV_STATS.req');
     const res = envelopeOf('HV_STATS.res');
     const body = reply.body as { domains: { domid: number }[]; shmFiles: string[]; routedPending: number };
@@ -194,7 +240,6 @@ describe('SPEC 14 golden vectors on the wire', () => {
     expect({ ...reply, body: {} }).toEqual({ ...res, body: {} });
     expect(body.domains.filter((d) => d.domid === 1 || d.domid === 2)).toEqual(want.domains);
     expect(body.shmFiles.filter((f) => f === d1.ramPath || f === d1.grantTablePath).sort()).toEqual([d1.grantTablePath, d1.ramPath].sort());
-    expect(body.shmFiles.filter((f) => f === d2.ramPath || f === d2.grantTablePath)).toEqual([]);
     expect(body.routedPending).toBe(0);
   });
 
@@ -204,15 +249,14 @@ describe('SPEC 14 golden vectors on the wire', () => {
     const body = reply.body as { domid: number; token: string; ramPath: string; grantTablePath: string; maxGrantFrames: number };
     expect({ ...reply, body: {} }).toEqual({ ...res, body: {} });
     expect(body.maxGrantFrames).toBe((res.body as { maxGrantFrames: number }).maxGrantFrames);
-    expect(body.domid).not.toBe(1);
     expect(body.token.length).toBeGreaterThan(0);
     expect(await hv.statsOf(body.domid)).toMatchObject({ name: 'render', state: 'created' });
     expect(await hv.control.call('DOMAIN_DESTROY', { domid: body.domid })).toEqual({});
+    expect(await hv.statsOf(body.domid)).toBeUndefined();
   });
 
-  it('DOMAIN_DESTROY.req gets exactly DOMAIN_DESTROY.res (domain 2 created again: its id is free once removed)', async () => {
-    const again = await hv.control.call<{ domid: number }>('DOMAIN_CREATE', { name: 'compositor', memPages: 1, domid: 2 });
-    expect(again.domid).toBe(2);
+  it('DOMAIN_DESTROY.req gets exactly DOMAIN_DESTROY.res', async () => {
+    const { d1 } = await sampleDomains({ d2: 'created' });
     const died = domainDied(d1.client, 2);
     await expectVectorReply(hv.control, 'DOMAIN_DESTROY.req', 'DOMAIN_DESTROY.res');
     expect(await died).toEqual({ domid: 2, reason: 'destroyed', mappingsReleased: 0 });
@@ -220,17 +264,20 @@ describe('SPEC 14 golden vectors on the wire', () => {
   });
 
   it('PROTOCOL_ERROR.evt from a domain is addressed to the backend: no answer, the connection serves on', async () => {
+    const { d1 } = await sampleDomains({ d2: 'none' });
     d1.client.sendBytes(bytesOf('PROTOCOL_ERROR.evt'));
     expect(await d1.client.call('PING', { nonce: 3 })).toEqual({ nonce: 3 });
     expect(d1.client.unclaimed().filter((e) => e.type === 'PROTOCOL_ERROR')).toEqual([]);
   });
 
   it('DOMAIN_UP.evt, DOMAIN_DIED.evt and EVTCHN_EVENT.evt sent by a domain get PROTOCOL_ERROR ERR_WRONG_DIRECTION (events of the backend)', async () => {
+    const { d1 } = await sampleDomains();
     for (const name of ['DOMAIN_UP.evt', 'DOMAIN_DIED.evt', 'EVTCHN_EVENT.evt']) {
       const answer = d1.client.nextProtocolError();
       d1.client.sendBytes(bytesOf(name));
       expect((await answer).body, name).toMatchObject({ code: 'ERR_WRONG_DIRECTION', type: envelopeOf(name).type } satisfies Partial<ErrBody>);
     }
+    expect(await hv.statsOf(2)).toMatchObject({ state: 'running' });
   });
 
   it('covers every request vector the backend answers and every event vector it sends', () => {
@@ -238,6 +285,8 @@ describe('SPEC 14 golden vectors on the wire', () => {
       if (decl.kind === 'request') return decl.route === 'hv' ? [`${decl.type}.req`, `${decl.type}.res`] : [];
       return decl.from === 'hv' ? [`${decl.type}.evt`] : [];
     });
-    expect(hvVectors.filter((n) => !exercised.has(n))).toEqual([]);
+    // Read from this file's source, so the check does not depend on which tests ran.
+    const source = readFileSync(new URL(import.meta.url), 'utf8');
+    expect(hvVectors.filter((n) => !source.includes(`'${n}'`))).toEqual([]);
   });
 });
