@@ -123,7 +123,7 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
     const b = await hv.guest();
     await a.client.call('GNTTAB_SETUP_TABLE', { nrFrames: 64 });
     // Enough read-only pins for a maptrack of up to 2^20 entries (SPEC: default 262,144; configurable).
-    const entries = 8300;
+    const entries = 9000;
     publish(a, 1, entries, b.domid, true, (r) => r % 16);
     const handles: number[] = [];
     let next = 1;
