@@ -247,6 +247,22 @@ export const dmabufSyncModule: VmModule = {
       ...(args.stallMs !== undefined ? { stallMs: argInt(args, 'stallMs') } : {}),
     }),
 
+    /** {stream, frame, timeoutMs?} -> {frame}: resolves once the stream's run loop has started `frame`. */
+    'dmabuf.sync.stream.whenFrame': async (ctx, args) => {
+      const frame = argInt(args, 'frame');
+      const timeoutMs = argInt(args, 'timeoutMs', 60_000);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error(`stream did not reach frame ${frame} within ${timeoutMs} ms`), { code: 'ERR_TIMEOUT' })), timeoutMs);
+      });
+      try {
+        await Promise.race([st(ctx).streams.get(args.stream).whenFrame(frame), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      return { frame };
+    },
+
     /** {stream, graceMs?} -> {released}: consumer: views and fds; producer: timeline, exports (waits for their release), buffers. */
     'dmabuf.sync.stream.close': async (ctx, args) => {
       const s = st(ctx);

@@ -137,6 +137,9 @@ export class BufferStream {
   readonly #tl: SharedTimeline;
   #next = 0;
   #closed = false;
+  /** Frame the run loop has reached (started), and who waits for a later one. */
+  #reached = -1;
+  #frameWaiters: Array<{ frame: number; resolve: () => void }> = [];
 
   private constructor(role: BufferStreamRole, deps: BufferStreamDeps, peer: number, hids: Hid[], bufs: DmaBuf[]) {
     this.role = role;
@@ -183,6 +186,19 @@ export class BufferStream {
     return new BufferStream('consumer', deps, peer, ids, fds);
   }
 
+  /** Resolves once the run loop has started frame `frame` (every earlier frame was handed to the pipeline). */
+  whenFrame(frame: number): Promise<void> {
+    if (this.#reached >= frame) return Promise.resolve();
+    return new Promise((resolve) => this.#frameWaiters.push({ frame, resolve }));
+  }
+
+  #reach(frame: number): void {
+    this.#reached = frame;
+    const due = this.#frameWaiters.filter((w) => w.frame <= frame);
+    this.#frameWaiters = this.#frameWaiters.filter((w) => w.frame > frame);
+    for (const w of due) w.resolve();
+  }
+
   /** Streams `frames` more frames (continuing the frame numbers of earlier runs). */
   async run(options: BufferRunOptions): Promise<BufferRunResult> {
     const timeoutMs = options.waitTimeoutMs ?? 10_000;
@@ -203,6 +219,7 @@ export class BufferStream {
     let i = first;
     try {
       for (; i < end; i++) {
+        this.#reach(i);
         const b = i % n;
         if (this.role === 'producer') await this.#produce(i, b, n, timeoutMs, stats, sums, inFlight, options);
         else await this.#consume(i, b, timeoutMs, stats, sums, inFlight);
