@@ -73,8 +73,10 @@ describe('fence host: in-process peers over a real backend', () => {
     t1.signal(5);
     t2.signal(3);
     sw.inc(1);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(got.getInfo({ numFences: 4 }).fences.map((f) => f.status)).toEqual([EIO, 1, 1, 0]);
+    // The signals reach the importer by page and event channel: wait for the two that must arrive.
+    const statuses = (): number[] => got.getInfo({ numFences: 4 }).fences.map((f) => f.status);
+    await until(() => statuses()[1] === 1 && statuses()[2] === 1);
+    expect(statuses()).toEqual([EIO, 1, 1, 0]);
     sw.inc(1);
     expect(await got.wait(5000)).toBe(1);
     info = got.getInfo({ numFences: 4 });
