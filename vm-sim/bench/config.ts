@@ -35,7 +35,7 @@ export const FULL: BenchConfig = {
   shareTrials: 7, echoTrials: 5,
   roundTrips: 400, roundTripTrials: 5,
   mapIterations: 9,
-  throughputSizes: [1 * MiB, 256 * MiB], throughputFrames: 1000, throughputTrials: 7,
+  throughputSizes: [1 * MiB, 256 * MiB], throughputFrames: 3000, throughputTrials: 7,
   exportsBaseline: 1024, exportsCount: 65_536,
   fanOut: 8, fanOutTrials: 5,
 };

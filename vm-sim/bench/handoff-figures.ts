@@ -66,7 +66,8 @@ export async function throughputFigure(ctx: BenchContext): Promise<BenchResult[]
   const fps: [number[], number[]] = [[], []];
   let frame = 1;
   for (let t = -1; t < throughputTrials; t++) {
-    for (let k = 0; k < 2; k++) {
+    // ABBA order: neither size always runs first after the other's trial.
+    for (const k of t % 2 === 0 ? [0, 1] : [1, 0]) {
       const r = await ctx.exporter.call<{ framesPerSecond: number; failed: number }>('sim.renderLoop', {
         to: ctx.importer.domid, buffers: sets[k]!.buffers, frames: throughputFrames, firstFrame: frame, draw: 'stamp', check: 'stamp', inFlight: 3, progressMs: 600_000,
       }, LONG);
