@@ -106,8 +106,12 @@ describe('st-dma-fence across VMs (fence in the owner VM, waiter in another)', (
     const timedOut = await wait(f, 30);
     expect(timedOut).toMatchObject({ ret: 0, status: 0 });
     expect(timedOut.elapsedMs).toBeGreaterThanOrEqual(25);
+    let wokenEarly = false;
     const woken = wait(f, 5000);
-    await new Promise((r) => setTimeout(r, 30));
+    void woken.then(() => { wokenEarly = true; }, () => undefined);
+    // The waiter's state is what matters: an unsignalled fence cannot wake it, however long it waits.
+    expect(await wait(f, 0)).toMatchObject({ ret: 0, status: 0 });
+    expect(wokenEarly).toBe(false);
     await signal(tl, 1);
     const w = await woken;
     expect(w.ret).toBeGreaterThan(0);

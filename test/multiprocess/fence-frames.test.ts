@@ -81,7 +81,6 @@ describe('two-VM producer/consumer with three buffers and explicit fences', () =
     const streamC = consumer.call<FrameRunResult>('fence.frames.run', { stream: c, frames: 1000, waitTimeoutMs: 20_000 }, 120_000);
     // Wait until the consumer holds frame 300's fence, pending.
     await eventually(async () => (await consumer.call<FenceStats>('fence.stats')).inbox.delivered >= delivered0 + 3 + STALL + 1, 30_000);
-    await new Promise((r) => setTimeout(r, 50));
     const t0 = performance.now();
     producer.kill('SIGKILL');
     const [rc, ...sides] = await Promise.all([streamC, ...sideWaits]);
