@@ -12,22 +12,12 @@
  * issue's full run, as `hdmabuf run fences --param frames=10000` does).
  */
 import { describe, expect, it } from 'vitest';
+import type { BufferRunResult as RunResult } from '../../src/hyper_dmabuf/sync/workloads/buffer-stream.ts';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import { domainStats, startRun, startVm, type Run } from './harness.ts';
 
 const FRAMES = Number(process.env.DMABUF_SYNC_FRAMES ?? 2_000);
 
-interface RunResult {
-  frames: number;
-  elapsedMs: number;
-  torn: number;
-  implicitMisses: number;
-  implicitWaits: number;
-  digest: string;
-  maxWaitMs: number;
-  maxResvEntries: number;
-  error?: { frame: number; code: string; status?: number; message: string; afterMs: number };
-}
 
 async function setup(producer: VmProcess, consumer: VmProcess, sync: 'ack' | 'async'): Promise<{ p: number; c: number }> {
   const p = await producer.call<{ stream: number; hids: string[] }>('dmabuf.sync.stream.setup', { role: 'producer', peer: consumer.domid, buffers: 3, bytes: 64 * 1024 });

@@ -5,22 +5,11 @@
  * once, check them against each other, and release everything with a leak
  * check of both VMs.
  */
+import type { BufferRunResult } from '../../../src/hyper_dmabuf/sync/workloads/buffer-stream.ts';
 import type { ScenarioContext } from '../context.ts';
 
 /** What `dmabuf.sync.stream.run` answers. */
-export interface StreamResult {
-  role: string;
-  frames: number;
-  elapsedMs: number;
-  torn: number;
-  implicitMisses: number;
-  implicitWaits: number;
-  digest: string;
-  maxWaitMs: number;
-  maxResvEntries: number;
-  viewRefreshes: number;
-  error?: { frame: number; code: string; message: string };
-}
+export type StreamResult = BufferRunResult;
 
 /** The two sides of a stream, by stream id. */
 export interface StreamIds {
