@@ -6,39 +6,33 @@
  * access. No test waits on time: a move that must not complete is checked
  * after the event loop had every chance to run it.
  */
-import { closeSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Attachment, DynamicImporterOps } from '../../src/dmabuf/dma-buf.ts';
 import { MoveGateState } from '../../src/dmabuf/move-gate.ts';
 import type { SgTable } from '../../src/dmabuf/sg-table.ts';
-import { SystemHeap } from '../../src/dmabuf/system-heap.ts';
+import type { SystemHeap } from '../../src/dmabuf/system-heap.ts';
 import { noTwoAdjacent } from '../../src/guest/frame-runs.ts';
-import { GuestRam } from '../../src/guest/guest-ram.ts';
-import { PageAllocator } from '../../src/guest/page-allocator.ts';
+import type { GuestRam } from '../../src/guest/guest-ram.ts';
+import type { PageAllocator } from '../../src/guest/page-allocator.ts';
 import { nativeMem } from '../../src/memory/native.ts';
+import { openHeapFixture, type HeapFixture } from './heap-fixture.ts';
 
 const MEM_PAGES = 4096;
-let path: string;
+let fixture: HeapFixture;
 let ram: GuestRam;
 let heap: SystemHeap;
 let allocator: PageAllocator;
 let liveBefore: number;
 
 beforeEach(() => {
-  path = `/dev/shm/hdmabuf-move-test-${process.pid}-${Date.now()}`;
-  const fd = openSync(path, 'w+', 0o600);
-  ftruncateSync(fd, MEM_PAGES * 4096);
-  closeSync(fd);
-  ram = GuestRam.open(path, MEM_PAGES);
-  allocator = new PageAllocator(MEM_PAGES, ram);
-  heap = new SystemHeap({ domid: 1, ram, allocator });
+  fixture = openHeapFixture('move', MEM_PAGES);
+  ({ ram, allocator, heap } = fixture);
   liveBefore = nativeMem.liveMappings();
 });
 
 afterEach(() => {
   expect(nativeMem.liveMappings()).toBe(liveBefore);
-  ram.close();
-  unlinkSync(path);
+  fixture.close();
 });
 
 /** Lets every pending callback, timer of 0 ms and I/O completion run. */

@@ -3,33 +3,27 @@
  * allocation, a contiguous view of scattered pages with no copy, and
  * scrub-and-free at the last put.
  */
-import { closeSync, ftruncateSync, openSync, unlinkSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SystemHeap } from '../../src/dmabuf/system-heap.ts';
-import { GuestRam } from '../../src/guest/guest-ram.ts';
+import type { SystemHeap } from '../../src/dmabuf/system-heap.ts';
+import type { GuestRam } from '../../src/guest/guest-ram.ts';
 import { noTwoAdjacent } from '../../src/guest/frame-runs.ts';
-import { PageAllocator } from '../../src/guest/page-allocator.ts';
+import type { PageAllocator } from '../../src/guest/page-allocator.ts';
 import { nativeMem } from '../../src/memory/native.ts';
+import { openHeapFixture, type HeapFixture } from './heap-fixture.ts';
 
 const MEM_PAGES = 4096;
-let path: string;
+let fixture: HeapFixture;
 let ram: GuestRam;
 let heap: SystemHeap;
 let allocator: PageAllocator;
 
 beforeEach(() => {
-  path = `/dev/shm/hdmabuf-heap-test-${process.pid}-${Date.now()}`;
-  const fd = openSync(path, 'w+', 0o600);
-  ftruncateSync(fd, MEM_PAGES * 4096);
-  closeSync(fd);
-  ram = GuestRam.open(path, MEM_PAGES);
-  allocator = new PageAllocator(MEM_PAGES, ram);
-  heap = new SystemHeap({ domid: 1, ram, allocator });
+  fixture = openHeapFixture('heap', MEM_PAGES);
+  ({ ram, allocator, heap } = fixture);
 });
 
 afterEach(() => {
-  ram.close();
-  unlinkSync(path);
+  fixture.close();
 });
 
 describe('SystemHeap', () => {
