@@ -98,6 +98,7 @@ async function main(): Promise<void> {
     url: config.url, domid: config.domid, token: config.token, ramPath: config.ramPath,
     grantTablePath: config.grantTablePath, memPages: config.memPages, maxGrantFrames: config.maxGrantFrames,
     name: config.name ?? `dom${config.domid}`,
+    ...(config.maxVersion !== undefined ? { maxVersion: config.maxVersion } : {}),
   });
   kernel.on('hvClosed', () => void exit(3, 'backend connection closed'));
   ctx = {

@@ -39,6 +39,8 @@ export interface GuestKernelBootOptions {
   name?: string;
   caps?: string[];
   requestTimeoutMs?: number;
+  /** Highest protocol version offered in HELLO (default: the highest this implementation speaks). */
+  maxVersion?: number;
   /** Deferred grant release timing. */
   retry?: DeferredRetryOptions;
 }
@@ -125,6 +127,7 @@ export class GuestKernel extends EventEmitter {
       url: options.url, domid: options.domid, token: options.token, name: options.name ?? `dom${options.domid}`,
       ...(options.caps ? { caps: options.caps } : {}),
       ...(options.requestTimeoutMs !== undefined ? { requestTimeoutMs: options.requestTimeoutMs } : {}),
+      ...(options.maxVersion !== undefined ? { maxVersion: options.maxVersion } : {}),
     });
     let ram: GuestRam | undefined;
     let table: GrantTableFile | undefined;

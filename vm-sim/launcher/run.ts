@@ -57,6 +57,8 @@ export interface DomainLaunch {
   name: string;
   memPages: number;
   maxGrantFrames?: number;
+  /** Highest protocol version the VM offers in HELLO (default: the highest it speaks), e.g. 1 to measure the v1 path. */
+  maxVersion?: number;
 }
 
 /** What stop() measured. */
@@ -145,6 +147,7 @@ export class Run {
       const c = created[i]!;
       const vm = await spawnVm({
         url: this.hv.url, ...c, memPages: d.memPages, name: d.name,
+        ...(d.maxVersion !== undefined ? { maxVersion: d.maxVersion } : {}),
         ...(this.trace ? { env: { [TRACE_ENV]: '1' } } : {}),
         readyTimeoutMs: this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
         ...(this.options.echoOutput !== undefined ? { echoOutput: this.options.echoOutput } : {}),

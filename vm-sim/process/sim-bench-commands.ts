@@ -14,6 +14,7 @@
  *   bench.importNext {timeoutMs, sync?}                next NEW_IMPORT, open an fd (remote sync async unless 'ack'), vmap -> {t1, hid, fd}
  *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD, directory, map) -> samples, frames, ramPath
  *   bench.mapDirect {ramPath, frames, iterations}      the addon's mapPages of the same frames -> samples
+ *   bench.version {}                                   the protocol version this VM's session negotiated -> {version}
  */
 import { closeSync, openSync } from 'node:fs';
 import { encodeFrame } from '../../protocol/codec.ts';
@@ -42,6 +43,8 @@ async function timed(iterations: number, warmup: number, fn: () => Promise<unkno
 
 /** The commands. */
 export const simBenchCommands: Record<string, CommandHandler> = {
+  'bench.version': (ctx) => ({ version: ctx.kernel.hv.version }),
+
   'bench.echo': async (ctx, args) => {
     const dst = argInt(args, 'dst');
     const payload = new Uint8Array(argInt(args, 'bytes'));

@@ -146,6 +146,7 @@ export async function spawnVm(options: SpawnVmOptions): Promise<VmProcess> {
     url: options.url, domid: options.domid, token: options.token, ramPath: options.ramPath,
     grantTablePath: options.grantTablePath, memPages: options.memPages, maxGrantFrames: options.maxGrantFrames, name,
     ...(options.modules ? { modules: options.modules } : {}),
+    ...(options.maxVersion !== undefined ? { maxVersion: options.maxVersion } : {}),
   };
   const child = await ManagedChild.start<VmReadyMessage>({
     name: `vm ${name}`,

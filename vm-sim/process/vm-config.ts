@@ -22,6 +22,8 @@ export interface VmConfig {
   name?: string;
   /** Names of the command modules to load (default: all of vm-sim/process/modules.ts). */
   modules?: string[];
+  /** Highest protocol version the VM offers in HELLO (default: the highest it speaks). */
+  maxVersion?: number;
 }
 
 /** Parses and checks a VmConfig; throws with the offending field. */
@@ -46,6 +48,11 @@ export function parseVmConfig(text: string | undefined): VmConfig {
   if (raw.modules !== undefined) {
     if (!Array.isArray(raw.modules) || !raw.modules.every((m) => typeof m === 'string')) throw new Error(`${VM_CONFIG_ENV}.modules must be an array of names`);
     config.modules = raw.modules as string[];
+  }
+  if (raw.maxVersion !== undefined) {
+    const v = int('maxVersion');
+    if (v < 1 || v > 0xffff) throw new Error(`${VM_CONFIG_ENV}.maxVersion must be a protocol version (1 to 65535)`);
+    config.maxVersion = v;
   }
   return config;
 }
