@@ -13,6 +13,7 @@ import { envelopeFields, errorBodyFields, type Envelope, type Kind } from './env
 import { ProtocolError } from './errors.ts';
 import { MAX_FRAME_BYTES } from './limits.ts';
 import type { MessageDecl } from './message.ts';
+import { packedToWire } from './packed.ts';
 import { checkPlainMsgpack } from './plain-msgpack.ts';
 import { lookupMessage } from './registry.ts';
 import type { Fields } from './schema.ts';
@@ -85,7 +86,7 @@ export function encodeFrame(env: Envelope): Uint8Array {
   const fields = bodyFields(decl, env.kind);
   if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} cannot travel as '${env.kind}'`);
   const body = validateStruct(fields, env.body, 'body');
-  return packr.pack({ ...head, body });
+  return packr.pack({ ...head, body: packedToWire(fields, body) });
 }
 
 /** Reads envelope fields that look right, for addressing an error reply. */

@@ -5,6 +5,7 @@ export * from './errors.ts';
 export * from './grant-abi.ts';
 export * from './limits.ts';
 export * from './message.ts';
+export * from './packed.ts';
 export * from './registry.ts';
 export * from './schema.ts';
 export * from './version.ts';

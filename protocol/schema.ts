@@ -17,6 +17,20 @@ export interface BoolType { readonly kind: 'bool' }
 export interface StrType { readonly kind: 'str'; readonly maxLen: number; readonly pattern?: RegExp }
 /** A byte string (MessagePack bin) of at most maxLen bytes (and, if minLen is given, at least minLen). */
 export interface BinType { readonly kind: 'bin'; readonly maxLen: number; readonly minLen?: number }
+/** Element types of a packed array: unsigned or signed integers of 8, 16 or 32 bits. */
+export type PackedElement = 'u8' | 'u16' | 'u32' | 'i8' | 'i16' | 'i32';
+/** The typed array a packed array of each element type decodes to. */
+export interface PackedArrays {
+  u8: Uint8Array; u16: Uint16Array; u32: Uint32Array; i8: Int8Array; i16: Int16Array; i32: Int32Array;
+}
+/**
+ * A typed binary array: a MessagePack bin holding at most maxLen elements of
+ * one integer type, little-endian, with no padding (byte length = count x
+ * element size), each element in [min, max]. Decodes to a typed array.
+ */
+export interface PackedType<E extends PackedElement = PackedElement> {
+  readonly kind: 'packed'; readonly of: E; readonly maxLen: number; readonly min: number; readonly max: number;
+}
 /** One of a fixed set of strings. */
 export interface EnumType<V extends string = string> { readonly kind: 'enum'; readonly values: readonly V[] }
 /** An array of at most maxLen elements of one type. */
@@ -25,7 +39,7 @@ export interface ArrayType<T extends FieldType = FieldType> { readonly kind: 'ar
 export interface StructType<F extends Fields = Fields> { readonly kind: 'struct'; readonly fields: F }
 
 /** Any declared field type. */
-export type FieldType = UintType | IntType | BoolType | StrType | BinType | EnumType | ArrayType | StructType;
+export type FieldType = UintType | IntType | BoolType | StrType | BinType | PackedType | EnumType | ArrayType | StructType;
 
 /** A named field: its type, whether it may be absent, the version it appeared in, and what it means. */
 export interface Field<T extends FieldType = FieldType, O extends boolean = boolean> {
@@ -45,6 +59,7 @@ export type InferType<T extends FieldType> =
   : T extends BoolType ? boolean
   : T extends StrType ? string
   : T extends BinType ? Uint8Array
+  : T extends PackedType<infer E> ? PackedArrays[E]
   : T extends EnumType<infer V> ? V
   : T extends ArrayType<infer E> ? InferType<E>[]
   : T extends StructType<infer F> ? Infer<F>
@@ -58,6 +73,16 @@ export type Infer<F extends Fields> =
   { [K in RequiredKeys<F>]: InferType<F[K]['type']> } &
   { [K in OptionalKeys<F>]?: InferType<F[K]['type']> };
 
+/** Size in bytes, range and typed-array constructor of each packed element type. */
+export const PACKED_ELEMENTS = {
+  u8: { bytes: 1, min: 0, max: 0xff, array: Uint8Array },
+  u16: { bytes: 2, min: 0, max: 0xffff, array: Uint16Array },
+  u32: { bytes: 4, min: 0, max: 0xffffffff, array: Uint32Array },
+  i8: { bytes: 1, min: -0x80, max: 0x7f, array: Int8Array },
+  i16: { bytes: 2, min: -0x8000, max: 0x7fff, array: Int16Array },
+  i32: { bytes: 4, min: -0x80000000, max: 0x7fffffff, array: Int32Array },
+} as const satisfies Record<PackedElement, { bytes: number; min: number; max: number; array: unknown }>;
+
 /** Builders for field types. */
 export const t = {
   uint: (max: number, min = 0): UintType => ({ kind: 'uint', min, max }),
@@ -65,6 +90,12 @@ export const t = {
   bool: (): BoolType => ({ kind: 'bool' }),
   str: (maxLen: number, pattern?: RegExp): StrType => (pattern ? { kind: 'str', maxLen, pattern } : { kind: 'str', maxLen }),
   bin: (maxLen: number, minLen?: number): BinType => (minLen === undefined ? { kind: 'bin', maxLen } : { kind: 'bin', maxLen, minLen }),
+  /** A packed array of maxLen elements at most, each in [min, max] (default: the element type's whole range). */
+  packed: <E extends PackedElement>(of: E, maxLen: number, min: number = PACKED_ELEMENTS[of].min, max: number = PACKED_ELEMENTS[of].max): PackedType<E> => {
+    const range = PACKED_ELEMENTS[of];
+    if (!(min >= range.min && max <= range.max && min <= max)) throw new RangeError(`packed ${of} bounds [${min}, ${max}] are outside [${range.min}, ${range.max}]`);
+    return { kind: 'packed', of, maxLen, min, max };
+  },
   enum: <V extends string>(...values: V[]): EnumType<V> => ({ kind: 'enum', values }),
   array: <T extends FieldType>(of: T, maxLen: number): ArrayType<T> => ({ kind: 'array', of, maxLen }),
   struct: <F extends Fields>(fields: F): StructType<F> => ({ kind: 'struct', fields }),

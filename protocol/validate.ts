@@ -5,6 +5,7 @@
  * undeclared (including `__proto__` tricks) survives into the program.
  */
 import { ProtocolError } from './errors.ts';
+import { validatePacked } from './packed.ts';
 import type { FieldType, Fields, Infer } from './schema.ts';
 
 function fail(code: 'ERR_FIELD_TYPE' | 'ERR_FIELD_RANGE' | 'ERR_FIELD_MISSING' | 'ERR_UNKNOWN_FIELD', path: string, why: string): never {
@@ -40,6 +41,8 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
       if (type.minLen !== undefined && value.byteLength < type.minLen) fail('ERR_FIELD_RANGE', path, `${value.byteLength} bytes are fewer than ${type.minLen}`);
       // A plain Uint8Array view (no copy), whatever subclass the decoder produced.
       return value.constructor === Uint8Array ? value : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    case 'packed':
+      return validatePacked(type, value, path);
     case 'enum':
       if (typeof value !== 'string') fail('ERR_FIELD_TYPE', path, `expected one of ${type.values.join('|')}, got ${describe(value)}`);
       if (!type.values.includes(value)) fail('ERR_FIELD_RANGE', path, `'${value}' is not one of ${type.values.join('|')}`);
@@ -89,6 +92,6 @@ export function validateStruct<F extends Fields>(fields: F, value: unknown, path
 function describe(value: unknown): string {
   if (value === null) return 'nil';
   if (Array.isArray(value)) return 'an array';
-  if (value instanceof Uint8Array) return 'bytes';
+  if (ArrayBuffer.isView(value)) return 'bytes';
   return typeof value === 'object' ? 'a map' : `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
 }

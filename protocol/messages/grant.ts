@@ -1,5 +1,6 @@
 /** Grant-table operations (GNTTABOP_*): batches, one round trip each. */
 import { MAX_BATCH, MAX_DOMID, MAX_PATH } from '../limits.ts';
+import { DIR_FORMATS, DMABUF_MAX_PAGES, LINKED_REFS_PER_PAGE } from './dmabuf.ts';
 import { defineRequest } from '../message.ts';
 import { req, t, U16, U32 } from '../schema.ts';
 
@@ -72,4 +73,90 @@ export const GNTTAB_COPY = defineRequest({
     }), MAX_BATCH), 'Copy operations.'),
   },
   response: { status: req(t.array(GNTST_VALUE, MAX_BATCH), 'GNTST_* per op.') },
+});
+
+// ---------------------------------------------------------------------------
+// Protocol v2 (SPEC.md 7.7): the same operations with their batches packed
+// (little-endian binary arrays, SPEC.md 4.1), and the directory map.
+
+const PACKED_REFS = t.packed('u32', MAX_BATCH);
+const PACKED_HANDLES = t.packed('u32', MAX_BATCH);
+const PACKED_STATUS = t.packed('i16', MAX_BATCH, GNTST_VALUE.min, GNTST_VALUE.max);
+
+/** GNTTAB_MAP_GRANT_REF in v2: the same rules as v1, the batches packed. */
+export const GNTTAB_MAP_GRANT_REF_V2 = defineRequest({
+  ...GNTTAB_MAP_GRANT_REF,
+  since: 2,
+  doc: `${GNTTAB_MAP_GRANT_REF.doc} v2: refs, status, handle and frame are packed arrays (SPEC.md 4.1); their meaning and every rule of SPEC.md 7.4 are those of v1.`,
+  request: {
+    dom: GNTTAB_MAP_GRANT_REF.request.dom,
+    flags: GNTTAB_MAP_GRANT_REF.request.flags,
+    refs: req(PACKED_REFS, 'Grant references in dom\'s table, packed u32.'),
+  },
+  response: {
+    status: req(PACKED_STATUS, 'GNTST_* per entry, packed i16.'),
+    handle: req(PACKED_HANDLES, 'Mapping handle per entry, packed u32 (0xffffffff when status is not okay).'),
+    frame: req(t.packed('u32', MAX_BATCH), 'Page index in ramPath per entry, packed u32 (0 when status is not okay).'),
+    ramPath: GNTTAB_MAP_GRANT_REF.response.ramPath,
+  },
+});
+
+/** GNTTAB_UNMAP_GRANT_REF in v2: the same rules as v1, the batches packed. */
+export const GNTTAB_UNMAP_GRANT_REF_V2 = defineRequest({
+  ...GNTTAB_UNMAP_GRANT_REF,
+  since: 2,
+  doc: `${GNTTAB_UNMAP_GRANT_REF.doc} v2: handles and status are packed arrays (SPEC.md 4.1); their meaning and every rule of SPEC.md 7.5 are those of v1.`,
+  request: { handles: req(PACKED_HANDLES, 'Handles from GNTTAB_MAP_GRANT_REF or GNTTAB_MAP_DIRECTORY, packed u32.') },
+  response: { status: req(PACKED_STATUS, 'GNTST_* per entry, packed i16.') },
+});
+
+/** GNTTAB_COPY in v2: the same ops as v1, the statuses packed. */
+export const GNTTAB_COPY_V2 = defineRequest({
+  ...GNTTAB_COPY,
+  since: 2,
+  doc: `${GNTTAB_COPY.doc} v2: status is a packed array (SPEC.md 4.1); ops and every rule of SPEC.md 7.6 are those of v1.`,
+  response: { status: req(PACKED_STATUS, 'GNTST_* per op, packed i16.') },
+});
+
+/** Most directory pages one directory may have (linked format at the protocol's page bound). */
+export const MAX_DIRECTORY_PAGES = Math.ceil(DMABUF_MAX_PAGES / LINKED_REFS_PER_PAGE);
+
+/** Resolves a gref directory granted to the caller and maps every data page it names (v2). */
+export const GNTTAB_MAP_DIRECTORY = defineRequest({
+  type: 'GNTTAB_MAP_DIRECTORY', route: 'hv', caller: 'guest', since: 2, layer: 'hv',
+  doc: 'Reads the gref directory (SPEC.md 10.3) headed by dirRef of domain dom, and maps every data page it names with flags, in one round trip (SPEC.md 7.7). Each directory page is pinned read-only with every check of a GNTTAB_MAP_GRANT_REF entry, copied once into the backend\'s private memory while pinned, and unpinned before the next level is read; only the copy is decoded. Then the data refs are mapped as one GNTTAB_MAP_GRANT_REF batch would map them. A directory page whose map fails stops the walk: dirStatus ends with its status and nothing is mapped. Errors: ERR_BAD_DIRECTORY (the copy breaks a rule of SPEC.md 10.3: reference 0 where a reference is required, a non-zero unused slot, a page read twice, a linked list of the wrong length), ERR_BUFFER_TOO_LARGE (nents over the format\'s limit); nothing stays pinned or mapped after an error.',
+  request: {
+    dom: req(t.uint(MAX_DOMID), 'Granting domain (the exporter).'),
+    flags: req(U32, 'GNTMAP_* flags of the data pages: host_map required; readonly for a read-only mapping. Directory pages are always read read-only.'),
+    format: req(t.enum(...DIR_FORMATS), 'Directory layout (SPEC.md 10.3).'),
+    dirRef: req(t.uint(0xffffffff, 1), 'Grant reference of the top (multilevel) or first (linked) directory page.'),
+    nents: req(t.uint(DMABUF_MAX_PAGES, 1), 'Data pages the directory describes (the EXPORT\'s nents).'),
+  },
+  response: {
+    dirRefs: req(t.packed('u32', MAX_DIRECTORY_PAGES), 'Directory pages read, in the order they were read, packed u32.'),
+    dirStatus: req(t.packed('i16', MAX_DIRECTORY_PAGES, GNTST_VALUE.min, GNTST_VALUE.max), 'GNTST_* of each directory page\'s read-only map, same order, packed i16. Only the last may be not okay; if it is, status, handle and frame are empty.'),
+    status: req(t.packed('i16', DMABUF_MAX_PAGES, GNTST_VALUE.min, GNTST_VALUE.max), 'GNTST_* per data page in buffer order, packed i16 (nents entries, or none).'),
+    handle: req(t.packed('u32', DMABUF_MAX_PAGES), 'Mapping handle per data page, packed u32 (0xffffffff when status is not okay); released with GNTTAB_UNMAP_GRANT_REF.'),
+    frame: req(t.packed('u32', DMABUF_MAX_PAGES), 'Page index in ramPath per data page, packed u32 (0 when status is not okay).'),
+    ramPath: req(t.str(MAX_PATH), 'Shared-memory file of dom\'s guest RAM.'),
+  },
+});
+
+const COUNT = t.uint(Number.MAX_SAFE_INTEGER);
+
+/** The backend's own measure of its grant batch work (v2). */
+export const HV_GRANT_STATS = defineRequest({
+  type: 'HV_GRANT_STATS', route: 'hv', caller: 'control', since: 2, layer: 'control',
+  doc: 'Counters of the grant map and unmap work the backend did since it started, measured in the backend process around its per-entry loops (decoding and sending excluded): entries and nanoseconds, so ns per entry = ns / entries. For benchmarks.',
+  request: {},
+  response: {
+    mapEntries: req(COUNT, 'Entries processed by GNTTAB_MAP_GRANT_REF and GNTTAB_MAP_DIRECTORY (data pages), any status.'),
+    mapNs: req(COUNT, 'Nanoseconds spent in those per-entry loops.'),
+    unmapEntries: req(COUNT, 'Entries processed by GNTTAB_UNMAP_GRANT_REF, any status.'),
+    unmapNs: req(COUNT, 'Nanoseconds spent in that per-entry loop.'),
+    dirPages: req(COUNT, 'Directory pages read by GNTTAB_MAP_DIRECTORY.'),
+    dirNs: req(COUNT, 'Nanoseconds spent pinning, copying, unpinning and decoding them.'),
+    batches: req(COUNT, 'Map, unmap and directory requests served.'),
+    slices: req(COUNT, 'Event-loop turns those requests took (a long batch yields between slices).'),
+  },
 });

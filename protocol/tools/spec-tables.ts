@@ -5,8 +5,8 @@
  */
 import { ErrorCodes } from '../errors.ts';
 import type { MessageDecl } from '../message.ts';
-import { messages } from '../registry.ts';
-import type { Field, FieldType, Fields } from '../schema.ts';
+import { revisions } from '../registry.ts';
+import { PACKED_ELEMENTS, type Field, type FieldType, type Fields } from '../schema.ts';
 
 /** Renders a field type as a short spec string, e.g. `uint 0..65535`. */
 export function typeText(type: FieldType): string {
@@ -18,6 +18,11 @@ export function typeText(type: FieldType): string {
     case 'bin':
       if (type.minLen === undefined) return `bin ≤${type.maxLen} B`;
       return type.minLen === type.maxLen ? `bin exactly ${type.maxLen} B` : `bin ${type.minLen}..${type.maxLen} B`;
+    case 'packed': {
+      const info = PACKED_ELEMENTS[type.of];
+      const bounds = type.min !== info.min || type.max !== info.max ? `, each ${type.min}..${type.max}` : '';
+      return `packed ${type.of} ≤${type.maxLen} (bin of ${info.bytes}-byte LE elements${bounds})`;
+    }
     case 'enum': return type.values.map((v) => `\`${v}\``).join(' \\| ');
     case 'array': return `array ≤${type.maxLen} of ${typeText(type.of)}`;
     case 'struct': return 'map (below)';
@@ -52,15 +57,25 @@ function direction(decl: MessageDecl): string {
   return decl.caller === 'control' ? 'control domain → backend' : decl.caller === 'guest' ? 'guest → backend' : 'any domain → backend';
 }
 
-/** The message index and one section per message, grouped by layer. */
+/**
+ * The message index and one section per declaration: each type's first
+ * declaration under its name, and each later revision (a version that
+ * changed the type's fields) as "TYPE (vN)" right after it.
+ */
 export function renderMessages(): string {
-  const all = [...messages.values()];
+  const all = [...revisions.values()].flatMap((list) => list.map((d, i) => ({ d, revision: i > 0 })));
+  const heading = (d: MessageDecl, revision: boolean): string => (revision ? `${d.type} (v${d.since})` : d.type);
+  const anchor = (d: MessageDecl, revision: boolean): string => (revision ? `${d.type.toLowerCase()}-v${d.since}` : d.type.toLowerCase());
   const out: string[] = ['| type | kind | direction | layer | since |', '|---|---|---|---|---|'];
-  for (const d of all) out.push(`| [\`${d.type}\`](#${d.type.toLowerCase()}) | ${d.kind} | ${direction(d)} | ${d.layer} | v${d.since} |`);
+  for (const { d, revision } of all) {
+    const since = revision ? `v${d.since} (revision)` : `v${d.since}`;
+    out.push(`| [\`${heading(d, revision)}\`](#${anchor(d, revision)}) | ${d.kind} | ${direction(d)} | ${d.layer} | ${since} |`);
+  }
   out.push('');
-  for (const d of all) {
-    out.push(`#### ${d.type}`, '');
-    out.push(`${d.kind === 'request' ? 'Request' : 'Event'}, ${direction(d)}, since v${d.since}. ${d.doc}`, '');
+  for (const { d, revision } of all) {
+    out.push(`#### ${heading(d, revision)}`, '');
+    const intro = `revision in force from v${d.since} (earlier versions: the declaration above)`;
+    out.push(`${d.kind === 'request' ? 'Request' : 'Event'}, ${direction(d)}, ${revision ? intro : `since v${d.since}`}. ${d.doc}`, '');
     if (d.kind === 'request') {
       out.push(fieldTable('Request body (`req`)', d.request, d.since));
       out.push(fieldTable('Response body (`res`)', d.response, d.since));

@@ -105,3 +105,44 @@ export const samples: Record<string, Sample> = {
   },
   SIM_FRAME_HANDOFF: { req: { hid: SAMPLE_HID, frame: 42, check: 'stamp' }, res: { ok: true, checkedBytes: 12, checkUs: 3 }, src: 1, dst: 2 },
 };
+
+/**
+ * Samples of protocol v2 where they differ from v1: HELLO offering v2, the
+ * packed grant batches (SPEC.md 4.1, 7.8) and the messages v2 added.
+ */
+export const samplesV2: Record<string, Sample> = {
+  HELLO: {
+    req: { minVersion: 1, maxVersion: 2, domid: 1, token: '9f2c4e1ab07d', caps: ['gnttab.v1'] },
+    res: { version: 2, domid: 1, caps: ['gnttab.v1'], maxFrameBytes: 16777216, maxBatch: 65536 },
+  },
+  GNTTAB_MAP_GRANT_REF: {
+    req: { dom: 1, flags: 6, refs: Uint32Array.of(8, 9, 70000) },
+    res: {
+      status: Int16Array.of(0, 0, -3), handle: Uint32Array.of(1, 2, 0xffffffff), frame: Uint32Array.of(256, 257, 0),
+      ramPath: '/dev/shm/hdmabuf-1-d1-ram',
+    },
+  },
+  GNTTAB_UNMAP_GRANT_REF: { req: { handles: Uint32Array.of(1, 2, 99) }, res: { status: Int16Array.of(0, 0, -4) } },
+  GNTTAB_COPY: {
+    req: { ops: [{ source: { ref: 8, dom: 1, offset: 0 }, dest: { ref: 300, dom: 2, offset: 128 }, len: 64, flags: 1 }] },
+    res: { status: Int16Array.of(0) },
+  },
+  // A one-level-deep multilevel directory: top page ref 40 names leaf ref 41, which names data refs 8 and 9.
+  GNTTAB_MAP_DIRECTORY: {
+    req: { dom: 1, flags: 5, format: 'multilevel', dirRef: 40, nents: 2 },
+    res: {
+      dirRefs: Uint32Array.of(40, 41), dirStatus: Int16Array.of(0, 0),
+      status: Int16Array.of(0, 0), handle: Uint32Array.of(1, 2), frame: Uint32Array.of(256, 257),
+      ramPath: '/dev/shm/hdmabuf-1-d1-ram',
+    },
+  },
+  HV_GRANT_STATS: {
+    req: {},
+    res: { mapEntries: 8100, mapNs: 405000, unmapEntries: 8100, unmapNs: 243000, dirPages: 9, dirNs: 27000, batches: 2, slices: 2 },
+  },
+};
+
+/** The samples of protocol version `version`. */
+export function samplesFor(version: number): Record<string, Sample> {
+  return version >= 2 ? { ...samples, ...samplesV2 } : samples;
+}
