@@ -27,7 +27,8 @@ const USAGE = `usage:
 
 run options:
   --json               print the result as one JSON object on stdout (progress goes to stderr)
-  --trace FILE         write a Chrome trace (open in https://ui.perfetto.dev or chrome://tracing)
+  --trace FILE         write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev
+                       or in Chrome DevTools' Performance panel: Load profile)
   --mermaid FILE       write a Mermaid sequence diagram of the protocol messages
   --param NAME=VALUE   override a scenario parameter (repeatable), e.g. --param frames=60
   --run-tag TAG        prefix of the run's shared-memory files (default hdmabuf-<pid>-<random>)

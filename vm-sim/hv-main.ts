@@ -15,7 +15,9 @@
  */
 import { parseArgs } from 'node:util';
 import { Backend, type BackendOptions } from '../src/hv/backend.ts';
-import { startChildTrace } from './trace/child-trace.ts';
+import { childTrace, startChildTrace } from './trace/child-trace.ts';
+import { processStartUs } from './trace/clock.ts';
+import { hvCounters } from './trace/counters.ts';
 
 function options(): BackendOptions {
   const { values } = parseArgs({
@@ -52,6 +54,9 @@ async function main(): Promise<void> {
   // With HDMABUF_TRACE=1 (set by the launcher for --trace), records every frame for the run's trace.
   startChildTrace('server');
   const backend = await Backend.start(options());
+  // Tracing: start-up as a slice, and HV_STATS's figures as counter tracks through the run.
+  childTrace()?.span('hv start-up', 'start', processStartUs());
+  childTrace()?.sampleWith(() => hvCounters(backend.stats()));
   let exiting = false;
   const exit = (code: number, why: string): void => {
     if (exiting) return;

@@ -18,7 +18,8 @@ import { CommandRegistry, type VmContext } from './process/commands.ts';
 import { isTyped, toIpcError, type CallMessage, type ResultMessage, type VmEventMessage, type VmReadyMessage } from './process/ipc.ts';
 import { vmModules } from './process/modules.ts';
 import { childTrace, startChildTrace } from './trace/child-trace.ts';
-import { nowUs } from './trace/clock.ts';
+import { nowUs, processStartUs } from './trace/clock.ts';
+import { vmCounters } from './trace/counters.ts';
 import { parseVmConfig, VM_CONFIG_ENV } from './process/vm-config.ts';
 
 /** Process lifecycle. */
@@ -111,6 +112,10 @@ async function main(): Promise<void> {
   for (const mod of registry.modules) await mod.setup?.(ctx);
   if (state !== 'booting') return; // told to exit while booting
   state = 'serving';
+  // Tracing: boot as a slice, and the kernel's counters as counter tracks through the run.
+  const booted = kernel;
+  childTrace()?.span('VM boot', 'start', processStartUs());
+  childTrace()?.sampleWith(() => vmCounters(booted.stats()));
   send({ type: 'ready', domid: kernel.domid, pid: process.pid });
 }
 

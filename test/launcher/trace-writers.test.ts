@@ -11,6 +11,7 @@ import { assignLanes } from '../../vm-sim/trace/lanes.ts';
 import { toMermaid } from '../../vm-sim/trace/mermaid.ts';
 import type { WireRecord } from '../../vm-sim/trace/records.ts';
 import { checkSequenceDiagram } from './mermaid-check.ts';
+import { devtoolsView } from '../trace/devtools-engine.ts';
 
 const A = 100; // render, dom1
 const HV = 200;
@@ -64,13 +65,39 @@ describe('Chrome trace', () => {
     const flow1 = ev.filter((e) => ['s', 't', 'f'].includes(e.ph) && e.id === 1);
     expect(flow1.map((e) => [e.ph, e.pid])).toEqual([['s', A], ['t', HV], ['t', HV], ['f', B]]);
     for (const f of ev.filter((e) => ['s', 't', 'f'].includes(e.ph))) {
-      const inside = ev.some((s) => s.ph === 'X' && s.cat === 'wire' && s.pid === f.pid && s.tid === f.tid && s.ts! <= f.ts! && f.ts! <= s.ts! + s.dur!);
-      expect(inside).toBe(true);
+      // The binding of both viewers: a slice with the same ts, pid, tid and cat (DevTools), which encloses it (Perfetto).
+      const bound = ev.filter((s) => s.ph === 'X' && s.cat === f.cat && s.pid === f.pid && s.tid === f.tid && s.ts === f.ts);
+      expect(bound).toHaveLength(1);
     }
     const rpc = ev.filter((e) => e.cat === 'rpc');
     expect(rpc.find((e) => e.pid === A && e.name === 'SIM_FRAME_HANDOFF')).toMatchObject({ ts: 1000, dur: 70 });
     expect(rpc.find((e) => e.pid === B && e.name === 'handle SIM_FRAME_HANDOFF')).toMatchObject({ ts: 1020, dur: 30 });
     expect(trace.otherData.flows).toBe(4);
+  });
+
+  it('binds every flow in DevTools\' trace engine, with every hop', async () => {
+    const recs = [...routedPair(1000, 1), ...routedPair(2000, 2)];
+    const trace = toChromeTrace(recs, [
+      { pid: A, name: 'render (dom1)', sortIndex: 3 }, { pid: HV, name: 'hv', sortIndex: 1 }, { pid: B, name: 'compositor (dom2)', sortIndex: 4 },
+    ], 0);
+    const view = await devtoolsView(trace.traceEvents);
+    expect(view.flows).toHaveLength(4);
+    expect(view.flows[0]!.map((e) => e.pid)).toEqual([A, HV, HV, B]);
+  });
+
+  it('writes counters as C tracks, and metadata first in display order with lanes named in order', () => {
+    const spans = Array.from({ length: 12 }, (_, i) => ({ k: 's' as const, pid: HV, name: `op${i}`, cat: 'cmd', ts: 100 + i, dur: 50 }));
+    const counters = [0, 1, 2].map((i) => ({ k: 'c' as const, pid: HV, ts: 100 * i, values: { 'dom1 grants in use': i, 'shm files': 2 } }));
+    const trace = toChromeTrace([...spans, ...counters], [{ pid: B, name: 'b', sortIndex: 4 }, { pid: HV, name: 'hv', sortIndex: 1 }], 0);
+    const ev = trace.traceEvents;
+    const c = ev.filter((e) => e.ph === 'C');
+    expect(c.filter((e) => e.name === 'dom1 grants in use').map((e) => [e.ts, (e.args as { value: number }).value])).toEqual([[0, 0], [100, 1], [200, 2]]);
+    expect(trace.otherData).toMatchObject({ counterTracks: 2, counterSamples: 3 });
+    const meta = ev.slice(0, ev.findIndex((e) => e.ph !== 'M'));
+    expect(ev.slice(meta.length).some((e) => e.ph === 'M')).toBe(false);
+    expect(meta.filter((e) => e.name === 'process_name').map((e) => e.pid)).toEqual([HV, B]);
+    const lanes = meta.filter((e) => e.name === 'thread_name' && e.pid === HV).map((e) => (e.args as { name: string }).name);
+    expect(lanes).toEqual(['messages', ...Array.from({ length: 12 }, (_, i) => `ops ${String(i + 1).padStart(2, '0')}`)]);
   });
 });
 

@@ -1,10 +1,12 @@
 /**
- * A compositor run with --trace and --mermaid: the trace is valid Chrome
- * trace JSON with one named track per process and flow arrows joining
- * senders to receivers; the diagram is a well-formed sequence diagram with
- * the repeated frames collapsed into a loop.
+ * A compositor run with --trace (gzipped) and --mermaid: the trace is valid
+ * Chrome trace JSON with one named track per process, flow arrows joining
+ * senders to receivers that DevTools' trace engine binds every one of,
+ * counter tracks and start-up slices; the diagram is a well-formed sequence
+ * diagram with the repeated frames collapsed into a loop.
  */
 import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,19 +14,20 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { ChromeEvent, ChromeTrace } from '../../vm-sim/trace/chrome.ts';
 import { failing, pidsOf, runJson } from './cli.ts';
 import { checkSequenceDiagram } from './mermaid-check.ts';
+import { devtoolsView } from '../trace/devtools-engine.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hdmabuf-trace-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('compositor --trace --mermaid', () => {
   it('writes a trace with a track per process and flows, and a parseable sequence diagram', async () => {
-    const tracePath = join(dir, 'run.json');
+    const tracePath = join(dir, 'run.json.gz');
     const mermaidPath = join(dir, 'run.mmd');
     const { code, result } = await runJson('compositor', ['--param', 'frames=20', '--trace', tracePath, '--mermaid', mermaidPath]);
     expect(failing(result)).toEqual([]);
     expect(code).toBe(0);
 
-    const trace = JSON.parse(readFileSync(tracePath, 'utf8')) as ChromeTrace;
+    const trace = JSON.parse(gunzipSync(readFileSync(tracePath)).toString('utf8')) as ChromeTrace;
     expect(Array.isArray(trace.traceEvents)).toBe(true);
     const ev = trace.traceEvents;
     for (const e of ev) {
@@ -77,7 +80,36 @@ describe('compositor --trace --mermaid', () => {
     for (const f of ev.filter((x) => ['s', 't', 'f'].includes(x.ph))) {
       const enclosing = (byThread.get(`${f.pid}/${f.tid}`) ?? []).some((s) => s.ts! <= f.ts! && f.ts! <= s.ts! + s.dur!);
       expect(enclosing).toBe(true);
+      // Perfetto binds t and f to the enclosing slice only with bp "e".
+      if (f.ph !== 's') expect(f.bp).toBe('e');
     }
+    // DevTools binds a flow event to the slice with the same ts, pid, tid and cat: every flow must bind, with all its hops.
+    const view = await devtoolsView(ev);
+    expect(view.flows.length).toBe(byId.size);
+    expect(trace.otherData.flows).toBe(byId.size);
+    expect(view.flows.map((f) => f.length).sort()).toEqual([...byId.values()].map((l) => l.length).sort());
+
+    // Counter tracks: HV_STATS figures in hv, the kernel's counters in each VM, sampled through the run.
+    const counters = ev.filter((e) => e.ph === 'C');
+    for (const e of counters) expect(Number.isFinite((e.args as { value: number }).value)).toBe(true);
+    const hvGrants = counters.filter((e) => e.pid === hvPid && e.name === 'dom1 grants in use');
+    expect(hvGrants.length).toBeGreaterThan(2);
+    expect(Math.max(...hvGrants.map((e) => (e.args as { value: number }).value))).toBeGreaterThan(0);
+    expect(counters.filter((e) => e.pid === compositorPid && e.name === 'mappings live').length).toBeGreaterThan(2);
+    expect(trace.otherData.counterTracks).toBe(new Set(counters.map((e) => `${e.pid}/${e.name}`)).size);
+
+    // Metadata first, processes in sort order, lanes named in order.
+    const firstNonMeta = ev.findIndex((e) => e.ph !== 'M');
+    expect(ev.slice(firstNonMeta).some((e) => e.ph === 'M')).toBe(false);
+    expect(names.map((e) => e.pid)).toEqual([launcher, hvPid, renderPid, compositorPid]);
+    const threadNames = ev.filter((e) => e.name === 'thread_name' && e.pid === hvPid).map((e) => (e.args as { name: string }).name);
+    expect(threadNames).toEqual([...threadNames].sort());
+
+    // Start-up is shown: the launcher starting each process, each process's own start-up.
+    expect(slices.filter((s) => s.cat === 'start' && s.pid === launcher).map((s) => s.name).sort()).toEqual(['start VM compositor', 'start VM render', 'start hv']);
+    expect(slices.some((s) => s.pid === hvPid && s.name === 'hv start-up')).toBe(true);
+    expect(slices.some((s) => s.pid === renderPid && s.name === 'VM boot')).toBe(true);
+
     // A slice per operation: the steps in the launcher, commands in the VMs, requests on both ends.
     expect(slices.some((s) => s.cat === 'step' && s.pid === launcher)).toBe(true);
     expect(slices.some((s) => s.cat === 'cmd' && s.name === 'sim.renderLoop')).toBe(true);

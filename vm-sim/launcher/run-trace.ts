@@ -4,6 +4,7 @@
  * the Chrome trace and the Mermaid diagram are written at the end.
  */
 import { writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import type { ManagedChild } from '../process/child.ts';
 import { toChromeTrace, type TraceProcess } from '../trace/chrome.ts';
 import { nowUs } from '../trace/clock.ts';
@@ -67,10 +68,11 @@ export class RunTrace {
     this.collector.stop();
   }
 
-  /** Writes the Chrome trace JSON; returns its event count. */
+  /** Writes the Chrome trace JSON (gzipped when the path ends in .gz, which Perfetto and DevTools open as is); returns its event count. */
   writeChrome(path: string, meta: Record<string, unknown>): number {
     const trace = toChromeTrace(this.records, [...this.processes.values()], this.startUs, meta);
-    writeFileSync(path, JSON.stringify(trace));
+    const json = JSON.stringify(trace);
+    writeFileSync(path, path.endsWith('.gz') ? gzipSync(json) : json);
     return trace.traceEvents.length;
   }
 

@@ -21,6 +21,7 @@ import type { HvStatsBody } from '../../src/hv/stats.ts';
 import { reapAll, type ManagedChild } from '../process/child.ts';
 import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';
 import { spawnVm } from '../process/spawn-vm.ts';
+import { nowUs } from '../trace/clock.ts';
 import { TRACE_ENV } from '../trace/records.ts';
 import { hvLeaks, runningPids, shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { RunTrace } from './run-trace.ts';
@@ -109,6 +110,7 @@ export class Run {
         readyTimeoutMs: options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS,
         ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}),
       });
+      trace?.span('start hv', 'start', trace.startUs);
       trace?.addProcess(hv.pid, 'hv', 1, undefined);
       trace?.attachChild(hv.child as ManagedChild<unknown>);
       const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'launcher' });
@@ -145,6 +147,7 @@ export class Run {
     }
     const started = await Promise.allSettled(domains.map(async (d, i) => {
       const c = created[i]!;
+      const t0 = nowUs();
       const vm = await spawnVm({
         url: this.hv.url, ...c, memPages: d.memPages, name: d.name,
         ...(d.maxVersion !== undefined ? { maxVersion: d.maxVersion } : {}),
@@ -155,6 +158,7 @@ export class Run {
       this.pids.push(vm.pid);
       const handle = new VmHandle(d.name, d.memPages, vm);
       this.vmsByName.set(d.name, handle);
+      this.trace?.span(`start VM ${d.name}`, 'start', t0);
       this.trace?.addProcess(vm.pid, `${d.name} (dom${vm.domid})`, 2 + vm.domid, vm.domid);
       this.trace?.attachChild(vm.child as ManagedChild<unknown>);
       return handle;

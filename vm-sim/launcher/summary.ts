@@ -47,7 +47,7 @@ export function summaryLines(r: RunResult): string[] {
   const unknown = Object.values(l).some((n) => n < 0);
   lines.push(row('leaks', `${unknown ? 'not all measured' : total}  (busy grants ${l.busyGrants}, mappings ${l.mappings}, processes ${l.processes}, shm files ${l.shmFiles})`));
   for (const c of r.checks.filter((x) => !x.ok)) lines.push(`  ✗ ${c.name}: ${c.detail}`);
-  if (s.trace) lines.push(row('trace', `${(s.trace as { file: string }).file} (open in https://ui.perfetto.dev or chrome://tracing)`));
+  if (s.trace) lines.push(row('trace', `${(s.trace as { file: string }).file} (open in https://ui.perfetto.dev or DevTools' Performance panel)`));
   if (s.mermaid) lines.push(row('sequence diagram', (s.mermaid as { file: string }).file));
   return lines;
 }

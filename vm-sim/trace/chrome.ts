@@ -1,23 +1,34 @@
 /**
  * Writes a run's records as Chrome trace event JSON (the "JSON Object
- * Format" that Perfetto and chrome://tracing open).
+ * Format" that Perfetto and Chrome DevTools' Performance panel open).
  *
  * Layout: one process track per OS process, named (launcher, hv, each VM by
- * domain name). In each:
+ * domain name), ordered launcher, hv, VMs by domain. In each:
  *   - thread 1 "messages": a short slice (at most 1 µs) per frame sent or received,
  *     joined across processes by flow arrows (s, t, f events) from the
  *     sender to the receiver, through hv for routed messages;
- *   - threads "ops N": one slice per operation (a scenario step, a VM
- *     command, a drawing or a check);
- *   - threads "rpc N": one slice per request, from the request to its
- *     reply, on both ends (the requester waiting, the handler working).
+ *   - threads "ops NN": one slice per operation (start-up, a scenario step,
+ *     a VM command, a drawing or a check);
+ *   - threads "rpc NN": one slice per request, from the request to its
+ *     reply, on both ends (the requester waiting, the handler working);
+ *   - counter tracks ("C" events): the process's counters sampled through
+ *     the run (counters.ts).
  * Overlapping slices go to separate lanes (lanes.ts), at most MAX_LANES per
  * kind and process; the count of slices that found no lane is reported in
  * otherData.droppedSlices.
+ *
+ * Flow binding: DevTools binds a flow event to the slice with the same ts,
+ * pid, tid and cat; Perfetto binds s, and t and f with `bp: "e"`, to the
+ * slice enclosing the event's ts on its thread. Each flow event therefore
+ * has exactly its frame slice's ts and category, which satisfies both.
+ *
+ * Metadata (names, sort indexes) comes first, processes and threads in
+ * display order, because viewers that ignore sort indexes order tracks by
+ * first appearance.
  */
 import { groupFlows } from './flows.ts';
 import { assignLanes } from './lanes.ts';
-import type { SpanRecord, TraceRecord, WireRecord } from './records.ts';
+import type { CounterRecord, SpanRecord, TraceRecord, WireRecord } from './records.ts';
 
 /** A process of the run, as it appears in the trace. */
 export interface TraceProcess {
@@ -54,6 +65,8 @@ export const MAX_LANES = 24;
 const MESSAGES_TID = 1;
 const OPS_TID = 2;
 const RPC_TID = 100;
+/** Category of frame slices and of their flow events (they must be equal for DevTools to bind). */
+export const WIRE_CAT = 'wire';
 
 interface Slice extends SpanRecord {
   /** Which lane family. */
@@ -65,29 +78,66 @@ export function toChromeTrace(records: readonly TraceRecord[], processes: readon
   const known = new Set(processes.map((p) => p.pid));
   const wire = records.filter((r): r is WireRecord => r.k === 'w' && known.has(r.pid));
   const spans = records.filter((r): r is SpanRecord => r.k === 's' && known.has(r.pid));
-  const events: ChromeEvent[] = [];
+  const counters = records.filter((r): r is CounterRecord => r.k === 'c' && known.has(r.pid));
+  const body: ChromeEvent[] = [];
   const rel = (ts: number): number => Math.round((ts - baseUs) * 1000) / 1000;
 
-  for (const p of processes) {
-    events.push({ name: 'process_name', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { name: p.name } });
-    events.push({ name: 'process_sort_index', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { sort_index: p.sortIndex } });
-    events.push({ name: 'thread_name', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { name: 'messages' } });
-    events.push({ name: 'thread_sort_index', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { sort_index: 0 } });
-  }
-
   const placed = placeMessages(wire, rel);
-  events.push(...messageSlices(wire, placed));
+  body.push(...messageSlices(wire, placed));
   const flows = flowEvents(wire, placed);
-  events.push(...flows.events);
+  body.push(...flows.events);
 
   const slices: Slice[] = [...spans.map((s) => ({ ...s, family: 'ops' as const })), ...rpcSlices(wire)];
-  const dropped = laneSlices(slices, rel, events);
+  const lanes = laneSlices(slices, rel, body);
+  const counted = counterEvents(counters, rel);
+  body.push(...counted.events);
 
   return {
-    traceEvents: events,
+    traceEvents: [...metadata(processes, lanes.threads), ...body],
     displayTimeUnit: 'ms',
-    otherData: { ...meta, clock: 'performance.timeOrigin + performance.now(), microseconds, relative to the run start', baseUs, droppedSlices: dropped, flows: flows.count },
+    otherData: {
+      ...meta, clock: 'performance.timeOrigin + performance.now(), microseconds, relative to the run start', baseUs,
+      droppedSlices: lanes.dropped, flows: flows.count, counterTracks: counted.tracks, counterSamples: counted.samples,
+    },
   };
+}
+
+/** Names and sort indexes of every process and thread, in display order. */
+function metadata(processes: readonly TraceProcess[], threads: ReadonlyMap<number, ReadonlySet<number>>): ChromeEvent[] {
+  const out: ChromeEvent[] = [];
+  for (const p of [...processes].sort((a, b) => a.sortIndex - b.sortIndex)) {
+    out.push({ name: 'process_name', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { name: p.name } });
+    out.push({ name: 'process_sort_index', ph: 'M', pid: p.pid, tid: MESSAGES_TID, args: { sort_index: p.sortIndex } });
+    const tids = [MESSAGES_TID, ...[...(threads.get(p.pid) ?? [])].sort((a, b) => a - b)];
+    for (const tid of tids) {
+      out.push({ name: 'thread_name', ph: 'M', pid: p.pid, tid, args: { name: threadName(tid) } });
+      out.push({ name: 'thread_sort_index', ph: 'M', pid: p.pid, tid, args: { sort_index: tid } });
+    }
+  }
+  return out;
+}
+
+/** "messages", "ops 01", "rpc 03": zero-padded so that a sort by name is the lane order too. */
+function threadName(tid: number): string {
+  if (tid === MESSAGES_TID) return 'messages';
+  const family = tid >= RPC_TID ? 'rpc' : 'ops';
+  const n = tid - (family === 'rpc' ? RPC_TID : OPS_TID) + 1;
+  return `${family} ${String(n).padStart(2, '0')}`;
+}
+
+/** One "C" event per sampled value; each name is one counter track of its process. */
+function counterEvents(counters: readonly CounterRecord[], rel: (ts: number) => number): { events: ChromeEvent[]; tracks: number; samples: number } {
+  const events: ChromeEvent[] = [];
+  const tracks = new Set<string>();
+  const sorted = [...counters].sort((a, b) => a.ts - b.ts);
+  for (const c of sorted) {
+    for (const [name, value] of Object.entries(c.values)) {
+      if (!Number.isFinite(value)) continue;
+      tracks.add(`${c.pid}/${name}`);
+      events.push({ name, cat: 'counter', ph: 'C', pid: c.pid, tid: MESSAGES_TID, ts: rel(c.ts), args: { value } });
+    }
+  }
+  return { events, tracks: tracks.size, samples: sorted.length };
 }
 
 function messageLabel(r: WireRecord): string {
@@ -99,8 +149,6 @@ function messageLabel(r: WireRecord): string {
 interface Placed {
   ts: number;
   dur: number;
-  /** Inside the slice, where its flow events go (so that they bind to it, enclosing). */
-  mid: number;
 }
 
 /** Smallest gap kept between two message slices of one process (µs). */
@@ -109,7 +157,7 @@ const MIN_GAP_US = 0.01;
 /**
  * Places each frame's slice: at its time, made strictly increasing per
  * process, lasting at most 1 µs and never reaching the next one, so that
- * slices never overlap and a flow event at `mid` is inside exactly one.
+ * slices never overlap and a flow event at a slice's ts binds to exactly that one.
  */
 function placeMessages(wire: readonly WireRecord[], rel: (ts: number) => number): Map<WireRecord, Placed> {
   const byPid = new Map<number, WireRecord[]>();
@@ -126,7 +174,7 @@ function placeMessages(wire: readonly WireRecord[], rel: (ts: number) => number)
     list.forEach((r, i) => {
       const gap = i + 1 < ts.length ? ts[i + 1]! - ts[i]! : 2;
       const dur = Math.round(Math.min(1, gap / 2) * 1000) / 1000;
-      out.set(r, { ts: ts[i]!, dur, mid: Math.round((ts[i]! + dur / 2) * 1000) / 1000 });
+      out.set(r, { ts: ts[i]!, dur });
     });
   }
   return out;
@@ -135,7 +183,7 @@ function placeMessages(wire: readonly WireRecord[], rel: (ts: number) => number)
 /** A short slice per frame, on the messages thread (flows bind to them). */
 function messageSlices(wire: readonly WireRecord[], placed: ReadonlyMap<WireRecord, Placed>): ChromeEvent[] {
   return wire.map((r) => ({
-    name: messageLabel(r), cat: 'wire', ph: 'X', pid: r.pid, tid: MESSAGES_TID, ts: placed.get(r)!.ts, dur: placed.get(r)!.dur,
+    name: messageLabel(r), cat: WIRE_CAT, ph: 'X', pid: r.pid, tid: MESSAGES_TID, ts: placed.get(r)!.ts, dur: placed.get(r)!.dur,
     args: {
       kind: r.kind, id: r.id, conn: r.conn, ...(r.dom !== undefined ? { domain: r.dom } : {}),
       ...(r.src !== undefined ? { src: r.src } : {}), ...(r.dst !== undefined ? { dst: r.dst } : {}),
@@ -144,7 +192,7 @@ function messageSlices(wire: readonly WireRecord[], placed: ReadonlyMap<WireReco
   }));
 }
 
-/** s/t/f events per message seen by at least two processes, each inside its frame's slice. */
+/** s/t/f events per message seen by at least two processes, each at its frame slice's ts, in its category. */
 function flowEvents(wire: readonly WireRecord[], placed: ReadonlyMap<WireRecord, Placed>): { events: ChromeEvent[]; count: number } {
   const events: ChromeEvent[] = [];
   let id = 0;
@@ -154,7 +202,7 @@ function flowEvents(wire: readonly WireRecord[], placed: ReadonlyMap<WireRecord,
     const last = flow.records.length - 1;
     flow.records.forEach((r, i) => {
       const ph = i === 0 ? 's' : i === last ? 'f' : 't';
-      events.push({ name: flow.type, cat: 'msg', ph, id, pid: r.pid, tid: MESSAGES_TID, ts: placed.get(r)!.mid, ...(ph === 's' ? {} : { bp: 'e' }) });
+      events.push({ name: flow.type, cat: WIRE_CAT, ph, id, pid: r.pid, tid: MESSAGES_TID, ts: placed.get(r)!.ts, ...(ph === 's' ? {} : { bp: 'e' }) });
     });
   }
   return { events, count: id };
@@ -185,8 +233,8 @@ function rpcSlices(wire: readonly WireRecord[]): Slice[] {
   return out;
 }
 
-/** Places slices on lanes per process and family; appends X events and thread names; returns how many found no lane. */
-function laneSlices(slices: readonly Slice[], rel: (ts: number) => number, events: ChromeEvent[]): number {
+/** Places slices on lanes per process and family; appends X events; returns the threads used per pid and how many slices found no lane. */
+function laneSlices(slices: readonly Slice[], rel: (ts: number) => number, events: ChromeEvent[]): { threads: Map<number, Set<number>>; dropped: number } {
   const byKey = new Map<string, Slice[]>();
   for (const s of slices) {
     const key = `${s.pid}/${s.family}`;
@@ -195,9 +243,12 @@ function laneSlices(slices: readonly Slice[], rel: (ts: number) => number, event
     list.push(s);
   }
   let dropped = 0;
+  const threads = new Map<number, Set<number>>();
   for (const list of byKey.values()) {
     const lanes = assignLanes(list, MAX_LANES);
-    const used = new Set<number>();
+    const pid = list[0]!.pid;
+    let used = threads.get(pid);
+    if (!used) threads.set(pid, (used = new Set()));
     list.forEach((s, i) => {
       const lane = lanes[i]!;
       if (lane < 0) { dropped++; return; }
@@ -205,13 +256,6 @@ function laneSlices(slices: readonly Slice[], rel: (ts: number) => number, event
       used.add(tid);
       events.push({ name: s.name, cat: s.cat, ph: 'X', pid: s.pid, tid, ts: rel(s.ts), dur: Math.round(s.dur * 1000) / 1000, ...(s.args ? { args: s.args } : {}) });
     });
-    const first = list[0]!;
-    for (const tid of used) {
-      const family = tid >= RPC_TID ? 'rpc' : 'ops';
-      const n = tid - (family === 'rpc' ? RPC_TID : OPS_TID) + 1;
-      events.push({ name: 'thread_name', ph: 'M', pid: first.pid, tid, args: { name: `${family} ${n}` } });
-      events.push({ name: 'thread_sort_index', ph: 'M', pid: first.pid, tid, args: { sort_index: tid } });
-    }
   }
-  return dropped;
+  return { threads, dropped };
 }

@@ -11,3 +11,8 @@
 export function nowUs(): number {
   return (performance.timeOrigin + performance.now()) * 1000;
 }
+
+/** When this process started, on the same clock (the start of its trace's start-up slice). */
+export function processStartUs(): number {
+  return performance.timeOrigin * 1000;
+}

@@ -5,11 +5,13 @@
  * that is killed loses at most its last few milliseconds of records.
  */
 import { nowUs } from './clock.ts';
-import type { SpanRecord, TraceRecord } from './records.ts';
+import type { CounterRecord, SpanRecord, TraceRecord } from './records.ts';
 import { installWireTap, type TapRole } from './wire-tap.ts';
 
 /** How often a collector sends what it has. */
 export const FLUSH_MS = 100;
+/** How often a sampler's counters are read (see sampleWith). */
+export const SAMPLE_MS = 100;
 /** Records kept before the oldest are dropped (a bound on memory for very long runs). */
 export const MAX_PENDING = 500_000;
 
@@ -27,6 +29,7 @@ export class TraceCollector {
   private pending: TraceRecord[] = [];
   private readonly send: (records: TraceRecord[]) => void;
   private timer: NodeJS.Timeout | undefined;
+  private sampler: NodeJS.Timeout | undefined;
   private readonly untap: () => void;
 
   /**
@@ -62,6 +65,29 @@ export class TraceCollector {
     this.add(rec);
   }
 
+  /**
+   * Reads `counters` now and every `everyMs` from now on, each reading one
+   * CounterRecord (replaces an earlier sampler). A reading that throws is
+   * skipped: sampling must never disturb the process it observes.
+   */
+  sampleWith(counters: () => Record<string, number>, everyMs = SAMPLE_MS): void {
+    if (this.state !== CollectorState.Collecting) return;
+    if (this.sampler) clearInterval(this.sampler);
+    const sample = (): void => {
+      let values: Record<string, number>;
+      try {
+        values = counters();
+      } catch {
+        return;
+      }
+      const rec: CounterRecord = { k: 'c', pid: process.pid, ts: nowUs(), values };
+      this.add(rec);
+    };
+    sample();
+    this.sampler = setInterval(sample, everyMs);
+    this.sampler.unref();
+  }
+
   /** Sends everything collected so far. */
   flush(): void {
     if (this.pending.length === 0) return;
@@ -76,6 +102,7 @@ export class TraceCollector {
     this.flush();
     this.state = CollectorState.Stopped;
     if (this.timer) clearInterval(this.timer);
+    if (this.sampler) clearInterval(this.sampler);
     this.untap();
   }
 }

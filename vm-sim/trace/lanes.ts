@@ -1,7 +1,7 @@
 /**
  * Puts overlapping intervals on separate lanes (threads of a trace), so
  * that every lane holds complete slices that never overlap, which both
- * Perfetto and chrome://tracing require of slices on one thread.
+ * Perfetto and DevTools require of slices on one thread.
  */
 
 /** An interval to place. */

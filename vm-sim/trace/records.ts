@@ -49,8 +49,21 @@ export interface SpanRecord {
   readonly args?: Record<string, unknown>;
 }
 
+/**
+ * A sample of a process's counters at one time: each entry of `values` is
+ * one counter track of the process (e.g. "grants in use dom1"), drawn as a
+ * Chrome "C" event.
+ */
+export interface CounterRecord {
+  readonly k: 'c';
+  readonly pid: number;
+  /** Clock (trace/clock.ts), microseconds. */
+  readonly ts: number;
+  readonly values: Readonly<Record<string, number>>;
+}
+
 /** Any record. */
-export type TraceRecord = WireRecord | SpanRecord;
+export type TraceRecord = WireRecord | SpanRecord | CounterRecord;
 
 /** The IPC message a child sends with a batch of records. */
 export interface TraceBatchMessage {
