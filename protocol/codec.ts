@@ -15,6 +15,7 @@ import { MAX_FRAME_BYTES } from './limits.ts';
 import type { MessageDecl } from './message.ts';
 import { packedToWire } from './packed.ts';
 import { checkPlainMsgpack } from './plain-msgpack.ts';
+import { readEnvelopeHead } from './readable-head.ts';
 import { lookupMessage } from './registry.ts';
 import type { Fields } from './schema.ts';
 import { isPlainMap, validateStruct } from './validate.ts';
@@ -55,7 +56,6 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES):
       throw new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
     }
     if (!isPlainMap(raw)) throw new ProtocolError('ERR_MALFORMED', 'malformed frame: not a map');
-    salvage(raw, partial);
     const { body, ...head } = raw;
     let env;
     try {
@@ -74,6 +74,8 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES):
     return { ok: true, env: { ...env, body: cleanBody }, decl };
   } catch (e) {
     const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
+    // What can be read of a refused frame, by the bytes, so that the refusal can be addressed (SPEC 4, "Readable id").
+    if (error.code !== 'ERR_FRAME_TOO_LARGE') Object.assign(partial, readEnvelopeHead(bytes));
     return { ok: false, error, partial };
   }
 }
@@ -87,14 +89,6 @@ export function encodeFrame(env: Envelope): Uint8Array {
   if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} cannot travel as '${env.kind}'`);
   const body = validateStruct(fields, env.body, 'body');
   return packr.pack({ ...head, body: packedToWire(fields, body) });
-}
-
-/** Reads envelope fields that look right, for addressing an error reply. */
-function salvage(raw: Record<string, unknown>, partial: PartialEnvelope): void {
-  if (typeof raw.id === 'number' && Number.isInteger(raw.id) && raw.id >= 0 && raw.id <= 0xffffffff) partial.id = raw.id;
-  if (typeof raw.type === 'string' && raw.type.length <= 64) partial.type = raw.type;
-  if (raw.kind === 'req' || raw.kind === 'res' || raw.kind === 'err' || raw.kind === 'evt') partial.kind = raw.kind;
-  if (typeof raw.v === 'number') partial.v = raw.v;
 }
 
 function asEnvelopeError(e: unknown): ProtocolError {

@@ -10,6 +10,7 @@ export const ErrorCodes = {
   ERR_UNSUPPORTED_VERSION: 'No protocol version is shared; the reply names the supported range.',
   ERR_VERSION_MISMATCH: 'The envelope version differs from the version negotiated by HELLO.',
   ERR_UNKNOWN_TYPE: 'The message type is not declared in the negotiated version.',
+  ERR_UNSUPPORTED_LAYER: 'The receiving domain does not implement the optional layer of this declared message type (section 6, "Optional layers").',
   ERR_WRONG_DIRECTION: 'The message type may not be sent in this direction, or with this kind.',
   ERR_DUPLICATE_ID: 'A request with this id is already in flight on this connection.',
   // Fields

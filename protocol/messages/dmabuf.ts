@@ -58,7 +58,7 @@ export type DmaDirection = (typeof DMA_DIRECTIONS)[number];
 
 /** A buffer id: exporter domain, counter, 128-bit key. */
 export const HID = t.struct({
-  dom: req(t.uint(MAX_DOMID), 'Exporting domain. A receiver of EXPORT MUST refuse an id whose dom is not the sender (ERR_ID_DOMAIN_MISMATCH).'),
+  dom: req(t.uint(MAX_DOMID), 'Exporting domain: the domain that made the id. In a message sent by the exporter it MUST be the sender (the receiver refuses another with ERR_ID_DOMAIN_MISMATCH); a message about the buffer sent to the exporter goes to this domain.'),
   cnt: req(U32, 'Counter, unique among the exporter\'s live exports; a counter is reused only after its export is fully released.'),
   key: req(t.bin(DMABUF_KEY_BYTES, DMABUF_KEY_BYTES), 'Random key drawn afresh for every id (a reused counter gets a new key). Compared on every lookup.'),
 });

@@ -35,7 +35,7 @@ export const GNTTAB_MAP_GRANT_REF = defineRequest({
   doc: 'Maps every reference in `refs` of domain `dom` with the same GNTMAP flags. Each entry gets its own status; entries that succeeded hold a handle that stays valid until unmapped, whatever happened to the others. The caller then maps frame[i] of ramPath itself.',
   request: {
     dom: req(t.uint(MAX_DOMID), 'Granting domain.'),
-    flags: req(U32, 'GNTMAP_* flags: host_map required; readonly for a read-only mapping.'),
+    flags: req(U32, 'GNTMAP_* flags (values in 7.4, Map flags): host_map (0x02) required; readonly (0x04) for a read-only mapping.'),
     refs: req(t.array(U32, MAX_BATCH), 'Grant references in dom\'s table.'),
   },
   response: {
@@ -69,7 +69,7 @@ export const GNTTAB_COPY = defineRequest({
       source: req(COPY_SIDE, 'Where to read.'),
       dest: req(COPY_SIDE, 'Where to write.'),
       len: req(t.uint(4096), 'Bytes to copy.'),
-      flags: req(t.uint(7), 'GNTCOPY_* flags.'),
+      flags: req(t.uint(7), 'GNTCOPY_* flags (values in 7.6): source_gref 0x01, dest_gref 0x02, can_fail 0x04.'),
     }), MAX_BATCH), 'Copy operations.'),
   },
   response: { status: req(t.array(GNTST_VALUE, MAX_BATCH), 'GNTST_* per op.') },

@@ -18,7 +18,7 @@ export const HELLO = defineRequest({
     caps: req(t.array(CAP_NAME, MAX_CAPS), 'Capabilities the client supports.'),
   },
   response: {
-    version: req(U16, 'The chosen version; every later frame carries it in `v`.'),
+    version: req(t.uint(0xffff, 1), 'The chosen version (1..65535, as the envelope\'s `v`); every later frame carries it in `v`.'),
     domid: req(t.uint(MAX_DOMID), 'The authenticated domain id.'),
     caps: req(t.array(CAP_NAME, MAX_CAPS), 'Capabilities both sides support.'),
     maxFrameBytes: req(U32, 'Largest frame the backend accepts.'),

@@ -3,6 +3,7 @@
  * cannot drift from the code: the message index, each message's field
  * tables, and the error table. A test fails when SPEC.md is stale.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { ErrorCodes } from '../errors.ts';
 import type { MessageDecl } from '../message.ts';
 import { revisions } from '../registry.ts';
@@ -53,8 +54,21 @@ function fieldTable(title: string, fields: Fields, since: number): string {
 
 function direction(decl: MessageDecl): string {
   if (decl.kind === 'event') return decl.from === 'hv' ? 'backend → domain' : decl.from === 'peer' ? 'domain → domain (routed)' : 'either way';
-  if (decl.route === 'peer') return 'domain → domain (routed)';
+  if (decl.route === 'peer') return decl.caller === 'guest' ? 'guest → guest (routed)' : 'domain → domain (routed)';
   return decl.caller === 'control' ? 'control domain → backend' : decl.caller === 'guest' ? 'guest → backend' : 'any domain → backend';
+}
+
+/** Layers that are not part of the protocol proper: printed in SPEC.md's simulator appendix. */
+export const EXTENSION_LAYERS: readonly string[] = ['sim'];
+
+/** The protocol's messages (the simulator extension's are rendered apart, by renderExtensionMessages). */
+export function renderMessages(): string {
+  return renderMessageList((d) => !EXTENSION_LAYERS.includes(d.layer));
+}
+
+/** The simulator extension's messages (SPEC.md appendix A). */
+export function renderExtensionMessages(): string {
+  return renderMessageList((d) => EXTENSION_LAYERS.includes(d.layer));
 }
 
 /**
@@ -62,8 +76,8 @@ function direction(decl: MessageDecl): string {
  * declaration under its name, and each later revision (a version that
  * changed the type's fields) as "TYPE (vN)" right after it.
  */
-export function renderMessages(): string {
-  const all = [...revisions.values()].flatMap((list) => list.map((d, i) => ({ d, revision: i > 0 })));
+function renderMessageList(include: (d: MessageDecl) => boolean): string {
+  const all = [...revisions.values()].filter((list) => include(list[0]!)).flatMap((list) => list.map((d, i) => ({ d, revision: i > 0 })));
   const heading = (d: MessageDecl, revision: boolean): string => (revision ? `${d.type} (v${d.since})` : d.type);
   const anchor = (d: MessageDecl, revision: boolean): string => (revision ? `${d.type.toLowerCase()}-v${d.since}` : d.type.toLowerCase());
   const out: string[] = ['| type | kind | direction | layer | since |', '|---|---|---|---|---|'];
@@ -93,9 +107,40 @@ export function renderErrors(): string {
   return rows.join('\n');
 }
 
+/** The committed golden vector files (protocol/vectors/*.json), in name order. */
+export function vectorFiles(): string[] {
+  const dir = new URL('../vectors/', import.meta.url);
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+}
+
+/**
+ * Every golden vector of every committed file, as its name, its decoded
+ * envelope (JSON, bytes as {"$bin": hex}) and its bytes in hex, 32 bytes a
+ * line, so that a reader without the files has them.
+ */
+export function renderVectors(): string {
+  const out: string[] = [];
+  for (const file of vectorFiles()) {
+    const vectors = JSON.parse(readFileSync(new URL(`../vectors/${file}`, import.meta.url), 'utf8')) as unknown;
+    if (!Array.isArray(vectors)) throw new Error(`protocol/vectors/${file}: not an array of vectors`);
+    out.push(`#### \`protocol/vectors/${file}\` (${vectors.length} vectors)`, '', '```');
+    for (const v of vectors as { name: string; envelope: unknown; hex: string }[]) {
+      out.push(v.name, `  ${JSON.stringify(v.envelope)}`);
+      for (let i = 0; i < v.hex.length; i += 64) out.push(`  ${v.hex.slice(i, i + 64)}`);
+      out.push('');
+    }
+    out.pop();
+    out.push('```', '');
+  }
+  out.pop();
+  return out.join('\n');
+}
+
 /** Replaces each `<!-- BEGIN GENERATED: name -->…<!-- END GENERATED: name -->` block. */
 export function fillGenerated(spec: string): string {
-  const sections: Record<string, () => string> = { messages: renderMessages, errors: renderErrors };
+  const sections: Record<string, () => string> = {
+    messages: renderMessages, errors: renderErrors, extension_messages: renderExtensionMessages, vectors: renderVectors,
+  };
   return spec.replace(/<!-- BEGIN GENERATED: (\w+) -->[\s\S]*?<!-- END GENERATED: \1 -->/g, (whole, name: string) => {
     const render = sections[name];
     if (!render) return whole;

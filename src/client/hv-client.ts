@@ -105,7 +105,7 @@ export class HvClient extends EventEmitter {
   /**
    * Registers the handler for routed requests of one type (one handler per
    * type). Returns a function that removes it; requests of that type then get
-   * ERR_UNKNOWN_TYPE.
+   * ERR_UNSUPPORTED_LAYER.
    */
   handlePeerRequest<D extends RequestDecl>(decl: D, handler: PeerRequestHandler<D>): () => void {
     if (this.peerHandlers.has(decl.type)) throw new Error(`a handler for ${decl.type} is already registered`);
@@ -138,7 +138,8 @@ export class HvClient extends EventEmitter {
       throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} is not a peer request`);
     }
     const handler = this.peerHandlers.get(env.type);
-    if (!handler) throw new ProtocolError('ERR_UNKNOWN_TYPE', `dom${this.domid} has no handler for ${env.type}`);
+    // A declared type without a handler: this domain lacks the layer (SPEC 6, "Optional layers").
+    if (!handler) throw new ProtocolError('ERR_UNSUPPORTED_LAYER', `dom${this.domid} does not implement the ${decl.layer} layer (no handler for ${env.type})`);
     return (await handler(env.body as never, env.src, env)) as Record<string, unknown>;
   }
 

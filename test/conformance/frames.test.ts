@@ -88,10 +88,11 @@ describe('SPEC 3 transport', () => {
     for (const value of [[1, 2, 3], 7, 'PING', null]) expectProtocolError(await answerTo(g.client, packRaw(value)), 'ERR_MALFORMED');
     expectProtocolError(await answerTo(g.client, new Uint8Array(0)), 'ERR_MALFORMED');
     const good = encodeFrame({ v: 1, kind: 'req', type: 'PING', id: 3, body: { nonce: 1 } });
-    expectProtocolError(await answerTo(g.client, good.subarray(0, good.length - 1)), 'ERR_MALFORMED');
+    // Truncated in body, after a readable id: an err reply to it.
+    expectErrReply(await answerTo(g.client, good.subarray(0, good.length - 1), 3), 'PING', 3, 'ERR_MALFORMED');
   });
 
-  it('3.3: extension types (0xc7-0xc9, 0xd4-0xd8) and the reserved byte 0xc1 are refused (ERR_MALFORMED) before decoding', async () => {
+  it('3.3, 4 rule 1 of "Readable id": extension types (0xc7-0xc9, 0xd4-0xd8) and the reserved byte 0xc1 are refused (ERR_MALFORMED) before decoding, answered with an err reply because the id before them is readable', async () => {
     const g = await hv.guest();
     const cases: Record<string, number[]> = {
       'fixext 1 (0xd4)': [0xd4, 0x01, 0x00],
@@ -108,25 +109,38 @@ describe('SPEC 3 transport', () => {
     let id = 10;
     for (const [name, bytes] of Object.entries(cases)) {
       const a = await answerTo(g.client, pingWithNonceBytes(++id, bytes), id);
-      expect(a.kind, `${name}: refused as a whole frame, not as a field`).toBe('evt');
-      expectProtocolError(a, 'ERR_MALFORMED');
+      expect(a.body.field, `${name}: refused as a whole frame, not as a field`).toBeUndefined();
+      expectErrReply(a, 'PING', id, 'ERR_MALFORMED');
     }
   });
 
-  it('3.3: map keys must be strings (ERR_MALFORMED)', async () => {
+  it('4, "Readable id": an id after the first unwalkable byte is not readable: PROTOCOL_ERROR without it', async () => {
+    const g = await hv.guest();
+    // { v, kind, type, body: { nonce: <0xc1> }, id }: the walk stops inside body, before id.
+    const frame = Buffer.from(packRaw({ v: 1, kind: 'req', type: 'PING', body: { nonce: 0xdeadbeef }, id: 31 }));
+    const bad = Buffer.from(frame.toString('hex').replace('cedeadbeef', 'c1'), 'hex');
+    const a = await answerTo(g.client, bad);
+    expectProtocolError(a, 'ERR_MALFORMED', { type: 'PING' });
+    expect(a.body.id, 'id was not readable').toBeUndefined();
+    // An extension value is walked over by its length: an id after it is readable.
+    const ext = Buffer.from(frame.toString('hex').replace('cedeadbeef', 'd40100'), 'hex');
+    expectErrReply(await answerTo(g.client, ext, 31), 'PING', 31, 'ERR_MALFORMED');
+  });
+
+  it('3.3: map keys must be strings (ERR_MALFORMED; the id before the bad key is readable: an err reply)', async () => {
     const g = await hv.guest();
     // { v: 1, kind: 'req', type: 'PING', id: 5, body: { 1: 2 } } with an integer key in body.
     const frame = Buffer.concat([Buffer.from(packRaw({ v: 1, kind: 'req', type: 'PING', id: 5 })).subarray(1), Buffer.from([0xa4, ...Buffer.from('body'), 0x81, 0x01, 0x02])]);
     const head = Buffer.from([0x85]);
-    expectProtocolError(await answerTo(g.client, Buffer.concat([head, frame]), 5), 'ERR_MALFORMED');
+    expectErrReply(await answerTo(g.client, Buffer.concat([head, frame]), 5), 'PING', 5, 'ERR_MALFORMED');
   });
 
-  it('3.3: bytes after the first value are refused (ERR_MALFORMED), and the leading value is not acted on', async () => {
+  it('3.3: bytes after the first value are refused (ERR_MALFORMED, an err reply to the readable id), and the leading value is not acted on', async () => {
     const g = await hv.guest();
     const good = encodeFrame({ v: 1, kind: 'req', type: 'PING', id: 21, body: { nonce: 21 } });
     for (const tail of [[0xc0], [0x00], Array.from(good)]) {
       const a = await answerTo(g.client, Buffer.concat([good, Buffer.from(tail)]), 21);
-      expectProtocolError(a, 'ERR_MALFORMED');
+      expectErrReply(a, 'PING', 21, 'ERR_MALFORMED');
     }
   });
 
@@ -134,8 +148,12 @@ describe('SPEC 3 transport', () => {
     const g = await hv.guest();
     // Top-level map (1) + body map (2) + 14 arrays = 16 levels: well-formed, so the body check answers.
     expectErrReply(await answerTo(g.client, { v: 1, kind: 'req', type: 'PING', id: 31, body: { nonce: nested(14) } }, 31), 'PING', 31, 'ERR_FIELD_TYPE', 'body.nonce');
-    // 17 levels: refused as a whole.
-    expectProtocolError(await answerTo(g.client, { v: 1, kind: 'req', type: 'PING', id: 32, body: { nonce: nested(15) } }, 32), 'ERR_MALFORMED');
+    // 17 levels: refused as a whole; the id, read before body, gets the err reply.
+    expectErrReply(await answerTo(g.client, { v: 1, kind: 'req', type: 'PING', id: 32, body: { nonce: nested(15) } }, 32), 'PING', 32, 'ERR_MALFORMED');
+    // With body before id the walk stops at the 17th level, before the id: PROTOCOL_ERROR.
+    const a = await answerTo(g.client, { v: 1, kind: 'req', type: 'PING', body: { nonce: nested(15) }, id: 33 });
+    expectProtocolError(a, 'ERR_MALFORMED', { type: 'PING' });
+    expect(a.body.id, 'id was not readable').toBeUndefined();
   });
 
   it('3.4: a frame of exactly 16 MiB is read; one byte more closes the connection with 1009 (before anything else is checked), and the domain dies', async () => {
@@ -265,7 +283,7 @@ describe('SPEC 4 envelope', () => {
     // Plain MessagePack before the envelope: an extension in a frame whose envelope is also bad.
     const extAndBadEnvelope = Buffer.from(packRaw({ v: 0, kind: 'req', type: 'PING', id: 701, body: { nonce: 0xdeadbeef } }));
     const hex = extAndBadEnvelope.toString('hex').replace('cedeadbeef', 'd40100');
-    expectProtocolError(await answerTo(g.client, Buffer.from(hex, 'hex'), 701), 'ERR_MALFORMED');
+    expectErrReply(await answerTo(g.client, Buffer.from(hex, 'hex'), 701), 'PING', 701, 'ERR_MALFORMED');
     // Envelope fields before the type: a bad envelope with an undeclared type, a missing body with an undeclared type.
     expectProtocolError(await answerTo(g.client, { v: 0, kind: 'req', type: 'NO_SUCH_MESSAGE', id: 702, body: {} }, 702), 'ERR_BAD_ENVELOPE');
     expectProtocolError(await answerTo(g.client, { v: 1, kind: 'req', type: 'NO_SUCH_MESSAGE', id: 703 }, 703), 'ERR_BAD_ENVELOPE');

@@ -230,7 +230,7 @@ describe('fence host: in-process peers over a real backend', () => {
     await until(() => a!.host.stats().owner.shares.mapped === 0);
     expect(a!.host.stats().owner).toMatchObject({ grantsLive: 0, slotHolds: 0 });
     // With no fence layer on b, a new share is refused (no handler) and leaves nothing behind.
-    await expect(a!.host.exportFence(b!.domid, tl.createFence(2), { cookie: 2 })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_TYPE' });
+    await expect(a!.host.exportFence(b!.domid, tl.createFence(2), { cookie: 2 })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED_LAYER' });
     expect(a!.host.stats().owner).toMatchObject({ grantsLive: 0, slotHolds: 0, shares: { offered: 0, mapped: 0 } });
     // A new host can take the kernel over.
     const again = new FenceHost(b!.kernel);

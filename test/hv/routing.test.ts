@@ -44,7 +44,7 @@ describe('routing', () => {
     const hv = await startBackend();
     const a = await startGuest(hv);
     const b = await startGuest(hv);
-    expect(await errorCode(a.client.peerRequest(ECHO, b.domid, { payload: new Uint8Array() }))).toBe('ERR_UNKNOWN_TYPE');
+    expect(await errorCode(a.client.peerRequest(ECHO, b.domid, { payload: new Uint8Array() }))).toBe('ERR_UNSUPPORTED_LAYER');
   });
 
   it('answers ERR_NO_SUCH_DOMAIN for a destination that is not connected', async () => {

@@ -197,7 +197,7 @@ export class DmabufSync {
   }
 
   /**
-   * Unloads: handlers removed (importers' requests then get ERR_UNKNOWN_TYPE),
+   * Unloads: handlers removed (importers' requests then get ERR_UNSUPPORTED_LAYER),
    * CPU-access hooks uninstalled (new fds get none). Idempotent.
    */
   close(): void {
