@@ -6,23 +6,23 @@
  * included: present and a map), that the type is declared in the frame's
  * version and may travel with this kind, and the body against its
  * declaration (validateStruct's order). Encoding validates too, so a bug of ours never puts an
- * undeclared value on the wire.
+ * undeclared value on the wire, and writes every integer as a MessagePack integer.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr';
 import { envelopeFields, errorBodyFields, type Envelope, type Kind } from './envelope.ts';
 import { ProtocolError } from './errors.ts';
 import { MAX_FRAME_BYTES } from './limits.ts';
 import type { MessageDecl } from './message.ts';
+import { STRUCTURE_LIMITS } from './frame-limits.ts';
 import { packedToWire } from './packed.ts';
-import { checkPlainMsgpack } from './plain-msgpack.ts';
+import { decodePlainMsgpack, type StructureLimits } from './plain-msgpack.ts';
 import { readEnvelopeHead } from './readable-head.ts';
 import { lookupMessage } from './registry.ts';
-import type { Fields } from './schema.ts';
+import type { FieldType, Fields } from './schema.ts';
 import { isPlainMap, validateStruct } from './validate.ts';
 
 // Plain maps only: no records, no bundled strings, no structured clone.
 const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, bundleStrings: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, structuredClone: false, int64AsType: 'number' });
 
 /** Fields of `body` for a message of this declaration and kind, or null if the kind is not allowed. */
 export function bodyFields(decl: MessageDecl, kind: Kind): Fields | null {
@@ -42,20 +42,13 @@ export type DecodeResult =
   | { ok: false; error: ProtocolError; partial: PartialEnvelope };
 
 /** Decodes and validates one frame. Never throws. */
-export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES): DecodeResult {
+export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES, limits: StructureLimits = STRUCTURE_LIMITS): DecodeResult {
   const partial: PartialEnvelope = {};
   try {
     if (bytes.byteLength > maxFrameBytes) {
       throw new ProtocolError('ERR_FRAME_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds ${maxFrameBytes}`);
     }
-    checkPlainMsgpack(bytes);
-    let raw: unknown;
-    try {
-      raw = unpackr.unpack(bytes);
-    } catch (e) {
-      throw new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
-    }
-    if (!isPlainMap(raw)) throw new ProtocolError('ERR_MALFORMED', 'malformed frame: not a map');
+    const raw = decodePlainMsgpack(bytes, limits);
     const { body, ...head } = raw;
     let env;
     try {
@@ -88,7 +81,60 @@ export function encodeFrame(env: Envelope): Uint8Array {
   const fields = bodyFields(decl, env.kind);
   if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} cannot travel as '${env.kind}'`);
   const body = validateStruct(fields, env.body, 'body');
-  return packr.pack({ ...head, body: packedToWire(fields, body) });
+  return packr.pack({ ...head, body: widenLargeInts(fields, packedToWire(fields, body)) });
+}
+
+/**
+ * msgpackr writes a number beyond 32 bits as a float64; SPEC 2 wants every
+ * integer to travel as a MessagePack integer. Declared fields that may hold
+ * such values are given to it as bigints, which it writes as int64/uint64.
+ */
+function widenLargeInts(fields: Fields, body: Record<string, unknown>): Record<string, unknown> {
+  if (!fieldsMayBeWide(fields)) return body;
+  const out: Record<string, unknown> = { ...body };
+  for (const [name, field] of Object.entries(fields)) {
+    if (out[name] !== undefined) out[name] = widenValue(field.type, out[name]);
+  }
+  return out;
+}
+
+function widenValue(type: FieldType, value: unknown): unknown {
+  switch (type.kind) {
+    case 'uint':
+    case 'int':
+      return typeof value === 'number' && (value > 0xffffffff || value < -0x80000000) ? BigInt(value) : value;
+    case 'array':
+      return typeMayBeWide(type.of) && Array.isArray(value) ? value.map((v) => widenValue(type.of, v)) : value;
+    case 'struct':
+      return widenLargeInts(type.fields, value as Record<string, unknown>);
+    default:
+      return value;
+  }
+}
+
+const wideCache = new WeakMap<Fields, boolean>();
+
+function fieldsMayBeWide(fields: Fields): boolean {
+  let wide = wideCache.get(fields);
+  if (wide === undefined) {
+    wide = Object.values(fields).some((f) => typeMayBeWide(f.type));
+    wideCache.set(fields, wide);
+  }
+  return wide;
+}
+
+function typeMayBeWide(type: FieldType): boolean {
+  switch (type.kind) {
+    case 'uint':
+    case 'int':
+      return type.max > 0xffffffff || type.min < -0x80000000;
+    case 'array':
+      return typeMayBeWide(type.of);
+    case 'struct':
+      return fieldsMayBeWide(type.fields);
+    default:
+      return false;
+  }
 }
 
 function asEnvelopeError(e: unknown): ProtocolError {

@@ -20,3 +20,8 @@ export const MAX_CAPS = 32;
 export const MAX_MEM_PAGES = 4 * 1024 * 1024;
 /** Largest payload of an ECHO (benchmark baseline) message. */
 export const MAX_ECHO_BYTES = 8 * 1024 * 1024;
+/**
+ * Largest frame a receiver reads before HELLO has succeeded on the connection (a larger one closes it
+ * with 1009). The largest HELLO the declaration allows fits (a test checks it).
+ */
+export const MAX_HELLO_FRAME_BYTES = 4096;

@@ -6,6 +6,7 @@
  */
 import { ProtocolError } from './errors.ts';
 import { validatePacked } from './packed.ts';
+import { WireFloat } from './plain-msgpack.ts';
 import type { FieldType, Fields, Infer } from './schema.ts';
 
 function fail(code: 'ERR_FIELD_TYPE' | 'ERR_FIELD_RANGE' | 'ERR_FIELD_MISSING' | 'ERR_UNKNOWN_FIELD', path: string, why: string): never {
@@ -24,6 +25,9 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
   switch (type.kind) {
     case 'uint':
     case 'int':
+      // Integers are MessagePack integers (SPEC 2): the decoder keeps floats apart, whatever their value.
+      // A bigint is an integer beyond 2^53, outside every declared range.
+      if (typeof value === 'bigint') fail('ERR_FIELD_RANGE', path, `${value} is outside [${type.min}, ${type.max}]`);
       if (typeof value !== 'number' || !Number.isInteger(value)) fail('ERR_FIELD_TYPE', path, `expected an integer, got ${describe(value)}`);
       if (value < type.min || value > type.max) fail('ERR_FIELD_RANGE', path, `${value} is outside [${type.min}, ${type.max}]`);
       return value;
@@ -55,6 +59,7 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
       if (of.kind === 'uint' || of.kind === 'int') {
         for (let i = 0; i < value.length; i++) {
           const v: unknown = value[i];
+          if (typeof v === 'bigint') fail('ERR_FIELD_RANGE', `${path}[${i}]`, `${v} is outside [${of.min}, ${of.max}]`);
           if (typeof v !== 'number' || !Number.isInteger(v)) fail('ERR_FIELD_TYPE', `${path}[${i}]`, `expected an integer, got ${describe(v)}`);
           if (v < of.min || v > of.max) fail('ERR_FIELD_RANGE', `${path}[${i}]`, `${v} is outside [${of.min}, ${of.max}]`);
         }
@@ -93,5 +98,6 @@ function describe(value: unknown): string {
   if (value === null) return 'nil';
   if (Array.isArray(value)) return 'an array';
   if (ArrayBuffer.isView(value)) return 'bytes';
+  if (value instanceof WireFloat) return `a float ${value.value}`;
   return typeof value === 'object' ? 'a map' : `${typeof value} ${JSON.stringify(value)?.slice(0, 40)}`;
 }

@@ -53,5 +53,6 @@ export const HV_STATS = defineRequest({
     domains: req(t.array(DOMAIN_STATS, MAX_DOMID), 'Per-domain counts.'),
     shmFiles: req(t.array(t.str(MAX_PATH), 2 * MAX_DOMID), 'Shared-memory files that exist.'),
     routedPending: req(U32, 'Routed requests awaiting their reply.'),
+    internalErrors: req(U32, 'Requests answered ERR_INTERNAL since the backend started: a handler failed unexpectedly or its reply failed its own declaration (SPEC 6.1 rule 9). Each is logged.'),
   },
 });

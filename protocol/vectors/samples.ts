@@ -59,6 +59,7 @@ export const samples: Record<string, Sample> = {
       domains: [{ domid: 1, name: 'render', state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 0, ports: 0 }],
       shmFiles: ['/dev/shm/hdmabuf-1-d1-ram', '/dev/shm/hdmabuf-1-d1-gnttab'],
       routedPending: 0,
+      internalErrors: 0,
     },
   },
   DMABUF_PEER_HELLO: {

@@ -9,7 +9,6 @@
  *   // ...a process connects to hv.url as d1.domid with d1.token...
  *   await hv.close();
  */
-import type { WebSocketServer } from 'ws';
 import { ProtocolError } from '../../protocol/index.ts';
 import type { HvContext } from './context.ts';
 import { killDomain } from './domain-death.ts';
@@ -17,7 +16,7 @@ import { createDomain, reapIfUnused, type DomainCreated } from './domain-lifecyc
 import { DomainRegistry } from './domain-registry.ts';
 import { resolveOptions, type BackendOptions, type ResolvedOptions } from './options.ts';
 import { Router } from './router.ts';
-import { listen, stopListening } from './server.ts';
+import { listen, stopListening, type Listener } from './server.ts';
 import { Session } from './session.ts';
 import { ShmFiles } from './shm-files.ts';
 import { collectStats, type HvStatsBody } from './stats.ts';
@@ -43,14 +42,14 @@ export class Backend {
   readonly options: ResolvedOptions;
   state: BackendState = BackendState.Running;
   private readonly ctx: HvContext;
-  private readonly wss: WebSocketServer;
+  private readonly listener: Listener;
   private readonly sessions: Set<Session>;
   private closing: Promise<void> | undefined;
 
-  private constructor(ctx: HvContext, wss: WebSocketServer, url: string, sessions: Set<Session>) {
+  private constructor(ctx: HvContext, listener: Listener, sessions: Set<Session>) {
     this.ctx = ctx;
-    this.wss = wss;
-    this.url = url;
+    this.listener = listener;
+    this.url = listener.url;
     this.sessions = sessions;
     this.options = ctx.opts;
     this.controlToken = ctx.registry.controlToken;
@@ -68,20 +67,24 @@ export class Backend {
       router: new Router(registry, resolved.backpressureBytes, resolved.log),
       log: resolved.log,
       deaths: new Set(),
+      counters: { internalErrors: 0 },
       closing: false,
     };
     const sessions = new Set<Session>();
-    const { wss, url } = await listen(
-      { host: resolved.host, port: resolved.port, maxPayload: resolved.maxFrameBytes },
-      (ws) => {
-        const session = new Session(ctx, ws);
+    const listener = await listen(
+      {
+        host: resolved.host, port: resolved.port, maxPayload: resolved.maxFrameBytes,
+        helloDeadlineMs: resolved.helloTimeoutMs, maxUnauthenticated: resolved.maxUnauthenticated,
+      },
+      (ws, admission) => {
+        const session = new Session(ctx, ws, admission);
         sessions.add(session);
         void session.conn.closed.then(() => sessions.delete(session));
       },
       resolved.log,
     );
-    resolved.log(`listening on ${url}, run tag ${resolved.runTag}`);
-    return new Backend(ctx, wss, url, sessions);
+    resolved.log(`listening on ${listener.url}, run tag ${resolved.runTag}`);
+    return new Backend(ctx, listener, sessions);
   }
 
   /** Creates a domain, exactly as DOMAIN_CREATE over the wire. Rejects with a ProtocolError. */
@@ -114,9 +117,9 @@ export class Backend {
   private async shutdown(): Promise<void> {
     this.state = BackendState.Closing;
     this.ctx.closing = true;
-    const stopped = stopListening(this.wss);
+    const stopped = stopListening(this.listener);
     await Promise.all([...this.sessions].map((s) => s.conn.close(1001, 'backend shutting down')));
-    for (const ws of this.wss.clients) ws.terminate();
+    for (const ws of this.listener.wss.clients) ws.terminate();
     for (const domain of this.ctx.registry.all()) if (domain.alive) void killDomain(this.ctx, domain, 'destroyed');
     while (this.ctx.deaths.size > 0) await Promise.all([...this.ctx.deaths]);
     // Every mapper is dead now, so every dead domain is unpinned; reap them all.

@@ -13,6 +13,8 @@ export interface HvContext {
   readonly log: (line: string) => void;
   /** Death cascades in progress (Backend.close awaits them). */
   readonly deaths: Set<Promise<void>>;
+  /** Counters reported by HV_STATS. */
+  readonly counters: { internalErrors: number };
   /** Set once Backend.close has begun: no new domains, no notifications. */
   closing: boolean;
 }

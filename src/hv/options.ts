@@ -26,10 +26,18 @@ export interface BackendOptions {
   maxDomains?: number;
   /** Maptrack entries (live mappings) per mapping domain (default 262,144: Xen's 1024 maptrack frames). */
   maxMaptrackEntries?: number;
-  /** Unsent bytes on a destination connection above which routing refuses with ERR_BACKPRESSURE (default 64 MiB). */
+  /**
+   * Send budget of a connection (SPEC 3.7): bytes queued for it and not yet sent above which the backend
+   * stops reading its socket, refuses to route to it (ERR_BACKPRESSURE) and coalesces its event-channel
+   * events (default 16 MiB).
+   */
   backpressureBytes?: number;
-  /** Time a connection has to complete HELLO before it is closed with 1008 (default 10 s). */
+  /** Requests of one connection being handled or routed and not yet answered, above which a request gets ERR_LIMIT (default 1024). */
+  maxRequestsInFlight?: number;
+  /** Time from the TCP accept to a completed HELLO (WebSocket handshake included) before the connection is closed (default 10 s). */
   helloTimeoutMs?: number;
+  /** Connections at once that have not completed HELLO; more are dropped at accept (default 64). */
+  maxUnauthenticated?: number;
   /** Diagnostic log sink (default: none). */
   log?: (line: string) => void;
 }
@@ -45,7 +53,9 @@ export interface ResolvedOptions {
   readonly maxDomains: number;
   readonly maxMaptrackEntries: number;
   readonly backpressureBytes: number;
+  readonly maxRequestsInFlight: number;
   readonly helloTimeoutMs: number;
+  readonly maxUnauthenticated: number;
   readonly log: (line: string) => void;
 }
 
@@ -54,6 +64,13 @@ export const MAPTRACK_INDEX_LIMIT = (1 << 20) - 1;
 
 /** Default per-domain maptrack size: Xen's opt_max_maptrack_frames (1024) × 256 entries per frame. */
 export const DEFAULT_MAX_MAPTRACK_ENTRIES = 1024 * 256;
+
+/** Default send budget of a connection (SPEC 3.7). */
+export const DEFAULT_SEND_BUDGET_BYTES = 16 * 1024 * 1024;
+/** Default requests in flight per connection (SPEC 3.7). */
+export const DEFAULT_MAX_REQUESTS_IN_FLIGHT = 1024;
+/** Default number of connections that have not completed HELLO (SPEC 3.7). */
+export const DEFAULT_MAX_UNAUTHENTICATED = 64;
 
 /** Run tags become file names: keep them to a safe alphabet. */
 const RUN_TAG = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -79,8 +96,10 @@ export function resolveOptions(opts: BackendOptions = {}): ResolvedOptions {
     defaultMaxGrantFrames,
     maxDomains: opts.maxDomains ?? 256,
     maxMaptrackEntries,
-    backpressureBytes: opts.backpressureBytes ?? 64 * 1024 * 1024,
+    backpressureBytes: opts.backpressureBytes ?? DEFAULT_SEND_BUDGET_BYTES,
+    maxRequestsInFlight: opts.maxRequestsInFlight ?? DEFAULT_MAX_REQUESTS_IN_FLIGHT,
     helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
+    maxUnauthenticated: opts.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED,
     log: opts.log ?? (() => undefined),
   };
 }

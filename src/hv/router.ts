@@ -51,6 +51,11 @@ export class Router {
     return this.count;
   }
 
+  /** Routed requests from `domid` awaiting their reply. */
+  routedFrom(domid: number): number {
+    return this.outgoing.get(domid)?.size ?? 0;
+  }
+
   /**
    * Forwards a routed request from `from` to `env.dst`, or throws the error
    * to answer it with: ERR_BAD_ENVELOPE (no dst), ERR_DUPLICATE_ID (the

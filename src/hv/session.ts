@@ -8,14 +8,16 @@
  *   active --DOMAIN_DESTROY (domain detached)--> closed
  *
  * awaiting-hello: only HELLO is served; any other request gets
- * ERR_NOT_AUTHENTICATED, any other frame a PROTOCOL_ERROR with it.
+ * ERR_NOT_AUTHENTICATED, any other frame a PROTOCOL_ERROR with it; no frame
+ * larger than MAX_HELLO_FRAME_BYTES is read (1009), and HELLO must succeed
+ * within the deadline that began at the TCP accept (SPEC 3.7).
  * active: every frame must carry the negotiated version
  * (ERR_VERSION_MISMATCH) and no `src` but its own (ERR_SPOOFED_SOURCE);
  * requests go to the backend's handlers or to the router; replies and
  * events to the router.
  */
 import {
-  MAX_BATCH, MAX_VERSION, MIN_VERSION, negotiateVersion, ProtocolError,
+  MAX_BATCH, MAX_HELLO_FRAME_BYTES, MAX_VERSION, MIN_VERSION, negotiateVersion, ProtocolError,
   type Envelope, type EventDecl, type MessageDecl, type RequestDecl, type RequestOf,
 } from '../../protocol/index.ts';
 import { DOMAIN_UP, HELLO, PROTOCOL_ERROR } from '../../protocol/messages/session.ts';
@@ -27,6 +29,7 @@ import { type Domain, DomainState } from './domain.ts';
 import { killDomain } from './domain-death.ts';
 import { CONTROL_DOMID, tokenMatches } from './domain-registry.ts';
 import { hvHandler } from './handlers.ts';
+import type { Admission } from './server.ts';
 
 /** Session states. */
 export const SessionState = {
@@ -50,11 +53,16 @@ export class Session {
   /** Negotiated protocol version. */
   version = MIN_VERSION;
   private readonly ctx: HvContext;
-  private helloTimer: NodeJS.Timeout | undefined;
+  private readonly admission: Admission;
 
-  constructor(ctx: HvContext, ws: WebSocket) {
+  constructor(ctx: HvContext, ws: WebSocket, admission: Admission) {
     this.ctx = ctx;
-    this.conn = new RpcConnection(ws, { name: `hv<-conn${nextSessionSerial++}`, maxFrameBytes: ctx.opts.maxFrameBytes });
+    this.admission = admission;
+    this.conn = new RpcConnection(ws, {
+      name: `hv<-conn${nextSessionSerial++}`,
+      maxFrameBytes: Math.min(MAX_HELLO_FRAME_BYTES, ctx.opts.maxFrameBytes),
+      sendBudgetBytes: ctx.opts.backpressureBytes,
+    });
     this.conn.onRequest((req) => this.onRequest(req));
     this.conn.on('frame', (env: Envelope, decl: MessageDecl) => {
       if (env.kind === 'req') return;
@@ -65,14 +73,14 @@ export class Session {
       }
     });
     this.conn.on('internalError', (e: unknown, env: Envelope) => {
+      ctx.counters.internalErrors++;
       ctx.log(`${this.label}: ${env.type} #${env.id}: internal error: ${(e as Error)?.stack ?? String(e)}`);
     });
     this.conn.on('protocolError', (e: ProtocolError) => ctx.log(`${this.label}: protocol error ${e.code}: ${e.message}`));
     this.conn.on('close', (code: number) => this.onClose(code));
-    this.helloTimer = setTimeout(() => {
+    admission.onExpired = () => {
       if (this.state === SessionState.AwaitingHello) void this.conn.close(1008, 'HELLO timeout');
-    }, ctx.opts.helloTimeoutMs);
-    this.helloTimer.unref();
+    };
   }
 
   /** True while the session is authenticated and its socket open. */
@@ -112,6 +120,11 @@ export class Session {
     this.checkEnvelope(env);
     if (env.type === HELLO.type) throw new ProtocolError('ERR_WRONG_DIRECTION', 'HELLO on an authenticated connection');
     checkCaller(decl, this.domid!);
+    // The request being handled counts itself (handlingCount includes it).
+    const inFlight = this.conn.handlingCount - 1 + this.ctx.router.routedFrom(this.domid!);
+    if (inFlight >= this.ctx.opts.maxRequestsInFlight) {
+      throw new ProtocolError('ERR_LIMIT', `${inFlight} requests of this connection are in flight (the limit is ${this.ctx.opts.maxRequestsInFlight}, SPEC 3.7)`);
+    }
     if (decl.route === 'peer') {
       this.ctx.router.forwardRequest(this, env);
       return REPLY_DEFERRED;
@@ -189,7 +202,8 @@ export class Session {
     if (registry.sessionOf(body.domid)?.isOpen || domain?.state === DomainState.Running) {
       throw new ProtocolError('ERR_ALREADY_CONNECTED', `domain ${body.domid} already has a live connection`);
     }
-    clearTimeout(this.helloTimer);
+    this.admission.authenticated();
+    this.conn.setMaxFrameBytes(this.ctx.opts.maxFrameBytes);
     this.state = SessionState.Active;
     this.domid = body.domid;
     this.version = version;
@@ -226,7 +240,6 @@ export class Session {
   private onClose(code: number): void {
     const wasActive = this.state === SessionState.Active;
     this.state = SessionState.Closed;
-    clearTimeout(this.helloTimer);
     if (this.domid === undefined) return;
     this.ctx.registry.detach(this.domid, this);
     const domain = this.domain;

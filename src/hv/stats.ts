@@ -27,5 +27,5 @@ export function collectStats(ctx: HvContext): HvStatsBody {
       ports: d.ports.open,
     };
   });
-  return { domains, shmFiles: ctx.files.list(), routedPending: ctx.router.pending };
+  return { domains, shmFiles: ctx.files.list(), routedPending: ctx.router.pending, internalErrors: ctx.counters.internalErrors };
 }

@@ -25,8 +25,15 @@ export interface RpcConnectionOptions {
   name: string;
   /** Protocol version to stamp on frames (updated after HELLO). */
   version?: number;
-  /** Largest frame accepted. */
+  /** Largest frame accepted (changeable later with setMaxFrameBytes). */
   maxFrameBytes?: number;
+  /**
+   * Send budget: while more than this many bytes are queued and unsent, the
+   * connection's socket is not read (the peer is not draining what we send it,
+   * so it may not make us queue more); reading resumes once the queue drains.
+   * Default: none (the guest side).
+   */
+  sendBudgetBytes?: number;
   /** Default time a request waits for its reply. */
   requestTimeoutMs?: number;
 }
@@ -78,7 +85,11 @@ export class RpcConnection extends EventEmitter {
   version: number;
   state: ConnectionState = 'open';
   private readonly ws: WebSocket;
-  private readonly maxFrameBytes: number;
+  private maxFrameBytes: number;
+  private readonly sendBudgetBytes: number;
+  /** Requests read and not yet answered by our handler (async handlers still running). */
+  private handling = 0;
+  private readingPaused = false;
   private readonly requestTimeoutMs: number;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -93,6 +104,8 @@ export class RpcConnection extends EventEmitter {
     this.name = options.name;
     this.version = options.version ?? 1;
     this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.sendBudgetBytes = options.sendBudgetBytes ?? Infinity;
+    this.applyFrameLimit();
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     ws.binaryType = 'nodebuffer';
     this.closed = new Promise((resolve) => {
@@ -126,6 +139,32 @@ export class RpcConnection extends EventEmitter {
   /** Number of requests awaiting a reply. */
   get pendingCount(): number {
     return this.pending.size;
+  }
+
+  /** Number of incoming requests whose handler has not answered yet. */
+  get handlingCount(): number {
+    return this.handling;
+  }
+
+  /** True while reading is paused because the peer does not drain (over the send budget). */
+  get isReadingPaused(): boolean {
+    return this.readingPaused;
+  }
+
+  /**
+   * Changes the largest frame accepted, for frames not yet begun (the backend
+   * accepts only a HELLO-sized frame before HELLO). The WebSocket layer
+   * refuses a larger frame from its header, before buffering it, with 1009.
+   */
+  setMaxFrameBytes(bytes: number): void {
+    this.maxFrameBytes = bytes;
+    this.applyFrameLimit();
+  }
+
+  private applyFrameLimit(): void {
+    // ws reads its limit from the receiver on every frame header; it offers no public setter.
+    const receiver = (this.ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
+    if (receiver && typeof receiver._maxPayload === 'number') receiver._maxPayload = this.maxFrameBytes;
   }
 
   /** Sends a request and resolves with the response body; rejects with RemoteError on an err reply. */
@@ -166,12 +205,39 @@ export class RpcConnection extends EventEmitter {
     if (this.state !== 'open') throw new ProtocolError('ERR_CLOSED', `${this.name}: cannot send ${env.type}: connection is ${this.state}`);
     const bytes = encodeFrame(env);
     this.observer?.('out', env, bytes.byteLength);
-    this.ws.send(bytes, { binary: true });
+    this.sendFrame(bytes);
+  }
+
+  /**
+   * Hands one frame to the socket and applies the send budget: over it,
+   * stop reading; the write callback of a frame sent in the upper half of
+   * the budget resumes reading once the queue is below half (frames are
+   * written in order, so the last one's callback sees the queue drained).
+   */
+  private sendFrame(bytes: Uint8Array): void {
+    if (this.sendBudgetBytes === Infinity) {
+      this.ws.send(bytes, { binary: true });
+      return;
+    }
+    const watch = this.ws.bufferedAmount + bytes.byteLength > this.sendBudgetBytes / 2;
+    this.ws.send(bytes, { binary: true }, watch ? () => this.maybeResume() : undefined);
+    if (!this.readingPaused && this.ws.bufferedAmount > this.sendBudgetBytes && this.state === 'open') {
+      this.readingPaused = true;
+      this.ws.pause();
+      this.emit('paused', this.ws.bufferedAmount);
+    }
+  }
+
+  private maybeResume(): void {
+    if (!this.readingPaused || this.ws.bufferedAmount > this.sendBudgetBytes / 2 || this.state !== 'open') return;
+    this.readingPaused = false;
+    this.ws.resume();
+    this.emit('resumed');
   }
 
   /** Sends raw bytes as one binary frame (hostile-input tests). */
   sendBytes(bytes: Uint8Array): void {
-    if (this.state === 'open') this.ws.send(bytes, { binary: true });
+    if (this.state === 'open') this.sendFrame(bytes);
   }
 
   /** Sends an err reply to a request. */
@@ -240,6 +306,12 @@ export class RpcConnection extends EventEmitter {
       this.reportProtocolError(new ProtocolError('ERR_MALFORMED', 'text frames are not part of the protocol; send binary frames'), {});
       return;
     }
+    if (data.byteLength > this.maxFrameBytes) {
+      // The WebSocket layer normally refuses it from the header; never decode it (SPEC 3.4).
+      this.emit('protocolError', new ProtocolError('ERR_FRAME_TOO_LARGE', `frame of ${data.byteLength} bytes exceeds ${this.maxFrameBytes}`), {});
+      this.ws.close(1009, 'ERR_FRAME_TOO_LARGE');
+      return;
+    }
     const result = decodeFrame(data, this.maxFrameBytes);
     if (!result.ok) {
       this.reportProtocolError(result.error, result.partial);
@@ -277,17 +349,39 @@ export class RpcConnection extends EventEmitter {
     this.sendSafely({ v: this.version, kind: 'evt', type: PROTOCOL_ERROR.type, id: 0, body });
   }
 
+  /**
+   * Runs the handler and answers. A handler's ProtocolError is the
+   * requester's answer; anything else it throws, and a reply of ours that
+   * fails its own declaration, is our failure: the requester gets
+   * ERR_INTERNAL (SPEC 6.1 rule 9) and 'internalError' is emitted, never the
+   * validation error as if the request had been bad.
+   */
   private async dispatchRequest(env: Envelope, decl: RequestDecl): Promise<void> {
+    this.handling++;
+    let body: Record<string, unknown> | typeof REPLY_DEFERRED;
     try {
       if (!this.handler) throw new ProtocolError('ERR_WRONG_DIRECTION', `${this.name} does not accept requests`);
-      const body = await this.handler({ env, decl });
-      if (body === REPLY_DEFERRED) return;
-      this.sendEnvelope({ v: this.version, kind: 'res', type: env.type, id: env.id, body, ...(env.src !== undefined ? { dst: env.src } : {}) });
+      body = await this.handler({ env, decl });
     } catch (e) {
       const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_INTERNAL', `${env.type}: ${(e as Error)?.message ?? String(e)}`);
       if (!(e instanceof ProtocolError)) this.emit('internalError', e, env);
       this.replyError(env, error);
+      return;
+    } finally {
+      this.handling--;
     }
+    if (body === REPLY_DEFERRED || this.state !== 'open') return;
+    const reply: Envelope = { v: this.version, kind: 'res', type: env.type, id: env.id, body, ...(env.src !== undefined ? { dst: env.src } : {}) };
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeFrame(reply);
+    } catch (e) {
+      this.emit('internalError', e, env);
+      this.replyError(env, new ProtocolError('ERR_INTERNAL', `${env.type}: our reply failed its declaration: ${(e as Error)?.message ?? String(e)}`));
+      return;
+    }
+    this.observer?.('out', reply, bytes.byteLength);
+    this.sendFrame(bytes);
   }
 
   private dispatchReply(env: Envelope): void {
