@@ -5,6 +5,7 @@
  * message. The launcher's scenarios and benchmarks use them to hand frames
  * between a render VM and a compositor VM; no pixel ever travels in them.
  */
+import { MAX_ECHO_BYTES } from '../limits.ts';
 import { defineRequest } from '../message.ts';
 import { opt, req, t, U32 } from '../schema.ts';
 import { HID } from './dmabuf.ts';
@@ -28,5 +29,19 @@ export const SIM_FRAME_HANDOFF = defineRequest({
     checkedBytes: req(U32, 'Bytes read through the mapping.'),
     checkUs: req(U32, 'Microseconds the check took in the consumer.'),
     badOffset: opt(U32, 'When not ok: byte offset of the first word that differed.'),
+  },
+});
+
+/** The copying design a share is measured against: a frame's bytes sent to the consumer, acknowledged. */
+export const SIM_FRAME_COPY = defineRequest({
+  type: 'SIM_FRAME_COPY', route: 'peer', caller: 'guest', since: 1, layer: 'sim',
+  doc: 'Producer → consumer: the bytes of frame `frame` from byte `offset` on, carried in the message (what a design without shared buffers sends; a frame larger than one message travels as several). The consumer keeps nothing and answers with the count it received. Benchmarks compare a first share with sending the same bytes this way over the same routed path.',
+  request: {
+    frame: req(U32, 'Number of the frame the bytes belong to.'),
+    offset: req(U32, 'Byte offset of `bytes` in the frame.'),
+    bytes: req(t.bin(MAX_ECHO_BYTES), 'The bytes.'),
+  },
+  response: {
+    received: req(U32, 'Bytes received (the length of `bytes`).'),
   },
 });

@@ -105,6 +105,7 @@ export const samples: Record<string, Sample> = {
     src: 2, dst: 1,
   },
   SIM_FRAME_HANDOFF: { req: { hid: SAMPLE_HID, frame: 42, check: 'stamp' }, res: { ok: true, checkedBytes: 12, checkUs: 3 }, src: 1, dst: 2 },
+  SIM_FRAME_COPY: { req: { frame: 42, offset: 4096, bytes: bytes(1, 2, 3, 4) }, res: { received: 4 }, src: 1, dst: 2 },
 };
 
 /**

@@ -8,14 +8,26 @@ import type { VmHandle } from '../launcher/vm-handle.ts';
 import { median } from '../process/sim-stats.ts';
 import type { BenchConfig } from './config.ts';
 
+/** An exporter VM and an importer VM whose sessions speak one protocol version. */
+export interface Pair {
+  readonly exporter: VmHandle;
+  readonly importer: VmHandle;
+  /** The version their sessions negotiated. */
+  readonly version: number;
+}
+
 /** The run and its roles. */
 export interface BenchContext {
   readonly run: Run;
   readonly config: BenchConfig;
-  /** Exports everything. */
+  /** Exports everything (the newest version's pair). */
   readonly exporter: VmHandle;
   /** The importer of every figure; also the first of the fan-out. */
   readonly importer: VmHandle;
+  /** The pair on the newest version both sides speak (exporter and importer above). */
+  readonly newest: Pair;
+  /** A pair offering only protocol v1: the same figures on the v1 path, in the same run. */
+  readonly v1: Pair;
   /** The fan-out's importers (importer first). */
   readonly fans: readonly VmHandle[];
   log(line: string): void;
@@ -25,15 +37,15 @@ export interface BenchContext {
 const LONG = 600_000;
 
 /** Allocates a buffer in the exporter and fills it (untimed); returns its dmabuf id. */
-export async function allocBuffer(ctx: BenchContext, bytes: number, scattered = false): Promise<{ buf: number; runs: number; nents: number }> {
-  const a = await ctx.exporter.call<{ buf: number; runs: number; nents: number }>('dmabuf.alloc', { bytes, scattered }, LONG);
-  await ctx.exporter.call('dmabuf.fill', { buf: a.buf, seed: 1 }, LONG);
+export async function allocBuffer(ctx: BenchContext, bytes: number, scattered = false, exporter: VmHandle = ctx.exporter): Promise<{ buf: number; runs: number; nents: number }> {
+  const a = await exporter.call<{ buf: number; runs: number; nents: number }>('dmabuf.alloc', { bytes, scattered }, LONG);
+  await exporter.call('dmabuf.fill', { buf: a.buf, seed: 1 }, LONG);
   return a;
 }
 
 /** Drops a buffer of the exporter. */
-export async function freeBuffer(ctx: BenchContext, buf: number): Promise<void> {
-  await ctx.exporter.call('dmabuf.put', { buf }, LONG);
+export async function freeBuffer(ctx: BenchContext, buf: number, exporter: VmHandle = ctx.exporter): Promise<void> {
+  await exporter.call('dmabuf.put', { buf }, LONG);
 }
 
 /** Reads and discards every NEW_IMPORT event an importer has queued (so the next share sees its own first). */
@@ -45,49 +57,66 @@ export async function drainEvents(vm: VmHandle): Promise<void> {
 }
 
 /** Unexports and waits until each export is released. */
-export async function unexportAll(ctx: BenchContext, hids: readonly string[]): Promise<void> {
+export async function unexportAll(exporter: VmHandle, hids: readonly string[]): Promise<void> {
   for (const hid of hids) {
-    await ctx.exporter.call('dmabuf.unexport', { hid }, LONG);
-    await ctx.exporter.call('dmabuf.waitReleased', { hid, timeoutMs: 60_000 }, LONG);
+    await exporter.call('dmabuf.unexport', { hid }, LONG);
+    await exporter.call('dmabuf.waitReleased', { hid, timeoutMs: 60_000 }, LONG);
   }
 }
 
 /** A first share, timed on the shared clock: export (to every importer at once) until the last importer has the pages mapped. */
 export interface Share {
   us: number;
+  exporter: VmHandle;
   hids: string[];
   fds: number[];
 }
 
-/** Shares `buf` with the importers and returns the time; the shares stay open (see closeShare). */
-export async function shareOnce(ctx: BenchContext, buf: number, importers: readonly VmHandle[]): Promise<Share> {
+/** Shares `buf` of `exporter` (default: the newest pair's) with the importers and returns the time; the shares stay open (see closeShare). */
+export async function shareOnce(ctx: BenchContext, buf: number, importers: readonly VmHandle[], exporter: VmHandle = ctx.exporter): Promise<Share> {
   // The importers wait for their NEW_IMPORT first: they react as soon as the export arrives.
   const waiting = importers.map((i) => i.call<{ t1: number; hid: string; fd: number }>('bench.importNext', { timeoutMs: 120_000 }, LONG));
   const to = importers.length === 1 ? importers[0]!.domid : importers.map((i) => i.domid);
-  const start = await ctx.exporter.call<{ t0: number; hid?: string; hids?: string[] }>('bench.shareStart', { buf, to }, LONG);
+  const start = await exporter.call<{ t0: number; hid?: string; hids?: string[] }>('bench.shareStart', { buf, to }, LONG);
   const got = await Promise.all(waiting);
-  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, hids: start.hids ?? [start.hid!], fds: got.map((g) => g.fd) };
+  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, exporter, hids: start.hids ?? [start.hid!], fds: got.map((g) => g.fd) };
 }
 
 /** Closes the importers' fds and unexports. */
-export async function closeShare(ctx: BenchContext, share: Share, importers: readonly VmHandle[]): Promise<void> {
+export async function closeShare(share: Share, importers: readonly VmHandle[]): Promise<void> {
   await Promise.all(importers.map((i, k) => i.call('dmabuf.release', { fd: share.fds[k] }, LONG)));
-  await unexportAll(ctx, share.hids);
+  await unexportAll(share.exporter, share.hids);
+}
+
+/** First-share times in µs over `trials` (after one warm-up), closing each share. */
+export async function shareTimes(ctx: BenchContext, buf: number, importers: readonly VmHandle[], trials: number, exporter: VmHandle = ctx.exporter): Promise<number[]> {
+  const times: number[] = [];
+  for (let t = -1; t < trials; t++) {
+    const s = await shareOnce(ctx, buf, importers, exporter);
+    await closeShare(s, importers);
+    if (t >= 0) times.push(s.us);
+  }
+  return times;
 }
 
 /** Median first-share time over `trials` (after one warm-up), closing each share. */
 export async function medianShare(ctx: BenchContext, buf: number, importers: readonly VmHandle[], trials: number): Promise<number> {
-  const times: number[] = [];
-  for (let t = -1; t < trials; t++) {
-    const s = await shareOnce(ctx, buf, importers);
-    await closeShare(ctx, s, importers);
-    if (t >= 0) times.push(s.us);
-  }
-  return median(times);
+  return median(await shareTimes(ctx, buf, importers, trials));
 }
 
-/** Median time to send `bytes` over the same path as ECHO chunks of at most 8 MiB (VM -> hv -> VM and back). */
-export async function medianEcho(ctx: BenchContext, bytes: number): Promise<number> {
-  const r = await ctx.exporter.call<{ samples: Float64Array }>('bench.echoBytes', { dst: ctx.importer.domid, total: bytes, trials: ctx.config.echoTrials, warmup: 1 }, LONG);
-  return median(r.samples);
+/**
+ * First shares of two buffers on two pairs, trials alternated (A B A B ...)
+ * so that a slow patch of the machine hits both alike; µs per trial.
+ */
+export async function alternatedShares(ctx: BenchContext, a: { pair: Pair; buf: number }, b: { pair: Pair; buf: number }, trials: number): Promise<[number[], number[]]> {
+  const out: [number[], number[]] = [[], []];
+  for (let t = -1; t < trials; t++) {
+    for (const [k, x] of [a, b].entries()) {
+      await drainEvents(x.pair.importer);
+      const s = await shareOnce(ctx, x.buf, [x.pair.importer], x.pair.exporter);
+      await closeShare(s, [x.pair.importer]);
+      if (t >= 0) out[k]!.push(s.us);
+    }
+  }
+  return out;
 }

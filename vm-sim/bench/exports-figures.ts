@@ -25,14 +25,14 @@ export async function exportsFigure(ctx: BenchContext): Promise<BenchResult[]> {
   const large = await exportsPerSecond(ctx, exportsCount);
   return [
     result({
-      id: 'exports-per-second', name: `exports per second, ${exportsCount} concurrent exports of one page (256 in flight)`, value: large.perSecond, unit: 'exports/s', trials: 1,
+      id: 'exports-per-second', name: `exports per second, ${exportsCount} concurrent exports of one page (256 in flight)`, value: large.perSecond, unit: 'exports/s', trials: 1, version: ctx.newest.version,
       baseline: small.perSecond, baselineName: `the same with ${exportsBaseline} exports`,
       ratio: large.perSecond / small.perSecond, ratioMeaning: `rate at ${exportsCount} / rate at ${exportsBaseline}`,
       target: { op: '>=', value: 0.5, source: 'own' },
       note: 'the issue sets no target; ours: the rate does not collapse as the tables grow (the original driver stopped at 1,000 exports)',
     }),
     result({
-      id: 'unexports-per-second', name: `unexport and release, ${exportsCount} exports`, value: large.unexportsPerSecond, unit: 'exports/s', trials: 1,
+      id: 'unexports-per-second', name: `unexport and release, ${exportsCount} exports`, value: large.unexportsPerSecond, unit: 'exports/s', trials: 1, version: ctx.newest.version,
       baseline: small.unexportsPerSecond, baselineName: `the same with ${exportsBaseline} exports`,
       ratio: large.unexportsPerSecond / small.unexportsPerSecond, ratioMeaning: `rate at ${exportsCount} / rate at ${exportsBaseline}`,
     }),

@@ -1,37 +1,57 @@
 /**
- * npm run bench [-- --json] [-- --quick]
+ * npm run bench [-- --json] [-- --out FILE] [-- --quick]
  *
  * Measures every figure of the issue in ONE run, on the same processes: a
- * backend, an exporter VM, an importer VM, and the extra importers of the
- * fan-out. Each figure is a median over repeated trials, compared with a
+ * backend; an exporter VM and an importer VM on the newest protocol version
+ * both speak; a second pair that offers only protocol v1 (so that the gain
+ * of a newer version is a ratio from one run); and the extra importers of
+ * the fan-out. Each figure is a median over repeated trials, compared with a
  * baseline measured in the same run (ratio, target, met). Timings are taken
  * inside the VMs on the shared clock, never across the launcher's IPC.
- * --quick runs every figure at small sizes, once (for the test of the
+ *
+ * --json prints the report (every trial's samples, the commit, the date,
+ * the load average, the machine) instead of the table; --out FILE writes
+ * that JSON to FILE as well, only when the run completed without failure or
+ * leak. --quick runs every figure at small sizes, once (for the test of the
  * report's shape; not figures to quote). Exit code 0 when the run completed
  * without leaks (a missed target is reported, not an error).
  */
-import { cpus } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { MIN_VERSION } from '../../protocol/index.ts';
 import { Run } from '../launcher/run.ts';
+import type { VmHandle } from '../launcher/vm-handle.ts';
 import { guardSignals } from '../launcher/signals.ts';
-import { exporterGrantFrames, exporterPages, FULL, QUICK } from './config.ts';
-import type { BenchContext } from './context.ts';
+import { backendCost } from './backend-cost.ts';
+import { exporterGrantFrames, exporterPages, FULL, QUICK, v1ExporterGrantFrames, v1ExporterPages } from './config.ts';
+import type { BenchContext, Pair } from './context.ts';
 import { exportsFigure } from './exports-figures.ts';
 import { handoffFigure, throughputFigure } from './handoff-figures.ts';
+import { loadNow, runMeta } from './meta.ts';
 import { reportLines } from './report.ts';
+import { scaleCurve } from './scale-figures.ts';
 import { fanOutFigure, shareFigures } from './share-figures.ts';
-import type { BenchReport, BenchResult } from './types.ts';
+import type { BenchReport, BenchResult, ScaleRow } from './types.ts';
+
+async function pairOf(exporter: VmHandle, importer: VmHandle): Promise<Pair> {
+  const [a, b] = await Promise.all([exporter, importer].map((vm) => vm.call<{ version: number }>('bench.version')));
+  if (a!.version !== b!.version) throw new Error(`${exporter.name} speaks v${a!.version} but ${importer.name} v${b!.version}`);
+  return { exporter, importer, version: a!.version };
+}
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, 'run-tag': { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' }, 'run-tag': { type: 'string' } }, strict: true });
   const json = values.json === true;
   const config = values.quick ? QUICK : FULL;
   const out = json ? process.stderr : process.stdout;
   const log = (line: string): void => { out.write(`[bench] ${line}\n`); };
+  const meta = runMeta();
   const guard = guardSignals(log);
   const t0 = performance.now();
   const run = await Run.start({ log, readyTimeoutMs: 180_000, ...(values['run-tag'] ? { runTag: values['run-tag'] } : {}) });
   let results: BenchResult[] = [];
+  let scale: ScaleRow[] = [];
+  let versions = { newest: 0, v1: MIN_VERSION };
   let failure: unknown;
   // Ctrl-C: stop at once (the VMs go, their pending calls fail, the figure in progress ends).
   guard.signal.addEventListener('abort', () => void run.stop(), { once: true });
@@ -40,31 +60,42 @@ async function main(): Promise<number> {
       { name: 'exporter', memPages: exporterPages(config), maxGrantFrames: exporterGrantFrames(config) },
       { name: 'importer', memPages: 16_384 },
       ...Array.from({ length: config.fanOut - 1 }, (_, i) => ({ name: `fan${i + 2}`, memPages: 4096 })),
+      { name: 'exporter-v1', memPages: v1ExporterPages(config), maxGrantFrames: v1ExporterGrantFrames(config), maxVersion: MIN_VERSION },
+      { name: 'importer-v1', memPages: 4096, maxVersion: MIN_VERSION },
     ]);
     log(`started: hv pid ${run.hv.pid}, ${vms.map((v) => `${v.name} pid ${v.pid}`).join(', ')}`);
-    const ctx: BenchContext = { run, config, exporter: vms[0]!, importer: vms[1]!, fans: vms.slice(1), log };
+    const newest = await pairOf(vms[0]!, vms[1]!);
+    const v1 = await pairOf(vms[vms.length - 2]!, vms[vms.length - 1]!);
+    versions = { newest: newest.version, v1: v1.version };
+    log(`protocol versions: exporter and importer v${newest.version}, exporter-v1 and importer-v1 v${v1.version}`);
+    const ctx: BenchContext = { run, config, exporter: newest.exporter, importer: newest.importer, newest, v1, fans: vms.slice(1, 1 + config.fanOut), log };
     // Exports last: it leaves the most behind in the importer's queue (drained) and tables (freed).
     for (const figure of [shareFigures, handoffFigure, throughputFigure, fanOutFigure, exportsFigure]) {
       if (guard.signal.aborted) throw new Error(`interrupted by ${String(guard.signal.reason)}`);
       const got = await figure(ctx);
       for (const r of got) log(`${r.id}: ${r.value} ${r.unit}${r.ratio !== null ? `, ratio ${r.ratio}` : ''}${r.met !== null ? ` (${r.target}: ${r.met ? 'met' : 'NOT met'})` : ''}`);
       results = [...results, ...got];
+      if (figure === throughputFigure) scale = await scaleCurve(ctx);
     }
   } catch (e) {
     failure = e;
   } finally {
     guard.dispose();
   }
-  const report = await run.stop();
-  const full: BenchReport = {
-    bench: 'hdmabuf', quick: config.quick,
-    machine: { cpus: cpus().length, node: process.version, platform: process.platform },
-    results, leaks: report.leaks, durationMs: Math.round(performance.now() - t0),
+  const stopped = await run.stop();
+  const report: BenchReport = {
+    bench: 'hdmabuf', quick: config.quick, ...meta, load: { start: meta.load.start, end: loadNow() },
+    versions, results, scale, backend: backendCost(stopped.hvStats, stopped.hvStatsError),
+    leaks: stopped.leaks, durationMs: Math.round(performance.now() - t0),
   };
   if (failure) process.stderr.write(`[bench] failed: ${(failure as Error).stack ?? String(failure)}\n`);
-  const text = json ? `${JSON.stringify(full, null, 2)}\n` : `${reportLines(full).join('\n')}\n`;
-  await new Promise<void>((resolve) => process.stdout.write(text, () => resolve()));
-  const leaked = Object.values(report.leaks).some((n) => n !== 0);
+  const leaked = Object.values(stopped.leaks).some((n) => n !== 0);
+  const text = `${JSON.stringify(report, null, 2)}\n`;
+  if (values.out !== undefined) {
+    if (failure || leaked) log(`not writing ${values.out}: the run ${failure ? 'failed' : 'leaked'}`);
+    else writeFileSync(values.out, text);
+  }
+  await new Promise<void>((resolve) => process.stdout.write(json ? text : `${reportLines(report).join('\n')}\n`, () => resolve()));
   return failure || leaked ? 1 : 0;
 }
 

@@ -1,24 +1,19 @@
 /** The human table of `npm run bench`. */
+import { backendLine, RESULT_HEAD, resultCells, resultNotes, runLine, scaleCells, scaleHead } from './format.ts';
 import type { BenchReport } from './types.ts';
 
-function fmt(x: number | null, unit = ''): string {
-  if (x === null) return '-';
-  const s = Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2);
-  return unit ? `${s} ${unit}` : s;
-}
-
-/** Lines of the table and the notes. */
-export function reportLines(r: BenchReport): string[] {
-  const rows = r.results.map((x) => [
-    x.name, fmt(x.value, x.unit), x.baseline === null ? '-' : fmt(x.baseline, x.unit), x.ratio === null ? '-' : `${fmt(x.ratio)}x`,
-    x.target ?? 'report', x.met === null ? '-' : x.met ? 'yes' : 'NO',
-  ]);
-  const head = ['figure', 'value', 'baseline', 'ratio', 'target', 'met'];
+/** Columns padded to their widest cell; the first left-aligned, the others right-aligned. */
+function table(head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const out = ['', line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line), ''];
-  for (const x of r.results) out.push(`  ${x.id}: ${x.baselineName ? `baseline = ${x.baselineName}; ` : ''}${x.ratioMeaning ? `ratio = ${x.ratioMeaning}` : ''}${x.targetSource === 'own' ? ' (our target)' : ''}${x.note ? `; ${x.note}` : ''}`);
-  const l = r.leaks;
-  out.push('', `${r.quick ? 'quick run (small sizes, one trial: not figures to quote); ' : ''}${r.machine.cpus} CPUs, node ${r.machine.node}, ${(r.durationMs / 1000).toFixed(0)} s; leaks: busy grants ${l.busyGrants}, mappings ${l.mappings}, processes ${l.processes}, shm files ${l.shmFiles}`);
+  return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)];
+}
+
+/** Lines of the tables and the notes. */
+export function reportLines(r: BenchReport): string[] {
+  const out = ['', ...table(RESULT_HEAD, r.results.map(resultCells)), ''];
+  for (const x of r.results) out.push(`  ${resultNotes(x)}`);
+  if (r.scale.length > 0) out.push('', 'Scale curve (high-order chunks):', ...table(scaleHead(r), r.scale.map(scaleCells)));
+  out.push('', backendLine(r), runLine(r));
   return out;
 }

@@ -23,6 +23,7 @@ import { childTrace } from '../trace/child-trace.ts';
 import { argBool, argInt } from './args.ts';
 import type { CommandHandler, VmContext, VmModule } from './commands.ts';
 import { simBenchCommands } from './sim-bench-commands.ts';
+import { closeWs, installCopyHandler, simBenchCopyCommands } from './sim-bench-copy.ts';
 import { handleHandoff } from './sim-consumer.ts';
 import { checkFrame, drawFrame, encodeFramebufferInfo, FORMATS, wordsOf } from './sim-frames.ts';
 import { manyCommands } from './sim-many.ts';
@@ -124,10 +125,12 @@ export const simModule: VmModule = {
     ctx.state.set('sim', state);
     countCopies(ctx, state.copies);
     ctx.kernel.hv.handlePeerRequest(SIM_FRAME_HANDOFF, (body, src) => handleHandoff(state, body, src));
+    installCopyHandler(ctx);
   },
-  teardown(ctx: VmContext) {
+  async teardown(ctx: VmContext) {
+    await closeWs();
     const s = ctx.state.get('sim') as SimState | undefined;
     if (s?.ownDriver) s.driver.close();
   },
-  commands: { ...commands, ...manyCommands, ...simBenchCommands },
+  commands: { ...commands, ...manyCommands, ...simBenchCommands, ...simBenchCopyCommands },
 };
