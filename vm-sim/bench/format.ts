@@ -44,7 +44,7 @@ export function resultNotes(x: BenchResult): string {
 
 /** Header of the scale-curve table. */
 export function scaleHead(r: BenchReport): string[] {
-  return ['buffer', 'pages', 'runs', `first share v${r.versions.newest}`, 'first share v1', 'one memcpy', 'memcpy / share', `handoff v${r.versions.newest}`];
+  return ['buffer', 'pages', 'runs', `first share (v${r.versions.newest} pair)`, `first share (v${r.versions.v1}-only pair)`, 'one memcpy', 'memcpy / share', `handoff (v${r.versions.newest} pair)`];
 }
 
 /** The cells of one size of the scale curve. */

@@ -5,7 +5,7 @@
  * machine, load and date. `npm run bench:readme` rewrites the block; a test
  * fails when the block and the JSON disagree.
  */
-import { backendLine, fmtRatio, RESULT_HEAD, resultCells, resultNotes, runLine, scaleCells, scaleHead } from './format.ts';
+import { backendLine, RESULT_HEAD, resultCells, resultNotes, runLine, scaleCells, scaleHead } from './format.ts';
 import type { BenchReport } from './types.ts';
 
 /** Marks the start of the generated block (the line says how it is made). */
@@ -39,11 +39,9 @@ export function renderBlock(r: BenchReport): string {
     ...r.results.map((x) => `- ${cell(resultNotes(x)).replace(/^([^ ]+)/, '`$1`')}`),
   ];
   if (r.scale.length > 0) {
-    const largest = r.scale[r.scale.length - 1]!;
-    const smallest = r.scale[0]!;
     lines.push(
       '',
-      `Scale curve: first share (export, import, map) on protocol v${r.versions.newest} and on v1, one warm memcpy of the same bytes, and the steady handoff round trip, by buffer size (high-order chunks). From ${smallest.pages} to ${largest.pages} pages the share grew ${fmtRatio(largest.shareMs / smallest.shareMs)} on v${r.versions.newest} and the memcpy ${fmtRatio(largest.memcpyMs / smallest.memcpyMs)}; the handoff ${fmtRatio(largest.handoffUs / smallest.handoffUs)}.`,
+      `Scale curve: first share (export, import, map) on each pair, one warm memcpy of the same bytes, and the steady handoff round trip, by buffer size (high-order chunks):`,
       '',
       ...mdTable(scaleHead(r), r.scale.map(scaleCells)),
     );
