@@ -1,105 +1,106 @@
 /**
- * hdmabuf: launches the simulator's multi-process scenarios.
+ * hdmabuf: the simulator's command line.
  *
  *   hdmabuf list [--json]
- *   hdmabuf run <scenario-name-or-file> [--json] [--trace FILE] [--mermaid FILE]
- *                                       [--param NAME=VALUE]... [--run-tag TAG] [--verbose]
+ *   hdmabuf run [scenario|file] [--json] [--trace FILE] [--mermaid FILE]
+ *                               [--param NAME=VALUE]... [--run-tag TAG] [--verbose]
+ *   hdmabuf help [command]      hdmabuf <command> --help      hdmabuf --version
  *
- * `run` starts the backend and one VM process per domain, runs the scenario,
- * prints progress and a summary (with --json: one JSON object on stdout,
- * progress on stderr), stops everything and exits 0 only when every check
- * passed and nothing leaked (1 otherwise, 2 on a usage error, 130/143 when
- * interrupted).
+ * Each command is one file of cli/ declaring its options and help; adding
+ * one is one line in COMMANDS. Exit codes: 0 ok, 1 a failed run (or a bug),
+ * 2 a usage or scenario error (nothing was started), 130/143 interrupted.
  */
-import { parseArgs } from 'node:util';
-import { runScenario } from './launcher/execute.ts';
-import { parseParams } from './launcher/params.ts';
-import { exitCodeOf, type RunResult } from './launcher/result.ts';
-import { checkRunTag } from './launcher/run-tag.ts';
-import { guardSignals } from './launcher/signals.ts';
-import { summaryLines } from './launcher/summary.ts';
-import { builtinScenarios, DEFAULT_SCENARIO } from './scenarios/builtin/index.ts';
-import { loadScenario } from './scenarios/load.ts';
+import { readFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { commandHelp, parseCommandArgs, UsageError, type Command, type Io } from './cli/command.ts';
+import { listCommand } from './cli/list.ts';
+import { write } from './cli/output.ts';
+import { makeRunCommand } from './cli/run.ts';
+import { didYouMean } from './scenarios/suggest.ts';
 
-const USAGE = `usage:
-  hdmabuf list [--json]                      the built-in scenarios
-  hdmabuf run <scenario|file> [options]      run one (default scenario: ${DEFAULT_SCENARIO})
+/** The commands, by name. */
+export const COMMANDS: Record<string, () => Command> = {
+  list: () => listCommand,
+  run: () => makeRunCommand(),
+};
 
-run options:
-  --json               print the result as one JSON object on stdout (progress goes to stderr)
-  --trace FILE         write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev
-                       or in Chrome DevTools' Performance panel: Load profile)
-  --mermaid FILE       write a Mermaid sequence diagram of the protocol messages
-  --param NAME=VALUE   override a scenario parameter (repeatable), e.g. --param frames=60
-  --run-tag TAG        prefix of the run's shared-memory files (default hdmabuf-<pid>-<random>)
-  --verbose            copy every child's output to stderr
-`;
-
-/** Writes and exits once the text is flushed (a pipe may be slow). */
-function finish(code: number, text = '', stream: NodeJS.WriteStream = process.stdout): void {
-  if (!text) process.exit(code);
-  stream.write(text, () => process.exit(code));
-}
-
-function list(json: boolean): void {
-  const all = builtinScenarios().map((s) => ({ name: s.name, description: s.description }));
-  if (json) return finish(0, `${JSON.stringify(all)}\n`);
-  const width = Math.max(...all.map((s) => s.name.length));
-  finish(0, `${all.map((s) => `${s.name.padEnd(width)}  ${s.description}${s.name === DEFAULT_SCENARIO ? ' (default)' : ''}`).join('\n')}\n`);
-}
-
-async function run(target: string, values: Record<string, string | boolean | string[] | undefined>): Promise<void> {
-  const json = values.json === true;
-  const out = json ? process.stderr : process.stdout;
-  const progress = (line: string): void => { out.write(`${line}\n`); };
-  const scenario = await loadScenario(target);
-  const params = parseParams((values.param as string[] | undefined) ?? [], scenario.params);
-  const runTag = typeof values['run-tag'] === 'string' ? checkRunTag(values['run-tag']) : undefined;
-  const guard = guardSignals(progress);
-  let result: RunResult;
-  try {
-    result = await runScenario(scenario, {
-      params, progress, signal: guard.signal,
-      ...(runTag ? { runTag } : {}),
-      ...(typeof values.trace === 'string' ? { tracePath: values.trace } : {}),
-      ...(typeof values.mermaid === 'string' ? { mermaidPath: values.mermaid } : {}),
-      ...(values.verbose === true ? { echoOutput: true } : {}),
-    });
-  } finally {
-    guard.dispose();
+/** The package's version (package.json is two levels up from the compiled file, one from the source). */
+export function version(): string {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const p = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (p.name === 'hdmabuf' && p.version) return p.version;
+    } catch { /* try the next */ }
   }
-  const sig = guard.received();
-  const code = sig ? (sig === 'SIGINT' ? 130 : 143) : exitCodeOf(result);
-  if (json) finish(code, `${JSON.stringify(result)}\n`);
-  else finish(code, `${summaryLines(result).join('\n')}\n`);
+  return 'unknown';
 }
 
-async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: process.argv.slice(2),
-    options: {
-      json: { type: 'boolean' },
-      trace: { type: 'string' },
-      mermaid: { type: 'string' },
-      param: { type: 'string', multiple: true },
-      'run-tag': { type: 'string' },
-      verbose: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    allowPositionals: true,
-    strict: true,
-  });
-  const [command, target, ...rest] = positionals;
-  if (values.help || command === 'help' || command === undefined) return finish(command === undefined && !values.help ? 2 : 0, USAGE, command === undefined && !values.help ? process.stderr : process.stdout);
-  if (rest.length > 0) throw new RangeError(`unexpected argument(s): ${rest.join(' ')}`);
-  if (command === 'list') return list(values.json === true);
-  if (command === 'run') return run(target ?? DEFAULT_SCENARIO, values);
-  throw new RangeError(`unknown command ${command}`);
+function generalHelp(commands: Record<string, () => Command>): string {
+  const cmds = Object.values(commands).map((c) => c());
+  const width = Math.max(...cmds.map((c) => c.name.length), 4);
+  return `usage: hdmabuf <command> [options]
+
+commands:
+${cmds.map((c) => `  ${c.name.padEnd(width)}  ${c.summary.split(/(?<=\.) /)[0]}`).join('\n')}
+  ${'help'.padEnd(width)}  help of a command: hdmabuf help <command> (or hdmabuf <command> --help)
+
+options:
+  -h, --help     this help
+  -V, --version  the version
+
+e.g. hdmabuf list; hdmabuf run fences --help; hdmabuf run fences --param frames=3000
+`;
 }
 
-main().catch((e: unknown) => {
-  const err = e as Error & { code?: string };
-  // Usage and scenario-format errors: exit 2 with the reason; anything else is a bug: exit 1 with the stack.
-  const usage = err instanceof RangeError || err.code === 'ERR_BAD_SCENARIO' || err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
-  finish(usage ? 2 : 1, `hdmabuf: ${usage ? err.message : (err.stack ?? String(e))}\n${usage ? `\n${USAGE}` : ''}`, process.stderr);
-});
+function lookup(commands: Record<string, () => Command>, name: string): Command {
+  const make = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!make) throw new UsageError(`unknown command ${JSON.stringify(name)}${didYouMean(name, [...Object.keys(commands), 'help'])} (commands: ${Object.keys(commands).join(', ')}, help)`);
+  return make();
+}
+
+/** Runs the command line `argv` (without node and the script); resolves with the exit code. */
+export async function main(argv: string[], io: Io, commands: Record<string, () => Command> = COMMANDS): Promise<number> {
+  try {
+    const [first, ...rest] = argv;
+    if (first === undefined) {
+      await write(io.stderr, generalHelp(commands));
+      return 2;
+    }
+    if (first === '--version' || first === '-V') {
+      await write(io.stdout, `${version()}\n`);
+      return 0;
+    }
+    if (first === '--help' || first === '-h') {
+      await write(io.stdout, generalHelp(commands));
+      return 0;
+    }
+    if (first === 'help') {
+      if (rest.length === 0) await write(io.stdout, generalHelp(commands));
+      else await write(io.stdout, await commandHelp(lookup(commands, rest[0]!), rest.slice(1)));
+      return 0;
+    }
+    if (first.startsWith('-')) throw new UsageError(`unknown option ${first} before the command${didYouMean(first, ['--help', '--version'])} (hdmabuf --help)`);
+    const cmd = lookup(commands, first);
+    const { values, positionals } = parseCommandArgs(cmd, rest);
+    if (values.help === true) {
+      await write(io.stdout, await commandHelp(cmd, positionals));
+      return 0;
+    }
+    return await cmd.run(values, positionals, io);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    // Usage and scenario errors: exit 2 with the reason and where help is; anything else is a bug: exit 1 with the stack.
+    const usage = err instanceof UsageError || err.code === 'ERR_BAD_SCENARIO';
+    const cmd = argv[0] && Object.hasOwn(commands, argv[0]) ? ` ${argv[0]}` : '';
+    await write(io.stderr, usage ? `hdmabuf: ${err.message}\n(hdmabuf${cmd} --help for usage)\n` : `hdmabuf: ${err.stack ?? String(e)}\n`);
+    return usage ? 2 : 1;
+  }
+}
+
+/** Runs the process's own command line and exits with its code (output is flushed first). */
+export async function runMain(): Promise<never> {
+  process.exit(await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }));
+}
+
+// Started as the program (`tsx vm-sim/cli.ts`), not imported (bin/hdmabuf.js, tests).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await runMain();

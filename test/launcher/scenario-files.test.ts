@@ -19,7 +19,7 @@ describe('hdmabuf with scenario files', () => {
     const list = JSON.parse(r.stdout) as Array<{ name: string; description: string }>;
     // The built-ins first, in this order (other layers may add theirs after them).
     expect(list.map((s) => s.name).slice(0, 7)).toEqual(['compositor', 'fan-out', 'importer-crash', 'exporter-crash', 'delayed-unexport', 'big-buffer', 'many-exports']);
-    for (const s of list) expect(Object.keys(s).sort()).toEqual(['description', 'name']);
+    for (const s of list) expect(Object.keys(s).sort()).toEqual(['default', 'description', 'name', 'params']);
     const human = await runCli(['list']);
     expect(human.stdout.split('\n').filter(Boolean)).toHaveLength(list.length);
   }, 30_000);
@@ -67,7 +67,7 @@ describe('hdmabuf with scenario files', () => {
     writeFileSync(bad, JSON.stringify({ name: 'bad', description: '', domains: [{ name: 'a', memory: '1MiB' }], steps: [{ do: 'import', into: 'z', buffer: 'b' }] }));
     const r1 = await runCli(['run', bad]);
     expect(r1.code).toBe(2);
-    expect(r1.stderr).toMatch(/no domain named z/);
+    expect(r1.stderr).toMatch(/steps\[0\]\.into: no domain "z"/);
     const r2 = await runCli(['run', 'no-such-scenario']);
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/built-ins: compositor, fan-out/);
@@ -75,6 +75,6 @@ describe('hdmabuf with scenario files', () => {
     expect(r3.code).toBe(2);
     const r4 = await runCli(['run', 'compositor', '--param', 'frames']);
     expect(r4.code).toBe(2);
-    expect(r4.stderr).toMatch(/expected name=value/);
+    expect(r4.stderr).toMatch(/expected NAME=VALUE/);
   }, 60_000);
 });

@@ -8,8 +8,10 @@ import { parseParams } from '../../vm-sim/launcher/params.ts';
 import { resolveDomains } from '../../vm-sim/launcher/execute.ts';
 import { builtinScenarios } from '../../vm-sim/scenarios/builtin/index.ts';
 import { mismatch, substitute } from '../../vm-sim/scenarios/steps/values.ts';
+import { paramDefaults } from '../../vm-sim/scenarios/params.ts';
 import { parseBytes } from '../../vm-sim/scenarios/units.ts';
 import { validateScenario } from '../../vm-sim/scenarios/validate.ts';
+import { checkScenarioRun } from '../../vm-sim/scenarios/prepare.ts';
 
 const base = { name: 's', description: 'd', domains: [{ name: 'a', memory: '4MiB' }, { name: 'b', memory: 65536 }] };
 
@@ -21,15 +23,15 @@ describe('scenario validation', () => {
   });
 
   it.each([
-    [{ ...base, steps: [{ do: 'explode' }] }, /steps\[0\]\.do must be one of/],
-    [{ ...base, steps: [{ do: 'import', into: 'a' }] }, /needs buffer/],
-    [{ ...base, steps: [{ do: 'export', from: 'a', to: 'c', buffer: 'x', bytes: 1 }] }, /no domain named c/],
-    [{ ...base, steps: [{ do: 'export', from: 'a', to: 'b', buffer: 'x' }] }, /needs bytes, or width and height/],
-    [{ ...base, steps: [{ do: 'repeat', times: 2, steps: [{ do: 'kill' }] }] }, /steps\[0\]\.steps\[0\] \(kill\) needs domain/],
+    [{ ...base, steps: [{ do: 'explode' }] }, /steps\[0\]\.do: "explode" is not allowed.*allowed: export, import/],
+    [{ ...base, steps: [{ do: 'import', into: 'a' }] }, /steps\[0\]: missing field "buffer"/],
+    [{ ...base, steps: [{ do: 'export', from: 'a', to: 'c', buffer: 'x', bytes: 1 }] }, /steps\[0\]\.to: no domain "c"/],
+    [{ ...base, steps: [{ do: 'export', from: 'a', to: 'b', buffer: 'x' }] }, /missing field "bytes" \(or width and height\)/],
+    [{ ...base, steps: [{ do: 'repeat', times: 2, steps: [{ do: 'kill' }] }] }, /steps\[0\]\.steps\[0\]: missing field "domain"/],
     [{ ...base, domains: [{ name: 'a', memory: '1MiB' }, { name: 'a', memory: '1MiB' }], steps: [] }, /declared twice/],
-    [{ ...base, stepz: [] }, /give steps|unknown field/],
+    [{ ...base, stepz: [] }, /unknown field "stepz"; did you mean "steps"\?/],
   ])('rejects %#', (raw, re) => {
-    expect(() => validateScenario(raw, 't')).toThrow(re);
+    expect(() => checkScenarioRun(validateScenario(raw, 't'), {}, 't')).toThrow(re);
   });
 });
 
@@ -47,7 +49,7 @@ describe('parameters and values', () => {
     expect(parseBytes(4096)).toBe(4096);
     expect(() => parseBytes('lots')).toThrow(/not a size/);
     const compositor = builtinScenarios()[0]!;
-    expect(resolveDomains(compositor, { ...compositor.params })).toEqual([
+    expect(resolveDomains(compositor, paramDefaults(compositor))).toEqual([
       { name: 'render', memPages: 3 * 2025 + 4096 },
       { name: 'compositor', memPages: 4096 },
     ]);

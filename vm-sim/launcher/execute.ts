@@ -7,6 +7,7 @@
  */
 import { PAGE_SIZE } from '../../protocol/limits.ts';
 import { ScenarioContext } from '../scenarios/context.ts';
+import { paramDefaults } from '../scenarios/params.ts';
 import { runStep, StepFailed } from '../scenarios/steps/index.ts';
 import { badValue, int, substitute } from '../scenarios/steps/values.ts';
 import type { DomainSpec, Params, Scenario } from '../scenarios/types.ts';
@@ -54,7 +55,7 @@ const NO_LEAKS_MEASURED: Leaks = { busyGrants: -1, mappings: -1, processes: -1, 
 /** Runs a scenario; never throws for a failing run (the result says what failed). */
 export async function runScenario(scenario: Scenario, options: RunScenarioOptions = {}): Promise<RunResult> {
   const progress = options.progress ?? (() => undefined);
-  const params: Params = { ...(scenario.params ?? {}), ...(options.params ?? {}) };
+  const params: Params = { ...paramDefaults(scenario), ...(options.params ?? {}) };
   const runTag = options.runTag ?? newRunTag();
   const signal = options.signal ?? new AbortController().signal;
   const t0 = performance.now();

@@ -16,6 +16,18 @@ export type ParamValue = number | string | boolean;
 /** Parameters by name. */
 export type Params = Record<string, ParamValue>;
 
+/** A parameter's declaration: type, range, default and meaning (`hdmabuf run NAME --help` lists them). */
+export interface ParamDecl {
+  type: 'integer' | 'number' | 'string' | 'boolean';
+  default: ParamValue;
+  /** Smallest and largest value (integer, number). */
+  minimum?: number;
+  maximum?: number;
+  /** Allowed values (string). */
+  enum?: string[];
+  description: string;
+}
+
 /** A domain: name, guest RAM ("64MiB", "2GiB", a byte count, or "$param"), grant-table frames. */
 export interface DomainSpec {
   name: string;
@@ -188,8 +200,8 @@ export type StepKind = Step['do'];
 export interface Scenario {
   name: string;
   description: string;
-  /** Defaults of the parameters. */
-  params?: Params;
+  /** Parameters: declarations, or (in short) just default values. */
+  params?: Record<string, ParamDecl | ParamValue>;
   /** Domains, or a function of the parameters (sizes that follow them). */
   domains: DomainSpec[] | ((params: Params) => DomainSpec[]);
   steps?: Step[];

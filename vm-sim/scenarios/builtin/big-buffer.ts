@@ -15,7 +15,9 @@ const pagesOf = (p: Params): number => Math.ceil((Number(p.mib) * MiB) / PAGE_SI
 export default defineScenario({
   name: 'big-buffer',
   description: 'a 257 MiB buffer: a larger grant table and more than one map batch',
-  params: { mib: 257 },
+  params: {
+    mib: { type: 'integer', default: 257, minimum: 1, maximum: 4096, description: 'buffer size in MiB (above 256 needs more than one map batch)' },
+  },
   domains: (p) => [
     // Directory pages (1 per 1,024 data refs, + the top page) and ref 0 need room too.
     { name: 'exporter', memory: Number(p.mib) * MiB + 32 * MiB, maxGrantFrames: Math.ceil((pagesOf(p) + Math.ceil(pagesOf(p) / 1024) + 2) / ENTRIES_PER_FRAME) + 16 },

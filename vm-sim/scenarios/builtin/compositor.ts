@@ -15,7 +15,14 @@ const fbBytes = (p: Params): number => Number(p.width) * Number(p.height) * 4;
 export default defineScenario({
   name: 'compositor',
   description: 'render VM hands 3 1080p RGBA framebuffers to a compositor VM for 300 frames, each checked through the mapping',
-  params: { frames: 300, width: 1920, height: 1080, buffers: 3, check: 'full', inFlight: 1 },
+  params: {
+    frames: { type: 'integer', default: 300, minimum: 1, maximum: 10_000_000, description: 'frames handed off and checked' },
+    width: { type: 'integer', default: 1920, minimum: 1, maximum: 16384, description: 'framebuffer width in pixels' },
+    height: { type: 'integer', default: 1080, minimum: 1, maximum: 16384, description: 'framebuffer height in pixels' },
+    buffers: { type: 'integer', default: 3, minimum: 1, maximum: 16, description: 'framebuffers cycled through' },
+    check: { type: 'string', default: 'full', enum: ['full', 'stamp', 'none'], description: 'what the compositor checks: every pixel, a 3-word stamp, or nothing' },
+    inFlight: { type: 'integer', default: 1, minimum: 1, maximum: 16, description: 'handoffs outstanding at most (at most `buffers` are useful)' },
+  },
   domains: (p) => [
     { name: 'render', memory: Number(p.buffers) * Math.ceil(fbBytes(p) / PAGE_SIZE) * PAGE_SIZE + 16 * 1024 * 1024 },
     { name: 'compositor', memory: '16MiB' },

@@ -8,7 +8,11 @@ import { defineScenario, type DomainSpec, type Step } from '../types.ts';
 export default defineScenario({
   name: 'fan-out',
   description: 'one 1080p buffer exported to 4 importers, each reading the same pages through its own mapping',
-  params: { importers: 4, width: 1920, height: 1080 },
+  params: {
+    importers: { type: 'integer', default: 4, minimum: 1, maximum: 32, description: 'importing domains, one process each' },
+    width: { type: 'integer', default: 1920, minimum: 1, maximum: 2048, description: 'framebuffer width in pixels (the source has 32 MiB)' },
+    height: { type: 'integer', default: 1080, minimum: 1, maximum: 2048, description: 'framebuffer height in pixels' },
+  },
   domains: (p) => [
     { name: 'source', memory: '32MiB' },
     ...Array.from({ length: Number(p.importers) }, (_, i): DomainSpec => ({ name: `sink${i + 1}`, memory: '8MiB' })),

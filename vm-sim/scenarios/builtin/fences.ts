@@ -17,7 +17,13 @@ import { closeStream, runStream, setupStream, streamStats } from './fence-stream
 export default defineScenario({
   name: 'fences',
   description: 'producer VM streams frames through 3 hyper_dmabuf buffers to a consumer VM with explicit fences and implicit sync: per-frame checksums, no torn frame, no hang',
-  params: { frames: 2000, buffers: 3, bytes: 65536, sync: 'async', waitTimeoutMs: 10_000 },
+  params: {
+    frames: { type: 'integer', default: 2000, minimum: 1, maximum: 10_000_000, description: 'frames streamed, each checksummed and checked' },
+    buffers: { type: 'integer', default: 3, minimum: 1, maximum: 64, description: 'buffers in the ring' },
+    bytes: { type: 'integer', default: 65536, minimum: 4096, maximum: 64 * 1024 * 1024, description: 'bytes per buffer' },
+    sync: { type: 'string', default: 'async', enum: ['ack', 'async'], description: "how the consumer's fds mirror fence operations to the exporter" },
+    waitTimeoutMs: { type: 'integer', default: 10_000, minimum: 1, maximum: 600_000, description: 'longest wait for one fence, ms' },
+  },
   domains: (p) => [
     { name: 'producer', memory: Number(p.buffers) * Math.ceil(Number(p.bytes) / PAGE_SIZE) * PAGE_SIZE + 16 * 1024 * 1024 },
     { name: 'consumer', memory: '16MiB' },

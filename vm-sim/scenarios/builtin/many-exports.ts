@@ -13,7 +13,10 @@ const PER_EXPORT = 3;
 export default defineScenario({
   name: 'many-exports',
   description: '10,000 one-page buffers exported concurrently to one importer, then all unexported and released',
-  params: { count: 10_000, window: 256 },
+  params: {
+    count: { type: 'integer', default: 10_000, minimum: 1, maximum: 1_000_000, description: 'one-page buffers exported, all live at once' },
+    window: { type: 'integer', default: 256, minimum: 1, maximum: 65_536, description: 'exports in flight at most' },
+  },
   domains: (p) => [
     { name: 'exporter', memory: Number(p.count) * PER_EXPORT * PAGE_SIZE + 16 * 1024 * 1024, maxGrantFrames: Math.ceil((Number(p.count) * PER_EXPORT + 1) / ENTRIES_PER_FRAME) + 8 },
     { name: 'importer', memory: '8MiB' },

@@ -15,7 +15,13 @@ import { closeStream, runStream, setupStream, streamStats, streamTimeoutMs } fro
 export default defineScenario({
   name: 'move',
   description: 'the producer VM moves the pages of 3 streamed hyper_dmabuf buffers 100 times while the consumer VM reads frames with fences: no frame lost or corrupted',
-  params: { frames: 1500, moves: 100, buffers: 3, bytes: 65536, waitTimeoutMs: 10_000 },
+  params: {
+    frames: { type: 'integer', default: 1500, minimum: 1, maximum: 10_000_000, description: 'frames streamed while the pages move' },
+    moves: { type: 'integer', default: 100, minimum: 0, maximum: 100_000, description: "moves of a buffer's backing pages, round robin" },
+    buffers: { type: 'integer', default: 3, minimum: 1, maximum: 64, description: 'buffers in the ring' },
+    bytes: { type: 'integer', default: 65536, minimum: 4096, maximum: 64 * 1024 * 1024, description: 'bytes per buffer' },
+    waitTimeoutMs: { type: 'integer', default: 10_000, minimum: 1, maximum: 600_000, description: 'longest wait for one fence, ms' },
+  },
   domains: (p) => [
     // Room for the ring twice over: a move allocates the new pages before it frees the old.
     { name: 'producer', memory: 2 * Number(p.buffers) * Math.ceil(Number(p.bytes) / PAGE_SIZE) * PAGE_SIZE + 16 * 1024 * 1024 },
