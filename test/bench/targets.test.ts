@@ -64,8 +64,9 @@ describe('formatting', () => {
 
 describe('backend cost per entry', () => {
   it('divides the backend\'s counters, or says why there is no figure', () => {
-    expect(backendCost({ grantCost: { map: { entries: 1000, ns: 123_456 }, unmap: { entries: 500, ns: 20_000 } } })).toMatchObject({ mapNsPerEntry: 123.5, unmapNsPerEntry: 40 });
-    expect(backendCost({ domains: [] })).toMatchObject({ mapNsPerEntry: null, unmapNsPerEntry: null, source: expect.stringMatching(/^not measured/) });
-    expect(backendCost(undefined, 'timeout')).toMatchObject({ mapNsPerEntry: null, source: expect.stringMatching(/timeout/) });
+    const stats = { mapEntries: 1000, mapNs: 123_456, unmapEntries: 500, unmapNs: 20_000, dirPages: 4, dirNs: 4000, batches: 3, slices: 3 };
+    expect(backendCost(stats)).toMatchObject({ mapNsPerEntry: 123.5, unmapNsPerEntry: 40, source: expect.stringMatching(/4 directory pages at 1000 ns/) });
+    expect(backendCost({ ...stats, mapEntries: 0, unmapEntries: 0 })).toMatchObject({ mapNsPerEntry: null, unmapNsPerEntry: null });
+    expect(backendCost(undefined, 'the control session speaks v1')).toMatchObject({ mapNsPerEntry: null, source: 'not measured: the control session speaks v1' });
   });
 });

@@ -22,7 +22,7 @@ import { MIN_VERSION } from '../../protocol/index.ts';
 import { Run } from '../launcher/run.ts';
 import type { VmHandle } from '../launcher/vm-handle.ts';
 import { guardSignals } from '../launcher/signals.ts';
-import { backendCost } from './backend-cost.ts';
+import { backendCost, readBackendCost } from './backend-cost.ts';
 import { exporterGrantFrames, exporterPages, FULL, QUICK, v1ExporterGrantFrames, v1ExporterPages } from './config.ts';
 import type { BenchContext, Pair } from './context.ts';
 import { exportsFigure } from './exports-figures.ts';
@@ -31,7 +31,7 @@ import { loadNow, runMeta } from './meta.ts';
 import { reportLines } from './report.ts';
 import { scaleCurve } from './scale-figures.ts';
 import { fanOutFigure, shareFigures } from './share-figures.ts';
-import type { BenchReport, BenchResult, ScaleRow } from './types.ts';
+import type { BackendCost, BenchReport, BenchResult, ScaleRow } from './types.ts';
 
 async function pairOf(exporter: VmHandle, importer: VmHandle): Promise<Pair> {
   const [a, b] = await Promise.all([exporter, importer].map((vm) => vm.call<{ version: number }>('bench.version')));
@@ -52,6 +52,7 @@ async function main(): Promise<number> {
   let results: BenchResult[] = [];
   let scale: ScaleRow[] = [];
   let versions = { newest: 0, v1: MIN_VERSION };
+  let backend: BackendCost = backendCost(undefined, 'the run failed before its end');
   let failure: unknown;
   // Ctrl-C: stop at once (the VMs go, their pending calls fail, the figure in progress ends).
   guard.signal.addEventListener('abort', () => void run.stop(), { once: true });
@@ -77,6 +78,7 @@ async function main(): Promise<number> {
       results = [...results, ...got];
       if (figure === throughputFigure) scale = await scaleCurve(ctx);
     }
+    backend = await readBackendCost(run.control);
   } catch (e) {
     failure = e;
   } finally {
@@ -85,7 +87,7 @@ async function main(): Promise<number> {
   const stopped = await run.stop();
   const report: BenchReport = {
     bench: 'hdmabuf', quick: config.quick, ...meta, load: { start: meta.load.start, end: loadNow() },
-    versions, results, scale, backend: backendCost(stopped.hvStats, stopped.hvStatsError),
+    versions, results, scale, backend,
     leaks: stopped.leaks, durationMs: Math.round(performance.now() - t0),
   };
   if (failure) process.stderr.write(`[bench] failed: ${(failure as Error).stack ?? String(failure)}\n`);
