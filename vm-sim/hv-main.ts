@@ -2,6 +2,7 @@
  * Process entry of the backend ("hv").
  *
  *   tsx vm-sim/hv-main.ts [--port N] [--shm-dir DIR] [--run-tag TAG] [--host H] [--verbose]
+ *                         [--hello-timeout-ms MS] [--send-budget BYTES]
  *
  * Options may also come from the environment: HDMABUF_HV_PORT,
  * HDMABUF_SHM_DIR, HDMABUF_RUN_TAG, HDMABUF_HV_HOST, HDMABUF_HV_VERBOSE=1
@@ -27,6 +28,8 @@ function options(): BackendOptions {
       'shm-dir': { type: 'string' },
       'run-tag': { type: 'string' },
       verbose: { type: 'boolean' },
+      'hello-timeout-ms': { type: 'string' },
+      'send-budget': { type: 'string' },
     },
     strict: true,
     allowPositionals: false,
@@ -43,6 +46,17 @@ function options(): BackendOptions {
   if (host !== undefined) opts.host = host;
   if (shmDir !== undefined) opts.shmDir = shmDir;
   if (runTag !== undefined) opts.runTag = runTag;
+  // Budgets of SPEC 3.7, for tests and the stress suite that reach them quickly.
+  const positive = (text: string | undefined, what: string): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < 1) throw new RangeError(`bad ${what} ${text}`);
+    return n;
+  };
+  const helloTimeoutMs = positive(values['hello-timeout-ms'], '--hello-timeout-ms');
+  const sendBudget = positive(values['send-budget'], '--send-budget');
+  if (helloTimeoutMs !== undefined) opts.helloTimeoutMs = helloTimeoutMs;
+  if (sendBudget !== undefined) opts.backpressureBytes = sendBudget;
   if (verbose) opts.log = (line) => process.stderr.write(`[hv] ${line}\n`);
   return opts;
 }

@@ -1,0 +1,214 @@
+/**
+ * `npm run stress`: the backend under hostile load (issue 9; SPEC.md 3.7).
+ *
+ *   tsx vm-sim/stress/main.ts [--quick] [--class NAME]... [--seed N] [--class-ms MS] [--no-corpus]
+ *
+ * Starts a backend process on loopback, boots two legitimate domains in a
+ * process of their own (vm-sim/stress/legit-main.ts: grant, map, check,
+ * unmap, end access, ping, in a loop), measures their cycle latency idle,
+ * then runs each hostile class (vm-sim/stress/classes.ts) from other
+ * connections and prints, per class: inputs, backend crashes, legitimate
+ * failures, legitimate p50/p99 against the idle baseline of the same run,
+ * the backend's RSS before/peak/after, and answers that disagree with
+ * SPEC.md. Every single-frame input that was mis-answered or stalled is
+ * added to the regression corpus (test/stress/corpus/), which `npm test`
+ * replays. Bounded: each class runs at most --class-ms (default 8 s, 2 s
+ * with --quick) and a bounded number of inputs; everything it started is
+ * stopped and every file of the run removed at the end. Exit status 1 if
+ * anything disagreed, crashed or failed.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { HvClient } from '../../src/client/hv-client.ts';
+import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS } from '../../protocol/messages/control.ts';
+import { ManagedChild } from '../process/child.ts';
+import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';
+import { CLASSES, type ClassContext, type Finding } from './classes.ts';
+import { saveEntry } from './corpus.ts';
+import { RawClient } from './raw-client.ts';
+
+const SEND_BUDGET = 16 * 1024 * 1024;
+const HELLO_TIMEOUT_MS = 2000;
+
+interface Row {
+  name: string;
+  inputs: number;
+  crashes: number;
+  legitFailures: number;
+  p50: number;
+  p99: number;
+  samples: number;
+  rss: { before: number; peak: number; after: number };
+  disagreements: number;
+  findings: Finding[];
+  legitErrors: string[];
+}
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean' },
+      class: { type: 'string', multiple: true },
+      seed: { type: 'string' },
+      'class-ms': { type: 'string' },
+      'no-corpus': { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const classMs = values['class-ms'] !== undefined ? Number(values['class-ms']) : values.quick ? 2000 : 8000;
+  if (!Number.isInteger(classMs) || classMs < 100) throw new RangeError('--class-ms must be an integer >= 100');
+  const names = values.class ?? CLASSES.map((c) => c.name);
+  for (const n of names) if (!CLASSES.some((c) => c.name === n)) throw new RangeError(`unknown class ${n}; classes: ${CLASSES.map((c) => c.name).join(', ')}`);
+  return { classMs, names, seed: Number(values.seed ?? Date.now() % 1e9), corpus: !values['no-corpus'], maxInputs: values.quick ? 2000 : 20_000 };
+}
+
+/** A small deterministic generator (mulberry32), so a run can be repeated with --seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function rssOf(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  const opts = options();
+  const random = rng(opts.seed);
+  process.stdout.write(`stress: seed ${opts.seed}, ${opts.classMs} ms per class, classes: ${opts.names.join(', ')}\n`);
+  const hv: HvProcess = await spawnHv({ args: ['--hello-timeout-ms', String(HELLO_TIMEOUT_MS), '--send-budget', String(SEND_BUDGET)], readyTimeoutMs: 30_000 });
+  let crashes = 0;
+  void hv.child.exited.then((exit) => { if (exit.code !== 0 || exit.signal) crashes++; });
+  const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'stress-control' });
+  const created = new Set<number>();
+  const create = async (name: string, memPages: number) => {
+    const d = await control.call(DOMAIN_CREATE, { name, memPages });
+    created.add(d.domid);
+    return d;
+  };
+  const a = await create('legit-a', 1024);
+  const b = await create('legit-b', 1024);
+  const boot = (d: typeof a, name: string) => JSON.stringify({ url: hv.url, domid: d.domid, token: d.token, ramPath: d.ramPath, grantTablePath: d.grantTablePath, memPages: 1024, maxGrantFrames: d.maxGrantFrames, name });
+  const legit = await ManagedChild.start<{ type: string }>({ name: 'legit', script: new URL('./legit-main.ts', import.meta.url).pathname, args: [boot(a, 'legit-a'), boot(b, 'legit-b')], isReady: (m) => m.type === 'ready' });
+  const report = () => new Promise<{ samples: number[]; failures: number; errors: string[] }>((resolve) => {
+    const on = (m: Record<string, unknown>) => { if (m.type === 'report') { legit.off('message', on); resolve(m as never); } };
+    legit.on('message', on);
+    legit.send({ type: 'report' });
+  });
+
+  const rows: Row[] = [];
+  const runPhase = async (name: string, body: (ctx: ClassContext) => Promise<void>): Promise<Row> => {
+    const row: Row = { name, inputs: 0, crashes: 0, legitFailures: 0, p50: NaN, p99: NaN, samples: 0, rss: { before: rssOf(hv.pid), peak: 0, after: 0 }, disagreements: 0, findings: [], legitErrors: [] };
+    row.rss.peak = row.rss.before;
+    const crashesBefore = crashes;
+    const started = Date.now();
+    const hostiles = new Set<number>();
+    const sampler = setInterval(() => { row.rss.peak = Math.max(row.rss.peak, rssOf(hv.pid)); }, 50);
+    legit.send({ type: 'phase', name });
+    const ctx: ClassContext = {
+      url: hv.url,
+      legit: [a.domid, b.domid],
+      sendBudget: SEND_BUDGET,
+      helloTimeoutMs: HELLO_TIMEOUT_MS,
+      rng: random,
+      more: () => Date.now() - started < opts.classMs && row.inputs < opts.maxInputs && crashes === crashesBefore,
+      input: () => { row.inputs++; },
+      find: (f) => { row.disagreements++; if (row.findings.length < 50) row.findings.push(f); },
+      sampleRss: () => { const r = rssOf(hv.pid); row.rss.peak = Math.max(row.rss.peak, r); return r; },
+      async hostile() {
+        const d = await create(`hostile-${name}`.slice(0, 60), 16);
+        hostiles.add(d.domid);
+        return { domid: d.domid, client: await RawClient.connect(hv.url, d.domid, d.token) };
+      },
+      async cleanup() {
+        for (const domid of hostiles) await control.call(DOMAIN_DESTROY, { domid }).catch(() => undefined);
+      },
+    };
+    try {
+      await body(ctx);
+    } catch (e) {
+      ctx.find({ what: `the class itself failed: ${(e as Error)?.stack ?? String(e)}` });
+    }
+    await ctx.cleanup();
+    const legitReport = await report();
+    clearInterval(sampler);
+    const sorted = [...legitReport.samples].sort((x, y) => x - y);
+    row.samples = sorted.length;
+    row.p50 = percentile(sorted, 50);
+    row.p99 = percentile(sorted, 99);
+    row.legitFailures = legitReport.failures;
+    row.legitErrors = legitReport.errors;
+    row.crashes = crashes - crashesBefore;
+    await sleep(500);
+    row.rss.after = rssOf(hv.pid);
+    rows.push(row);
+    process.stdout.write(`  ${name}: ${row.inputs} inputs, ${row.disagreements} disagreements, legit p99 ${row.p99.toFixed(2)} ms\n`);
+    return row;
+  };
+
+  const baseline = await runPhase('idle baseline', async (ctx) => { while (ctx.more()) await sleep(50); });
+  for (const name of opts.names) {
+    if (crashes > 0) break;
+    const cls = CLASSES.find((c) => c.name === name)!;
+    await runPhase(name, (ctx) => cls.run(ctx));
+  }
+
+  // Nothing of the hostile classes may remain: only the two legitimate domains, no routed requests pending.
+  const stats = await control.call(HV_STATS, {});
+  const leftovers = stats.domains.filter((d) => d.domid !== a.domid && d.domid !== b.domid);
+  legit.send({ type: 'stop' });
+  await legit.exited;
+  for (const domid of [a.domid, b.domid]) await control.call(DOMAIN_DESTROY, { domid }).catch(() => undefined);
+  await control.close();
+  const exit = await hv.child.reap(15_000);
+
+  const mib = (x: number) => (x / 2 ** 20).toFixed(0);
+  const header = ['class', 'inputs', 'crashes', 'legit fail', 'legit p50 ms', 'legit p99 ms', 'p99/idle', 'RSS MiB before/peak/after', 'disagree'];
+  const lines = rows.map((r) => [
+    r.name, String(r.inputs), String(r.crashes), String(r.legitFailures), r.p50.toFixed(2), r.p99.toFixed(2),
+    r === baseline ? '1.0x' : `${(r.p99 / baseline.p99).toFixed(1)}x`, `${mib(r.rss.before)}/${mib(r.rss.peak)}/${mib(r.rss.after)}`, String(r.disagreements),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  process.stdout.write(`\n${fmt(header)}\n|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|\n${lines.map(fmt).join('\n')}\n\n`);
+  process.stdout.write(`legit samples per phase: ${rows.map((r) => `${r.name} ${r.samples}`).join(', ')}\n`);
+  process.stdout.write(`backend exit: code ${exit.code}${exit.signal ? ` signal ${exit.signal}` : ''}; hostile domains left at the end: ${leftovers.length}; routed pending: ${stats.routedPending}; internal errors: ${stats.internalErrors}\n`);
+
+  let saved = 0;
+  for (const r of rows) {
+    for (const f of r.findings.slice(0, 5)) process.stdout.write(`  [${r.name}] ${f.what.slice(0, 300)}\n`);
+    for (const e of r.legitErrors) process.stdout.write(`  [${r.name}] legit: ${e}\n`);
+    if (!opts.corpus) continue;
+    for (const f of r.findings) {
+      if (!f.frame || !f.expected || !f.state || f.frame.byteLength > 256 * 1024) continue;
+      saveEntry({ class: r.name, state: f.state, frameHex: Buffer.from(f.frame).toString('hex'), expected: f.expected, note: `found by npm run stress (seed ${opts.seed}): ${f.what.slice(0, 500)}` });
+      saved++;
+    }
+  }
+  if (saved) process.stdout.write(`${saved} inputs added to test/stress/corpus/\n`);
+  const bad = rows.some((r) => r.crashes || r.legitFailures || r.disagreements) || leftovers.length > 0 || exit.code !== 0;
+  process.exit(bad ? 1 : 0);
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`stress: ${(e as Error)?.stack ?? String(e)}\n`);
+  process.exit(2);
+});
