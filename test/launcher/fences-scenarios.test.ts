@@ -4,15 +4,26 @@
  * the run's processes runs and none of its shared-memory files exists.
  * Frame counts are reduced to keep the suite short (the scenarios' own
  * defaults are 2,000 and 1,500 frames; `--param frames=10000` runs the
- * issue's full count).
+ * issue's full count). Each run also writes its trace and diagram, which
+ * must load in DevTools' trace engine and in Mermaid's parser
+ * (test/trace/run-views.ts).
  */
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectDiagramViewable, expectTraceViewable } from '../trace/run-views.ts';
 import { failing, pidsOf, runJson, shmFiles, stillRunning } from './cli.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'hdmabuf-fences-views-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const NO_LEAKS = { busyGrants: 0, mappings: 0, processes: 0, shmFiles: 0 };
 
 async function expectClean(scenario: string, extra: string[]): Promise<Record<string, unknown>> {
-  const { code, result } = await runJson(scenario, extra);
+  const trace = join(dir, `${scenario}.json.gz`);
+  const mermaid = join(dir, `${scenario}.mmd`);
+  const { code, result } = await runJson(scenario, [...extra, '--trace', trace, '--mermaid', mermaid]);
   expect(failing(result), scenario).toEqual([]);
   expect(result.ok).toBe(true);
   expect(code).toBe(0);
@@ -22,6 +33,8 @@ async function expectClean(scenario: string, extra: string[]): Promise<Record<st
   expect(pids.length).toBe(3);
   expect(stillRunning(pids)).toEqual([]);
   expect(shmFiles(String(result.stats.runTag))).toEqual([]);
+  await expectTraceViewable(trace, { hv: (result.stats.pids as { hv: number }).hv, vms: pids.slice(1) });
+  await expectDiagramViewable(mermaid);
   return result.stats;
 }
 

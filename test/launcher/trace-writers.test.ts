@@ -5,13 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { toChromeTrace } from '../../vm-sim/trace/chrome.ts';
-import { collapseRepeats } from '../../vm-sim/trace/collapse.ts';
+import { collapseRepeats, elideMiddle, foldRepeats, rangeLabel } from '../../vm-sim/trace/collapse.ts';
 import { groupFlows } from '../../vm-sim/trace/flows.ts';
 import { assignLanes } from '../../vm-sim/trace/lanes.ts';
 import { toMermaid } from '../../vm-sim/trace/mermaid.ts';
 import type { WireRecord } from '../../vm-sim/trace/records.ts';
 import { checkSequenceDiagram } from './mermaid-check.ts';
 import { devtoolsView } from '../trace/devtools-engine.ts';
+import { mermaidParse } from '../trace/mermaid-parse.ts';
 
 const A = 100; // render, dom1
 const HV = 200;
@@ -102,25 +103,73 @@ describe('Chrome trace', () => {
 });
 
 describe('Mermaid', () => {
-  it('draws routed messages sender to receiver and collapses repetitions into a loop', () => {
-    const recs = Array.from({ length: 50 }, (_, i) => routedPair(1000 + i * 100, i + 1)).flat();
-    const text = toMermaid(recs, [
-      { id: 'hv', label: 'hv', pid: HV, domid: undefined },
-      { id: 'd1', label: 'render (dom1)', pid: A, domid: 1 },
-      { id: 'd2', label: 'compositor (dom2)', pid: B, domid: 2 },
-    ], 'test');
+  const participants = [
+    { id: 'hv', label: 'hv', pid: HV, domid: undefined },
+    { id: 'd1', label: 'render (dom1)', pid: A, domid: 1 },
+    { id: 'd2', label: 'compositor (dom2)', pid: B, domid: 2 },
+  ];
+  /** Handoffs carrying their frame number, then a teardown. */
+  function handoffRun(frames: number): WireRecord[] {
+    const recs = Array.from({ length: frames }, (_, i) => routedPair(1000 + i * 100, i + 1)).flat()
+      .map((r) => (r.kind === 'req' ? { ...r, info: `buf 1:${r.id % 3}, frame ${r.id}` } : r));
+    recs.push(w(A, 1e9, 'out', 'u:1:x', 'DMABUF_NOTIFY_UNEXPORT', 'req', { dst: 2, id: 9999, dom: 1, info: 'buf 1:0' }));
+    return recs;
+  }
+
+  it('draws routed messages sender to receiver with their key fields, and folds repetitions into a loop with ranges', async () => {
+    const text = toMermaid(handoffRun(50), participants, { title: 'test' });
     const d = checkSequenceDiagram(text);
     expect(d.problems).toEqual([]);
     expect(d.loops).toBe(1);
-    expect(text).toContain('loop 48 more times');
-    expect(text).toContain('d1->>d2: SIM_FRAME_HANDOFF');
-    expect(text).toContain('d2-->>d1: SIM_FRAME_HANDOFF');
+    expect(text).toContain('d1->>d2: SIM_FRAME_HANDOFF buf 1:1, frame 1\n');
+    expect(text).toContain('d2-->>d1: SIM_FRAME_HANDOFF\n');
+    // 50 frames: two shown, 48 in the loop, whose numbers read as ranges.
+    expect(text).toContain('loop 48 more times\n    d1->>d2: SIM_FRAME_HANDOFF buf 1:0..2, frame 3..50\n    d2-->>d1: SIM_FRAME_HANDOFF\n  end');
+    expect(text.trimEnd().split('\n').at(-1)).toBe('  d1->>d2: DMABUF_NOTIFY_UNEXPORT buf 1:0');
     expect(text).not.toContain('hv->>d2');
+    await expect(mermaidParse(text)).resolves.toBe('sequence');
   });
 
-  it('collapses the longest covering block and keeps lone lines', () => {
-    const lines = ['x', ...Array.from({ length: 12 }, (_, i) => (i % 3 === 0 ? 'a' : i % 3 === 1 ? 'b' : 'c')), 'y'].map((text) => ({ text }));
+  it('starts a folded block at a request, not at the reply before the next request', () => {
+    // A first exchange that differs, then replies and requests alternate: the loop must hold request-reply pairs.
+    const line = (prefix: string, label: string, startsBlock = true): { prefix: string; label: string; startsBlock: boolean } => ({ prefix, label, startsBlock });
+    const lines = [line('a->>b: ', 'REQ first'), line('b->>a: ', 'OTHER'), line('a-->>b: ', 'OTHER', false)];
+    for (let f = 0; f < 10; f++) lines.push(line('b-->>a: ', 'REQ', false), line('a->>b: ', `REQ frame ${f}`));
+    lines.push(line('b-->>a: ', 'REQ', false));
+    const out = collapseRepeats(lines);
+    expect(out).toEqual([
+      'a->>b: REQ first', 'b->>a: OTHER', 'a-->>b: OTHER', 'b-->>a: REQ',
+      'a->>b: REQ frame 0', 'b-->>a: REQ', 'a->>b: REQ frame 1', 'b-->>a: REQ',
+      'loop 8 more times', '  a->>b: REQ frame 2..9', '  b-->>a: REQ', 'end',
+    ]);
+  });
+
+  it('keeps lone lines, and reads varying numbers as ranges', () => {
+    const l = (label: string): { prefix: string; label: string } => ({ prefix: '', label });
+    const lines = [l('x'), ...Array.from({ length: 12 }, (_, i) => l(i % 3 === 0 ? 'a' : i % 3 === 1 ? 'b' : 'c')), l('y')];
     expect(collapseRepeats(lines)).toEqual(['x', 'a', 'b', 'c', 'a', 'b', 'c', 'loop 2 more times', '  a', '  b', '  c', 'end', 'y']);
-    expect(collapseRepeats([{ text: 'a' }, { text: 'a' }])).toEqual(['a', 'a']);
+    expect(collapseRepeats([l('a'), l('a')])).toEqual(['a', 'a']);
+    expect(rangeLabel(['f 1 of 7', 'f 5 of 7', 'f 3 of 7'])).toBe('f 1..5 of 7');
+  });
+
+  it('elides the middle, never the end, past maxLines, and says so', async () => {
+    // Frames that never repeat in shape (a different type each): nothing folds.
+    const recs: WireRecord[] = [];
+    for (let i = 0; i < 300; i++) recs.push(w(A, 1000 + i, 'out', `u:1:${i}`, `T${String.fromCharCode(65 + (i % 26))}${i}`.replace(/\d/g, ''), 'evt', { dst: 2, id: i, dom: 1 }));
+    recs.push(w(A, 1e9, 'out', 'u:1:end', 'TEARDOWN', 'req', { dst: 2, id: 1, dom: 1 }));
+    const text = toMermaid(recs, participants, { maxLines: 100 });
+    const body = text.split('\n').filter((l) => /->>|-->>|--x/.test(l));
+    expect(body.length).toBeLessThanOrEqual(100);
+    expect(text).toMatch(/Note over hv,d2: \d+ lines of the middle of the run not shown/);
+    expect(body.at(-1)).toBe('  d1->>d2: TEARDOWN');
+    await expect(mermaidParse(text)).resolves.toBe('sequence');
+    // No limit: everything.
+    expect(toMermaid(recs, participants, { maxLines: 0 }).split('\n').filter((l) => /->>/.test(l))).toHaveLength(301);
+    // Whole items only: a loop block is never cut.
+    const items = foldRepeats(Array.from({ length: 40 }, () => ({ prefix: '', label: 'a' })));
+    expect(items.map((it) => it.lines.length)).toEqual([1, 1, 3]);
+    expect(elideMiddle(items, 4)).toEqual({ head: [items[0]], tail: [items[2]], omitted: 1 });
+    // The last item shows even when it alone is over the limit.
+    expect(elideMiddle(items, 2)).toEqual({ head: [], tail: [items[2]], omitted: 2 });
   });
 });

@@ -28,7 +28,7 @@ export type ScenarioRunner = (scenario: Scenario, options: RunScenarioOptions) =
 export interface PreparedRun {
   scenario: Scenario;
   params: Params;
-  options: { json: boolean; verbose: boolean; runTag?: string; tracePath?: string; mermaidPath?: string };
+  options: { json: boolean; verbose: boolean; runTag?: string; tracePath?: string; mermaidPath?: string; mermaidMaxLines?: number };
 }
 
 /** Checks that `file` can be written: its folder exists and is writable, and it is not a folder. */
@@ -73,6 +73,8 @@ export async function prepareRun(values: Record<string, unknown>, positionals: s
   }
   const trace = str('trace');
   const mermaid = str('mermaid');
+  const maxLines = str('mermaid-max-lines');
+  if (maxLines !== undefined && !/^\d+$/.test(maxLines)) throw new UsageError(`--mermaid-max-lines: a whole number (0: no limit), not ${JSON.stringify(maxLines)}`);
   return {
     scenario, params,
     options: {
@@ -80,6 +82,7 @@ export async function prepareRun(values: Record<string, unknown>, positionals: s
       ...(runTag ? { runTag } : {}),
       ...(trace !== undefined ? { tracePath: checkOutputPath('trace', trace) } : {}),
       ...(mermaid !== undefined ? { mermaidPath: checkOutputPath('mermaid', mermaid) } : {}),
+      ...(maxLines !== undefined ? { mermaidMaxLines: Number(maxLines) } : {}),
     },
   };
 }
@@ -103,6 +106,7 @@ export function makeRunCommand(runner: ScenarioRunner = runScenario): Command {
       json: { type: 'boolean', help: 'print the result as one JSON object on stdout (progress goes to stderr)' },
       trace: { type: 'string', arg: 'FILE', help: "write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev or in Chrome DevTools' Performance panel: Load profile)" },
       mermaid: { type: 'string', arg: 'FILE', help: 'write a Mermaid sequence diagram of the protocol messages' },
+      'mermaid-max-lines': { type: 'string', arg: 'N', help: 'most lines of that diagram (default 1000, 0: no limit): past it the middle of the run is left out, never the start-up or the teardown' },
       param: { type: 'string', multiple: true, arg: 'NAME=VALUE', help: 'set a scenario parameter, e.g. --param frames=60' },
       'run-tag': { type: 'string', arg: 'TAG', help: "prefix of the run's shared-memory files (default hdmabuf-<pid>-<random>)" },
       verbose: { type: 'boolean', help: "copy every child process's output to stderr" },
@@ -129,6 +133,7 @@ async function execute(p: PreparedRun, io: Io, runner: ScenarioRunner): Promise<
       ...(p.options.runTag ? { runTag: p.options.runTag } : {}),
       ...(p.options.tracePath ? { tracePath: p.options.tracePath } : {}),
       ...(p.options.mermaidPath ? { mermaidPath: p.options.mermaidPath } : {}),
+      ...(p.options.mermaidMaxLines !== undefined ? { mermaidMaxLines: p.options.mermaidMaxLines } : {}),
       ...(p.options.verbose ? { echoOutput: true } : {}),
     });
   } finally {

@@ -30,6 +30,8 @@ export interface RunScenarioOptions {
   tracePath?: string;
   /** Write a Mermaid sequence diagram here. */
   mermaidPath?: string;
+  /** Most lines of the diagram (0: no limit; default trace/mermaid.ts DEFAULT_MAX_LINES). */
+  mermaidMaxLines?: number;
   /** Progress lines. */
   progress?: (line: string) => void;
   /** Aborts the run (SIGINT, SIGTERM). */
@@ -124,7 +126,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       stats.trace = { file: options.tracePath, events };
     }
     if (options.mermaidPath) {
-      run.trace.writeMermaid(options.mermaidPath, `${scenario.name} (run ${runTag})`);
+      run.trace.writeMermaid(options.mermaidPath, `${scenario.name} (run ${runTag})`, options.mermaidMaxLines);
       stats.mermaid = { file: options.mermaidPath };
     }
   }

@@ -76,8 +76,8 @@ export class RunTrace {
     return trace.traceEvents.length;
   }
 
-  /** Writes the Mermaid sequence diagram. */
-  writeMermaid(path: string, title: string): void {
+  /** Writes the Mermaid sequence diagram (maxLines: see MermaidOptions). */
+  writeMermaid(path: string, title: string, maxLines?: number): void {
     const participants: MermaidParticipant[] = [...this.processes.values()]
       .sort((a, b) => a.sortIndex - b.sortIndex)
       .map((p) => ({
@@ -85,6 +85,6 @@ export class RunTrace {
         label: p.name, pid: p.pid, domid: p.domid,
       }));
     const wire = this.records.filter((r): r is WireRecord => r.k === 'w');
-    writeFileSync(path, toMermaid(wire, participants, title));
+    writeFileSync(path, toMermaid(wire, participants, { title, ...(maxLines !== undefined ? { maxLines } : {}) }));
   }
 }

@@ -187,7 +187,7 @@ function messageSlices(wire: readonly WireRecord[], placed: ReadonlyMap<WireReco
     args: {
       kind: r.kind, id: r.id, conn: r.conn, ...(r.dom !== undefined ? { domain: r.dom } : {}),
       ...(r.src !== undefined ? { src: r.src } : {}), ...(r.dst !== undefined ? { dst: r.dst } : {}),
-      ...(r.code !== undefined ? { code: r.code } : {}),
+      ...(r.code !== undefined ? { code: r.code } : {}), ...(r.info !== undefined ? { fields: r.info } : {}),
     },
   }));
 }

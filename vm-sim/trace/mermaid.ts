@@ -5,11 +5,15 @@
  * (hyper_dmabuf, ECHO, the simulator's handoff) is drawn straight from one
  * domain to the other, a hypercall from the domain to hv. Requests and
  * events are solid arrows, replies dotted, error replies end in a cross.
- * Repetitions are collapsed so that a long run stays readable: a block of
- * lines that repeats is shown SHOWN_REPEATS times and then once inside a
- * `loop` with the number of further repetitions (collapse.ts).
+ * Each arrow carries the message's key fields (buffer, frame, number of
+ * refs or handles, fd, sync op: key-fields.ts). Repetitions are folded so
+ * that a long run stays readable: a block of lines that repeats (numbers
+ * aside) is shown SHOWN_REPEATS times and then once inside a `loop` with the
+ * number of further repetitions and the range of each number that varied
+ * (collapse.ts). A diagram still longer than `maxLines` loses lines from its
+ * middle, never its end: the teardown always shows.
  */
-import { collapseRepeats, type DiagramLine } from './collapse.ts';
+import { elideMiddle, foldRepeats, type DiagramLine } from './collapse.ts';
 import type { WireRecord } from './records.ts';
 
 /** A participant of the diagram. */
@@ -23,11 +27,19 @@ export interface MermaidParticipant {
   readonly domid: number | undefined;
 }
 
-/** Most lines in the diagram after collapsing; the rest is summarised in a note. */
-export const MAX_LINES = 400;
+/** Default of MermaidOptions.maxLines: keeps a diagram under the 50,000 characters Mermaid renders by default. */
+export const DEFAULT_MAX_LINES = 1000;
+
+/** Options of toMermaid. */
+export interface MermaidOptions {
+  /** Shown as a comment on the second line. */
+  title?: string;
+  /** Most body lines after folding (0: no limit); the middle of the run is left out past it (default DEFAULT_MAX_LINES). */
+  maxLines?: number;
+}
 
 /** Builds the diagram text. */
-export function toMermaid(records: readonly WireRecord[], participants: readonly MermaidParticipant[], title?: string): string {
+export function toMermaid(records: readonly WireRecord[], participants: readonly MermaidParticipant[], options: MermaidOptions = {}): string {
   const byPid = new Map(participants.map((p) => [p.pid, p]));
   const byDom = new Map(participants.filter((p) => p.domid !== undefined).map((p) => [p.domid!, p]));
   const hv = participants.find((p) => p.domid === undefined);
@@ -40,25 +52,31 @@ export function toMermaid(records: readonly WireRecord[], participants: readonly
       : (r.dst !== undefined ? byDom.get(r.dst) : hv);
     if (!to) continue;
     const arrow = r.kind === 'res' ? '-->>' : r.kind === 'err' ? '--x' : '->>';
-    const label = r.kind === 'err' ? `${r.type} ${r.code ?? 'error'}` : r.kind === 'evt' ? `${r.type} (event)` : r.type;
-    lines.push({ text: `${from.id}${arrow}${to.id}: ${label}` });
+    lines.push({ prefix: `${from.id}${arrow}${to.id}: `, label: sanitize(messageLabel(r)), startsBlock: r.kind === 'req' || r.kind === 'evt' });
   }
-  const body = collapseRepeats(lines);
+  const { head, tail, omitted } = elideMiddle(foldRepeats(lines), options.maxLines ?? DEFAULT_MAX_LINES);
   const out: string[] = ['sequenceDiagram'];
-  if (title) out.push(`  %% ${sanitize(title)}`);
+  if (options.title) out.push(`  %% ${sanitize(options.title)}`);
   for (const p of participants) out.push(`  participant ${p.id} as ${sanitize(p.label)}`);
-  if (hv && participants.length > 1) {
-    const first = participants[0]!;
-    const last = participants[participants.length - 1]!;
-    out.push(`  Note over ${first.id},${last.id}: domain-to-domain messages are routed by hv and drawn sender to receiver`);
-  }
-  const shown = body.slice(0, MAX_LINES);
-  for (const line of shown) out.push(`  ${line}`);
-  if (body.length > MAX_LINES && hv) out.push(`  Note over ${hv.id}: ${body.length - MAX_LINES} more lines not shown`);
+  const first = participants[0];
+  const last = participants[participants.length - 1];
+  const across = first && last ? (first === last ? first.id : `${first.id},${last.id}`) : undefined;
+  if (hv && across && participants.length > 1) out.push(`  Note over ${across}: domain-to-domain messages are routed by hv and drawn sender to receiver`);
+  for (const item of head) for (const line of item.lines) out.push(`  ${line}`);
+  if (omitted > 0 && across) out.push(`  Note over ${across}: ${omitted} lines of the middle of the run not shown (a diagram has at most ${options.maxLines ?? DEFAULT_MAX_LINES} lines, see --mermaid-max-lines)`);
+  for (const item of tail) for (const line of item.lines) out.push(`  ${line}`);
   return `${out.join('\n')}\n`;
 }
 
-/** Keeps labels to characters Mermaid reads literally. */
+/** "DMABUF_EXPORT buf 1:3, pages 2025", "SIM_FRAME_HANDOFF ok", "GNTTAB_MAP_GRANT_REF ERR_LIMIT", "DOMAIN_UP (event) dom 2". */
+function messageLabel(r: WireRecord): string {
+  const info = r.info ? ` ${r.info}` : '';
+  if (r.kind === 'err') return `${r.type} ${r.code ?? 'error'}${info}`;
+  if (r.kind === 'evt') return `${r.type} (event)${info}`;
+  return `${r.type}${info}`;
+}
+
+/** Keeps labels to characters Mermaid reads literally (";" ends a statement, "#" starts an entity). */
 function sanitize(text: string): string {
-  return text.replace(/[;#:\n\r]/g, ' ').trim();
+  return text.replace(/[;#\n\r]/g, ' ').trim();
 }

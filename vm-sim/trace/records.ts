@@ -35,6 +35,8 @@ export interface WireRecord {
   readonly dst?: number;
   /** Error code of an err frame. */
   readonly code?: string;
+  /** The body's key fields (key-fields.ts), when it has any: "buf 1:3, frame 12". */
+  readonly info?: string;
 }
 
 /** One operation: a command, a scenario step, a drawing or a check. */

@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import type { Envelope } from '../../protocol/envelope.ts';
 import { RpcConnection } from '../../src/transport/rpc-connection.ts';
 import { nowUs } from './clock.ts';
+import { keyFields } from './key-fields.ts';
 import type { WireRecord } from './records.ts';
 
 /** Which end of the connections this process holds. */
@@ -72,6 +73,7 @@ function helloDomid(env: Envelope): number | undefined {
 function record(t: Tap, c: ConnTap, dir: 'in' | 'out', env: Envelope, ts: number, seq: number, via: string | undefined): WireRecord {
   // Client out and server in travel "up" the connection; the rest "down".
   const up = (t.role === 'client') === (dir === 'out');
+  const info = keyFields(env.body);
   const rec: WireRecord = {
     k: 'w', ts, pid: process.pid, dir, conn: c.conn, dom: c.dom,
     flow: `${up ? 'u' : 'd'}:${c.dom ?? '?'}:${seq}`,
@@ -80,6 +82,7 @@ function record(t: Tap, c: ConnTap, dir: 'in' | 'out', env: Envelope, ts: number
     ...(env.src !== undefined ? { src: env.src } : {}),
     ...(env.dst !== undefined ? { dst: env.dst } : {}),
     ...(env.kind === 'err' && typeof (env.body as { code?: unknown }).code === 'string' ? { code: (env.body as { code: string }).code } : {}),
+    ...(info ? { info } : {}),
   };
   return rec;
 }
