@@ -32,15 +32,27 @@ export interface ProgressWriter {
   summary(lines: string[]): string[];
 }
 
-/** Progress to `out`: in place on a TTY, plain lines otherwise; `now` is injectable for tests. */
+/** Progress to `out`: in place on a TTY (every counted task still running on one line), plain lines otherwise; `now` is injectable for tests. */
 export function progressWriter(out: Io['stdout'], env: NodeJS.ProcessEnv, now: () => number = () => performance.now()): ProgressWriter {
   const tty = out.isTTY === true && env.TERM !== 'dumb';
   const st = style(useColour(out, env));
   const started = new Map<string, { t: number; done: number }>();
-  let shown = '';
+  /** When each task last printed a plain line (not a TTY: at most one a second per task). */
+  const printed = new Map<string, number>();
+  /** Counted tasks still running, shown in place on a TTY. */
+  const active = new Map<string, string>();
+  let shown = false;
 
   const clear = (): void => {
     if (shown) out.write('\r\x1b[K');
+    shown = false;
+  };
+  const draw = (): void => {
+    if (active.size === 0) return;
+    const width = Math.max(20, (out.columns ?? 100) - 1);
+    const text = [...active.values()].join('  |  ');
+    out.write(st.dim(text.length > width ? `${text.slice(0, width - 1)}…` : text));
+    shown = true;
   };
   return {
     line(text) {
@@ -48,45 +60,53 @@ export function progressWriter(out: Io['stdout'], env: NodeJS.ProcessEnv, now: (
       if (!m) {
         clear();
         out.write(`${text}\n`);
-        if (shown) out.write(shown);
+        if (tty) draw();
         return;
       }
       const key = `${m[1]}: ${m[2]}`;
       const done = Number(m[3]);
       const total = Number(m[4]);
       const t = now();
-      const first = started.get(key) ?? { t, done };
-      if (!started.has(key)) started.set(key, first);
+      let first = started.get(key);
+      if (!first) {
+        first = { t, done };
+        started.set(key, first);
+      }
       const elapsed = (t - first.t) / 1000;
       const r = elapsed > 0 ? (done - first.done) / elapsed : NaN;
       const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-      const tail = done >= total
-        ? `${Number.isFinite(r) ? `, ${rate(r)}` : ''}, ${duration(elapsed)}`
+      const finished = done >= total;
+      const tail = finished
+        ? `${Number.isFinite(r) && r > 0 ? `, ${rate(r)}` : ''}, ${duration(elapsed)}`
         : Number.isFinite(r) && r > 0 ? `, ${rate(r)}, ETA ${duration((total - done) / r)}` : '';
       const textOut = `${key} ${done}/${total} (${pct}%${tail})`;
+      if (finished) started.delete(key);
       if (!tty) {
-        out.write(`${textOut}\n`);
+        const last = printed.get(key);
+        if (finished || last === undefined || t - last >= 1000) {
+          printed.set(key, t);
+          out.write(`${textOut}\n`);
+        }
+        if (finished) printed.delete(key);
         return;
       }
       clear();
-      if (done >= total) {
+      if (finished) {
+        active.delete(key);
         out.write(`${textOut}\n`);
-        shown = '';
-        started.delete(key);
       } else {
-        shown = st.dim(textOut);
-        out.write(shown);
+        active.set(key, textOut);
       }
+      draw();
     },
     done() {
       clear();
-      shown = '';
+      active.clear();
     },
     summary(lines) {
-      if (lines.length === 0) return lines;
-      const [first, ...rest] = lines;
-      const coloured = /: ok\b/.test(first!) ? st.ok(first!) : st.bad(first!);
-      return [coloured, ...rest.map((l) => (/^\s+FAILED|^\s+✗/.test(l) ? st.bad(l) : l))];
+      const at = lines.findIndex((l) => l.trim() !== '');
+      if (at < 0) return lines;
+      return lines.map((l, i) => (i === at ? (/: ok\b/.test(l) ? st.ok(l) : st.bad(l)) : /^\s+✗/.test(l) ? st.bad(l) : l));
     },
   };
 }

@@ -42,6 +42,10 @@ export function summaryLines(r: RunResult): string[] {
   const big = s.bigBuffer as { pages: number; bytes: number; mapRequests: number; dataBatches: number } | undefined;
   if (big) lines.push(row('big buffer', `${formatBytes(big.bytes)} (${big.pages} pages) mapped with ${big.mapRequests} map requests (${big.dataBatches} data batches)`));
   if (typeof s.importers === 'number') lines.push(row('importers', `${s.importers}, each mapping the same pages`));
+  const f = s.fences as { frames: number; framesPerSecond: number; tornFrames: number; implicitMisses: number; longestWaitMs: number } | undefined;
+  if (f) lines.push(row('frames streamed with fences', `${f.frames} frames, ${f.framesPerSecond} frames/s, torn ${f.tornFrames}, implicit misses ${f.implicitMisses}, longest wait ${f.longestWaitMs} ms`));
+  const mv = s.move as { moves: number; duringStream: number; moveMs: { median: number; max: number } } | undefined;
+  if (mv) lines.push(row('page moves', `${mv.moves} (${mv.duringStream} while frames flowed), median ${mv.moveMs.median} ms, max ${mv.moveMs.max} ms`));
   const l = r.leaks;
   const total = l.busyGrants + l.mappings + l.processes + l.shmFiles;
   const unknown = Object.values(l).some((n) => n < 0);

@@ -69,7 +69,8 @@ export class ManagedChild<R> extends EventEmitter {
     const keep = (chunk: Buffer, sink: NodeJS.WriteStream): void => {
       const text = chunk.toString();
       this.outputBuf = (this.outputBuf + text).slice(-OUTPUT_TAIL_BYTES);
-      if (echo) sink.write(text.replace(/^(?=.)/gm, `[${name}] `));
+      // Lines that already start with the child's name (hv logs "[hv] ...") are not prefixed twice.
+      if (echo) sink.write(text.replace(/^(?=.)/gm, (_, at: number) => (text.startsWith(`[${name}] `, at) ? '' : `[${name}] `)));
     };
     child.stdout?.on('data', (c: Buffer) => keep(c, process.stdout));
     child.stderr?.on('data', (c: Buffer) => keep(c, process.stderr));

@@ -36,6 +36,17 @@ import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
 import { badArg, st as dmabufState } from './dmabuf-state.ts';
 
+/** A per-frame callback that emits 'progress' events at most every `ms` (and at the last frame). */
+function progressEvery(ctx: VmContext, ms: number, total: number): (done: number) => void {
+  let last = performance.now();
+  return (done) => {
+    const now = performance.now();
+    if (done < total && now - last < ms) return;
+    last = now;
+    ctx.emit('progress', { what: 'frames', done, total });
+  };
+}
+
 type FenceRef = Infer<(typeof FENCE_REF)['fields']>;
 
 /** What this module uses of the fence module's state. */
@@ -238,9 +249,13 @@ export const dmabufSyncModule: VmModule = {
       return { stream: s.streams.add(stream), hids: stream.hids };
     },
 
-    /** {stream, frames, waitTimeoutMs?, window?, stallAt?, stallMs?} -> BufferRunResult (a fence error is reported, not thrown). */
+    /**
+     * {stream, frames, waitTimeoutMs?, window?, stallAt?, stallMs?, progressMs?} -> BufferRunResult (a fence error is
+     * reported, not thrown). With progressMs, a 'progress' event {what: 'frames', done, total} at most that often, and at the end.
+     */
     'dmabuf.sync.stream.run': (ctx, args) => st(ctx).streams.get(args.stream).run({
       frames: argInt(args, 'frames'),
+      ...(args.progressMs !== undefined ? { onFrame: progressEvery(ctx, argInt(args, 'progressMs'), argInt(args, 'frames')) } : {}),
       ...(args.waitTimeoutMs !== undefined ? { waitTimeoutMs: argInt(args, 'waitTimeoutMs') } : {}),
       ...(args.window !== undefined ? { window: argInt(args, 'window') } : {}),
       ...(args.stallAt !== undefined ? { stallAt: argInt(args, 'stallAt') } : {}),

@@ -43,7 +43,7 @@ export async function runStream(ctx: ScenarioContext, ids: StreamIds, frames: nu
   const t0 = performance.now();
   const [rp, rc] = await Promise.all([
     ctx.step({ do: 'call', in: 'producer', cmd: 'dmabuf.sync.stream.run', name: `producer: ${frames} frames, each write after an implicit wait for the reader`, args: { stream: ids.producer, frames, waitTimeoutMs }, timeoutMs, expect: { frames, torn: 0 } }),
-    ctx.step({ do: 'call', in: 'consumer', cmd: 'dmabuf.sync.stream.run', name: `consumer: ${frames} frames checked, each read after an implicit wait for the writer`, args: { stream: ids.consumer, frames, waitTimeoutMs }, timeoutMs, expect: { frames, torn: 0, implicitMisses: 0 } }),
+    ctx.step({ do: 'call', in: 'consumer', cmd: 'dmabuf.sync.stream.run', name: `consumer: ${frames} frames checked, each read after an implicit wait for the writer`, args: { stream: ids.consumer, frames, waitTimeoutMs, progressMs: 500 }, timeoutMs, expect: { frames, torn: 0, implicitMisses: 0 } }),
   ]) as unknown as [StreamResult, StreamResult];
   const ms = performance.now() - t0;
   ctx.check('producer and consumer agree on every frame (digest of the per-frame checksums)', rp.digest === rc.digest, `${rp.digest} / ${rc.digest}`);

@@ -37,11 +37,16 @@ export default defineScenario({
     const moving = (async () => {
       let duringStream = 0;
       const ms: number[] = [];
+      let lastProgress = performance.now();
       for (let m = 0; m < moves; m++) {
         const hid = ids.hids[m % ids.hids.length]!;
         const r = await ctx.vm('producer').call<{ moveMs: number; generation: number }>('dmabuf.move', { hid }, streamTimeoutMs(frames));
         ms.push(r.moveMs);
         if (!streamDone) duringStream++;
+        if (m + 1 === moves || performance.now() - lastProgress >= 500) {
+          lastProgress = performance.now();
+          ctx.progress(`producer: moves ${m + 1}/${moves}`);
+        }
       }
       return { duringStream, ms };
     })();

@@ -35,11 +35,11 @@ export function describeStep(s: Step): string {
     case 'verify': return `verify ${s.buffer} in ${s.in}`;
     case 'handoff': return `hand off ${String(s.frames)} frames ${s.from} → ${s.to}`;
     case 'release': return `release ${s.buffer} in ${s.in}`;
-    case 'unexport': return `unexport ${s.buffer} in ${s.in}${s.delayMs ? ` after ${String(s.delayMs)} ms` : ''}`;
+    case 'unexport': return `unexport ${s.buffer} in ${s.in}${s.to ? ` from ${s.to}` : ''}${s.delayMs ? ` after ${String(s.delayMs)} ms` : ''}`;
     case 'free': return `free ${s.buffer} in ${s.in}`;
-    case 'query': return `query ${s.buffer} in ${s.in}`;
+    case 'query': return `query ${s.buffer} in ${s.in}${s.to ? ` for ${s.to}` : ''}`;
     case 'kill': return `kill ${s.domain}`;
-    case 'wait': return `wait for ${s.event}${s.buffer ? ` of ${s.buffer}` : ''} in ${s.in}`;
+    case 'wait': return `wait for ${s.event}${s.buffer ? ` of ${s.buffer}` : ''}${s.to ? ` by ${s.to}` : ''} in ${s.in}`;
     case 'call': return `${s.cmd} in ${s.in}`;
     case 'pause': return `pause ${String(s.ms)} ms`;
     case 'repeat': return `repeat ${String(s.times)} times`;

@@ -84,6 +84,8 @@ export interface BufferRunOptions {
   stallAt?: number;
   /** How long the stall lasts (default 60 s). */
   stallMs?: number;
+  /** Called after each frame with the frames done so far in this run (progress reports). */
+  onFrame?: (done: number) => void;
 }
 
 /** How a run ended. */
@@ -223,6 +225,7 @@ export class BufferStream {
         const b = i % n;
         if (this.role === 'producer') await this.#produce(i, b, n, timeoutMs, stats, sums, inFlight, options);
         else await this.#consume(i, b, timeoutMs, stats, sums, inFlight);
+        options.onFrame?.(i - first + 1);
         if (inFlight.length >= window) await this.#settle(inFlight.shift()!, i);
       }
       for (const p of inFlight.splice(0)) await this.#settle(p, i);
