@@ -8,6 +8,8 @@
  *   (1008 once upgraded, dropped before), so a slow handshake is cut off too;
  * - at most `maxUnauthenticated` connections at once that have not completed
  *   HELLO; a TCP connection beyond that is dropped at accept;
+ * - one frame of a connection per turn of the event loop, so that a domain
+ *   streaming frames cannot hold the loop for more than one frame at a time;
  * - a maximum payload equal to the maximum frame size, so that ws itself
  *   closes a connection that sends a larger frame with status 1009 before it
  *   is buffered whole (the session lowers it to a HELLO-sized frame until
@@ -96,7 +98,9 @@ export function listen(opts: ListenOptions, onConnection: (ws: WebSocket, admiss
       res.writeHead(426, { connection: 'close', 'content-type': 'text/plain' });
       res.end('WebSocket only\n');
     });
-    const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true });
+    // allowSynchronousEvents false: after each frame of a connection ws yields to the event loop before
+    // the next one already buffered, so every connection is served between two frames of another (SPEC 3.7).
+    const wss = new WebSocketServer({ server: http, perMessageDeflate: false, maxPayload: opts.maxPayload, clientTracking: true, allowSynchronousEvents: false });
     const onError = (e: Error) => reject(e);
     http.once('error', onError);
     http.listen(opts.port, opts.host, () => {

@@ -78,6 +78,8 @@ export class Session {
     });
     this.conn.on('protocolError', (e: ProtocolError) => ctx.log(`${this.label}: protocol error ${e.code}: ${e.message}`));
     this.conn.on('close', (code: number) => this.onClose(code));
+    this.conn.on('paused', (unsent: number) => ctx.log(`${this.label}: over its send budget (${unsent} bytes unsent): not reading it until it drains`));
+    this.conn.on('resumed', () => ctx.log(`${this.label}: drained: reading it again`));
     admission.onExpired = () => {
       if (this.state === SessionState.AwaitingHello) void this.conn.close(1008, 'HELLO timeout');
     };

@@ -1,0 +1,100 @@
+/**
+ * SPEC.md 3.7 on a real backend process: a domain that sends requests and
+ * never reads the replies cannot raise the backend's RSS by more than its
+ * send budget plus a small constant, another domain is served meanwhile, and
+ * the RSS comes back down once the domain has disconnected.
+ *
+ * The hostile domain sends 240 GNTTAB_MAP_GRANT_REF batches of 65,536 refs
+ * that its table does not hold: each reply carries 65,536 statuses, handles
+ * and frames (about 460 KB), some 110 MB in all if the backend buffered them
+ * (which it did before the budget: 1,800 such replies grew it past 1 GiB).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GNTMAP } from '../../protocol/index.ts';
+import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
+import { HvClient } from '../../src/client/hv-client.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
+import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
+
+const BUDGET = 8 * 1024 * 1024;
+/** What the backend may add besides the queued replies: one socket read's replies in flight, heap growth of the decoder and the handlers. */
+const CONSTANT = 48 * 1024 * 1024;
+const MiB = 2 ** 20;
+
+let hv: HvProcess | undefined;
+const clients: { close(): unknown }[] = [];
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) await c.close();
+  if (hv) {
+    const exit = await hv.child.reap(10_000);
+    expect(exit.code).toBe(0);
+    expect(readdirSync('/dev/shm').filter((n) => n.startsWith(`${hv!.runTag}-`))).toEqual([]);
+    hv = undefined;
+  }
+});
+
+function rss(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+/** Polls `probe` every 100 ms until it returns true or `ms` pass; returns whether it did. A wait for a condition, not a delay. */
+async function until(probe: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await probe()) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return probe();
+}
+
+describe('per-connection send budget (SPEC 3.7), real backend process', () => {
+  it('a domain that never reads its replies raises the backend RSS by at most its budget plus a constant; the RSS comes back after it disconnects', async () => {
+    hv = await spawnHv({ args: ['--send-budget', String(BUDGET)] });
+    const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
+    clients.push(control);
+    const h = await control.call(DOMAIN_CREATE, { name: 'never-reads', memPages: 16 });
+    const l = await control.call(DOMAIN_CREATE, { name: 'bystander', memPages: 16 });
+    const hostile = await RawClient.connect(hv.url, h.domid, h.token);
+    const bystander = await RawClient.connect(hv.url, l.domid, l.token);
+    clients.push({ close: () => hostile.terminate() }, { close: () => bystander.terminate() });
+    const refs = Array.from({ length: 65_536 }, (_, i) => 1_000_000 + i);
+    const batch = (id: number) => packRaw({ v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id, body: { dom: h.domid, flags: GNTMAP.host_map, refs } });
+
+    // Warm up the paths (decoder, handler, encoder) with replies that are read, so the baseline includes them.
+    for (let i = 0; i < 8; i++) {
+      const got = await hostile.exchange(batch(10 + i));
+      expect(got.frames.filter((e) => e.kind === 'res')).toHaveLength(1);
+    }
+    const before = rss(hv.pid);
+
+    hostile.ws.pause();
+    for (let i = 0; i < 240; i++) hostile.sendBytes(batch(100 + i));
+    // The backend stops reading this connection once it holds the budget: our own unsent bytes stop draining.
+    let last = -1;
+    let steady = 0;
+    let peak = before;
+    await until(() => {
+      peak = Math.max(peak, rss(hv!.pid));
+      const now = hostile.ws.bufferedAmount;
+      steady = now === last ? steady + 1 : 0;
+      last = now;
+      return steady >= 10;
+    }, 30_000);
+    peak = Math.max(peak, rss(hv.pid));
+    expect(hostile.ws.bufferedAmount, 'the backend stopped reading the domain that does not drain').toBeGreaterThan(0);
+    // Meanwhile another domain is served.
+    const ping = await bystander.exchange(packRaw({ v: 1, kind: 'req', type: 'PING', id: 5, body: { nonce: 5 } }));
+    expect(ping.stalled).toBeUndefined();
+    const grew = peak - before;
+    expect(grew, `RSS grew ${(grew / MiB).toFixed(1)} MiB (before ${(before / MiB).toFixed(0)} MiB)`).toBeLessThanOrEqual(BUDGET + CONSTANT);
+
+    // Disconnect: the death cascade runs and everything the connection held is released.
+    hostile.terminate();
+    await hostile.closed;
+    const cameBack = await until(() => rss(hv!.pid) <= before + 16 * MiB, 20_000);
+    expect(cameBack, `RSS after the disconnect: ${(rss(hv.pid) / MiB).toFixed(0)} MiB, before ${(before / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB`).toBe(true);
+  }, 90_000);
+});
