@@ -6,7 +6,6 @@
  * another can be subtracted.
  *
  *   bench.echo {dst, bytes, iterations, warmup}        sequential ECHO round trips -> samples
- *   bench.echoBytes {dst, total, chunk, trials}        `total` bytes as ECHO chunks, all in flight -> samples
  *   bench.handoff {to, hid, buf, iterations, warmup, check}  sequential SIM_FRAME_HANDOFF round trips -> samples
  *                                                      (the stamp of each frame is drawn into buf, untimed, before its handoff)
  *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
@@ -28,8 +27,6 @@ import type { CommandHandler } from './commands.ts';
 import { drawFrame, wordsOf } from './sim-frames.ts';
 import { argHid, fdOfHid, simState, viewOf } from './sim-state.ts';
 
-const MiB = 1024 * 1024;
-
 async function timed(iterations: number, warmup: number, fn: () => Promise<unknown>): Promise<Float64Array> {
   for (let i = 0; i < warmup; i++) await fn();
   const samples = new Float64Array(iterations);
@@ -50,23 +47,6 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const payload = new Uint8Array(argInt(args, 'bytes'));
     const samples = await timed(argInt(args, 'iterations', 200), argInt(args, 'warmup', 20), () => ctx.kernel.hv.peerRequest(ECHO, dst, { payload }));
     return { samples };
-  },
-
-  'bench.echoBytes': async (ctx, args) => {
-    const dst = argInt(args, 'dst');
-    const total = argInt(args, 'total');
-    const chunk = Math.min(argInt(args, 'chunk', 8 * MiB), 8 * MiB);
-    // Built before timing: the baseline is the transport, not the making of the bytes.
-    const data = new Uint8Array(total).fill(0x5a);
-    const chunks: Uint8Array[] = [];
-    for (let off = 0; off < total; off += chunk) chunks.push(data.subarray(off, Math.min(total, off + chunk)));
-    const samples = await timed(argInt(args, 'trials', 5), argInt(args, 'warmup', 1), async () => {
-      const replies = await Promise.all(chunks.map((payload) => ctx.kernel.hv.peerRequest(ECHO, dst, { payload }, 60_000)));
-      let got = 0;
-      for (const r of replies) got += r.payload.byteLength;
-      if (got !== total) throw Object.assign(new Error(`echoed ${got} of ${total} bytes`), { code: 'ERR_INTERNAL' });
-    });
-    return { samples, chunks: chunks.length };
   },
 
   'bench.handoff': async (ctx, args) => {
