@@ -16,12 +16,14 @@ import { commandHelp, parseCommandArgs, UsageError, type Command, type Io } from
 import { listCommand } from './cli/list.ts';
 import { write } from './cli/output.ts';
 import { makeRunCommand } from './cli/run.ts';
+import { conformanceCommand } from './conformance/command.ts';
 import { didYouMean } from './scenarios/suggest.ts';
 
 /** The commands, by name. */
 export const COMMANDS: Record<string, () => Command> = {
   list: () => listCommand,
   run: () => makeRunCommand(),
+  conformance: () => conformanceCommand,
 };
 
 /** The package's version (package.json is two levels up from the compiled file, one from the source). */

@@ -25,12 +25,19 @@
  *     and no file of its run is left (SPEC 9.3 rule 3).
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import type { Envelope } from '../../../protocol/index.ts';
 import { GrantTableView } from '../../../src/memory/grant-table-view.ts';
 import { nativeMem } from '../../../src/memory/native.ts';
 import { startTarget, type Target } from './target.ts';
-import { WireClient, type ErrBody } from './wire.ts';
+import { clearTranscripts, recentTranscript, WireClient, type ErrBody } from './wire.ts';
+
+declare module 'vitest' {
+  interface TaskMeta {
+    /** The last frames each connection sent and received when the test failed (`hdmabuf conformance` prints them). */
+    transcript?: string[];
+  }
+}
 
 /** DOMAIN_CREATE's reply (SPEC 12). */
 export interface DomainCreated {
@@ -190,6 +197,12 @@ export function useBackend(): BackendUnderTest {
       if (views.delete(buf)) nativeMem.unmap(buf);
     },
   };
+
+  // A failed check names what was sent and what came back: the last frames of every connection.
+  beforeEach((ctx) => {
+    clearTranscripts();
+    ctx.onTestFailed(() => { ctx.task.meta.transcript = recentTranscript(); });
+  });
 
   beforeAll(async () => {
     target = await startTarget();

@@ -1,0 +1,94 @@
+/**
+ * `hdmabuf conformance backend --url URL --token TOKEN [--json FILE]
+ * [--junit FILE] [--timeout-ms MS] [--only FILE]...`
+ *
+ * Checks a running backend against protocol/SPEC.md: prints the target and
+ * its HELLO answer, runs the liveness check (HELLO, PING, one grant map) and
+ * stops there with a clear verdict if it fails, then runs every check of the
+ * conformance suite and prints a pass/fail table per SPEC section and each
+ * failure with its rule, what was sent and what came back. Exit status: 0
+ * when the backend conforms, 1 when a check failed, 3 when it is not live,
+ * 2 on a usage error.
+ */
+import { writeFileSync } from 'node:fs';
+import { UsageError, type Command } from '../cli/command.ts';
+import { livenessLines, resultLines, toJson, toJunit, verdictOf, type ConformanceReport } from './report.ts';
+// liveness.ts (the native addon) and suite.ts (vitest) are loaded when the command runs, not by every `hdmabuf` command.
+import type { CheckResult } from './suite.ts';
+
+/** `hdmabuf conformance backend …`. */
+export const conformanceCommand: Command = {
+  name: 'conformance',
+  summary: 'Checks a running backend against protocol/SPEC.md: hdmabuf conformance backend --url URL --token TOKEN.',
+  args: 'backend',
+  options: {
+    url: { type: 'string', arg: 'URL', help: 'the backend\'s WebSocket URL, e.g. ws://127.0.0.1:7000 (the "url" of its ready line, SPEC.md 9.5)' },
+    token: { type: 'string', arg: 'TOKEN', help: 'the control domain\'s token (the "controlToken" of its ready line)' },
+    json: { type: 'string', arg: 'FILE', help: 'also write the report as JSON' },
+    junit: { type: 'string', arg: 'FILE', help: 'also write the report as JUnit XML' },
+    'timeout-ms': { type: 'string', arg: 'MS', help: 'how long a check waits for a reply or an event (default 5000; SPEC.md sets no reply time)' },
+    only: { type: 'string', multiple: true, arg: 'NAME', help: 'run only the suite files whose name starts with NAME (repeatable), e.g. --only grant-map' },
+  },
+  async moreHelp() {
+    return `Start this project's backend by hand with: npx tsx vm-sim/hv-main.ts (SPEC.md 9.5).
+It prints the target and its HELLO answer, checks liveness (HELLO, PING, one grant map) and stops with
+the verdict NOT LIVE if that fails; then runs every check and prints a pass/fail table per SPEC section
+and each failure with its rule, what was sent and what came back.
+exit status: 0 conforms, 1 a check failed, 3 not live, 2 usage error
+`;
+  },
+  async run(values, positionals) {
+    if (positionals[0] !== 'backend' || positionals.length > 1) {
+      throw new UsageError(positionals[0] === 'domain'
+        ? 'conformance: `hdmabuf conformance domain` is not implemented yet; only `backend` is'
+        : `conformance: expected \`hdmabuf conformance backend\`, got: ${positionals.join(' ') || '(nothing)'}`);
+    }
+    const url = values.url as string | undefined;
+    const token = values.token as string | undefined;
+    if (!url || !token) throw new UsageError('conformance: --url and --token are required');
+    const timeoutText = values['timeout-ms'] as string | undefined;
+    const timeoutMs = timeoutText === undefined ? 5_000 : Number(timeoutText);
+    if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`conformance: --timeout-ms must be a positive integer, not ${timeoutText}`);
+    const json = values.json as string | undefined;
+    const junit = values.junit as string | undefined;
+    const only = values.only as string[] | undefined;
+    return runBackend({ url, token, timeoutMs, ...(json ? { json } : {}), ...(junit ? { junit } : {}), ...(only ? { only } : {}) });
+  },
+};
+
+interface BackendRun { url: string; token: string; timeoutMs: number; json?: string; junit?: string; only?: string[] }
+
+async function runBackend(o: BackendRun): Promise<number> {
+  const say = (...lines: string[]): void => { process.stdout.write(`${(lines.length ? lines : ['']).join('\n')}\n`); };
+  say(`target: ${o.url}`);
+  const { checkLiveness } = await import('./liveness.ts');
+  const liveness = await checkLiveness(o.url, o.token);
+  if (liveness.hello) say(`HELLO answer: ${JSON.stringify(liveness.hello)}`);
+  say('liveness (HELLO, PING, one grant map):');
+  for (const line of livenessLines(liveness)) say(line);
+  let checks: CheckResult[] = [];
+  if (liveness.ok) {
+    say('', 'running the conformance checks (one suite file at a time)…');
+    // Loaded only here: vitest's Node API is large, and only this command needs it.
+    const { runSuite } = await import('./suite.ts');
+    checks = await runSuite({
+      url: o.url, controlToken: o.token, timeoutMs: o.timeoutMs,
+      ...(o.only ? { files: o.only } : {}),
+      onFile: (file, pass, fail) => say(`  ${file}: ${pass} passed, ${fail} failed`),
+    });
+    say();
+    for (const line of resultLines(checks)) say(line);
+  }
+  const report: ConformanceReport = {
+    target: { url: o.url, ...(liveness.hello ? { hello: liveness.hello } : {}) }, liveness, checks, verdict: verdictOf(liveness, checks),
+  };
+  if (o.json) writeFileSync(o.json, toJson(report));
+  if (o.junit) writeFileSync(o.junit, toJunit(report));
+  const failed = checks.filter((c) => c.state === 'fail').length;
+  say('', report.verdict === 'not live'
+    ? `verdict: NOT LIVE: the target failed "${liveness.ok ? '' : liveness.failedStep}", so no section was checked`
+    : `verdict: ${report.verdict === 'conforms' ? 'CONFORMS' : 'DOES NOT CONFORM'}: ${checks.length - failed} of ${checks.length} checks passed`);
+  if (o.json) say(`JSON report: ${o.json}`);
+  if (o.junit) say(`JUnit report: ${o.junit}`);
+  return report.verdict === 'conforms' ? 0 : report.verdict === 'not live' ? 3 : 1;
+}
