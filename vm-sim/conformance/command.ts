@@ -27,7 +27,7 @@ export const conformanceCommand: Command = {
     json: { type: 'string', arg: 'FILE', help: 'also write the report as JSON' },
     junit: { type: 'string', arg: 'FILE', help: 'also write the report as JUnit XML' },
     'timeout-ms': { type: 'string', arg: 'MS', help: 'how long a check waits for a reply or an event (default 5000; SPEC.md sets no reply time)' },
-    only: { type: 'string', multiple: true, arg: 'NAME', help: 'run only the suite files whose name starts with NAME (repeatable), e.g. --only grant-map' },
+    only: { type: 'string', multiple: true, arg: 'NAME', help: 'run only the suite files whose name starts with NAME, e.g. grant-map' },
   },
   async moreHelp() {
     return `Start this project's backend by hand with: npx tsx vm-sim/hv-main.ts (SPEC.md 9.5).

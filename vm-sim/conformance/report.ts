@@ -15,21 +15,28 @@ export interface ConformanceReport {
   verdict: 'conforms' | 'does not conform' | 'not live';
 }
 
-/** Passed/failed/skipped per section, in the order the sections were met. */
+/** The SPEC section a describe title names: its leading number ("3.3: structure limits" and "SPEC 3 transport" give 3.3 and 3). */
+export function sectionKey(title: string): string {
+  return /^\d+[A-Z]?(\.\d+)*/.exec(title)?.[0] ?? title;
+}
+
+/** Passed/failed/skipped per SPEC section, in SPEC order; a section is named by its longest title without a colon. */
 export function sectionTotals(checks: readonly CheckResult[]): { section: string; pass: number; fail: number; skip: number }[] {
   const rows = new Map<string, { section: string; pass: number; fail: number; skip: number }>();
   for (const c of checks) {
-    const row = rows.get(c.section) ?? { section: c.section, pass: 0, fail: 0, skip: 0 };
+    const key = sectionKey(c.section);
+    const row = rows.get(key) ?? { section: key, pass: 0, fail: 0, skip: 0 };
+    if (!c.section.includes(':') && c.section.length > row.section.length) row.section = c.section;
     row[c.state]++;
-    rows.set(c.section, row);
+    rows.set(key, row);
   }
   // In SPEC order: 3 before 3.3 before 4 before 11A before 14.
-  const key = (s: string): number[] => (s.match(/^\d+[A-Z]?(\.\d+)*/)?.[0] ?? '999').split('.').map((p) => parseInt(p, 10) + (/[A-Z]$/.test(p) ? 0.5 : 0));
+  const order = (s: string): number[] => sectionKey(s).split('.').map((p) => parseInt(p, 10) + (/[A-Z]$/.test(p) ? 0.5 : 0));
   const cmp = (a: number[], b: number[]): number => {
     for (let i = 0; i < Math.max(a.length, b.length); i++) if ((a[i] ?? -1) !== (b[i] ?? -1)) return (a[i] ?? -1) - (b[i] ?? -1);
     return 0;
   };
-  return [...rows.values()].sort((a, b) => cmp(key(a.section), key(b.section)));
+  return [...rows.entries()].sort(([a], [b]) => cmp(order(a), order(b))).map(([, row]) => row);
 }
 
 /** The verdict of a run. */
@@ -59,7 +66,7 @@ export function resultLines(checks: readonly CheckResult[]): string[] {
     out.push('', `FAIL  SPEC ${c.rule}  [${c.section}; ${c.file}]`, `      ${c.name}`);
     for (const line of (c.message ?? '').split('\n').slice(0, 12)) out.push(`      ${line}`);
     if (c.transcript && c.transcript.length > 0) {
-      out.push('      frames (-> sent, <- received), last first per connection:');
+      out.push('      frames per connection, oldest first (-> sent, <- received):');
       for (const t of c.transcript) out.push(`        ${t}`);
     }
   }
@@ -85,7 +92,7 @@ export function toJunit(report: ConformanceReport): string {
     : `    <testcase classname="liveness" name="HELLO, PING, one grant map"><failure message="${xml(`SPEC ${live.rule}: ${live.failedStep}`)}">${xml(`sent: ${live.sent}\ngot: ${live.got}`)}</failure></testcase>`;
   suites.push(`  <testsuite name="liveness" tests="1" failures="${live.ok ? 0 : 1}" skipped="0">\n${liveCase}\n  </testsuite>`);
   for (const row of sectionTotals(report.checks)) {
-    const cases = report.checks.filter((c) => c.section === row.section).map((c) => {
+    const cases = report.checks.filter((c) => sectionKey(c.section) === sectionKey(row.section)).map((c) => {
       const head = `    <testcase classname="${xml(`SPEC ${c.section}`)}" name="${xml(c.name)}" time="${(c.durationMs / 1000).toFixed(3)}"`;
       if (c.state === 'skip') return `${head}><skipped/></testcase>`;
       if (c.state === 'pass') return `${head}/>`;
