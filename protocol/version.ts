@@ -8,7 +8,7 @@
 /** Oldest protocol version this implementation speaks. */
 export const MIN_VERSION = 1;
 /** Newest protocol version this implementation speaks. */
-export const MAX_VERSION = 1;
+export const MAX_VERSION = 2;
 
 /** An inclusive range of versions. */
 export interface VersionRange { readonly min: number; readonly max: number }

@@ -1,12 +1,14 @@
 /**
  * Process entry of the backend ("hv").
  *
- *   tsx vm-sim/hv-main.ts [--port N] [--shm-dir DIR] [--run-tag TAG] [--host H] [--verbose]
+ *   tsx vm-sim/hv-main.ts [--port N] [--shm-dir DIR] [--run-tag TAG] [--host H] [--max-version V] [--verbose]
  *                         [--hello-timeout-ms MS] [--send-budget BYTES]
  *
  * Options may also come from the environment: HDMABUF_HV_PORT,
- * HDMABUF_SHM_DIR, HDMABUF_RUN_TAG, HDMABUF_HV_HOST, HDMABUF_HV_VERBOSE=1
- * (argv wins). Once the backend accepts connections it reports ready:
+ * HDMABUF_SHM_DIR, HDMABUF_RUN_TAG, HDMABUF_HV_HOST,
+ * HDMABUF_HV_MAX_VERSION, HDMABUF_HV_VERBOSE=1 (argv wins).
+ * --max-version 1 makes a backend that speaks protocol v1 only (SPEC.md 15).
+ * Once the backend accepts connections it reports ready:
  * over IPC `{ type: 'ready', url, controlToken, runTag, pid }` when forked
  * with a channel, otherwise the same JSON on one stdout line.
  *
@@ -27,6 +29,7 @@ function options(): BackendOptions {
       host: { type: 'string' },
       'shm-dir': { type: 'string' },
       'run-tag': { type: 'string' },
+      'max-version': { type: 'string' },
       verbose: { type: 'boolean' },
       'hello-timeout-ms': { type: 'string' },
       'send-budget': { type: 'string' },
@@ -57,6 +60,12 @@ function options(): BackendOptions {
   const sendBudget = positive(values['send-budget'], '--send-budget');
   if (helloTimeoutMs !== undefined) opts.helloTimeoutMs = helloTimeoutMs;
   if (sendBudget !== undefined) opts.backpressureBytes = sendBudget;
+  const maxVersionText = values['max-version'] ?? env.HDMABUF_HV_MAX_VERSION;
+  if (maxVersionText !== undefined) {
+    const maxVersion = Number(maxVersionText);
+    if (!Number.isInteger(maxVersion)) throw new RangeError(`bad --max-version ${maxVersionText}`);
+    opts.maxVersion = maxVersion;
+  }
   if (verbose) opts.log = (line) => process.stderr.write(`[hv] ${line}\n`);
   return opts;
 }

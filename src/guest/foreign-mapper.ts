@@ -1,9 +1,11 @@
 /**
  * Maps other domains' grants into this process (the importer side, like
  * Linux gntdev): one GNTTAB_MAP_GRANT_REF round trip for a whole batch of
- * refs, then one vmap of the granter's RAM file that places every page, in
- * ref order, into one contiguous ArrayBuffer (one mmap per run of adjacent
- * pages, PROT_READ for read-only grants).
+ * refs (or, in v2, one GNTTAB_MAP_DIRECTORY for a whole hyper_dmabuf
+ * buffer), then one vmap of the granter's RAM file that places every page,
+ * in order, into one contiguous ArrayBuffer (one mmap per run of adjacent
+ * frames, PROT_READ for read-only grants). Results stay in typed arrays
+ * from the wire to the vmap: nothing is allocated per page.
  *
  * Per-entry statuses are always checked (XSA-361): if any entry failed, the
  * handles of every entry that succeeded are released before the typed error
@@ -11,11 +13,12 @@
  */
 import { GNTMAP, GNTST, INVALID_GRANT_HANDLE } from '../../protocol/grant-abi.ts';
 import { MAX_DOMID } from '../../protocol/limits.ts';
-import { GNTTAB_MAP_GRANT_REF, GNTTAB_UNMAP_GRANT_REF } from '../../protocol/messages/grant.ts';
+import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
 import { nativeMem } from '../memory/native.ts';
 import { GrantBatchError, GuestError } from './errors.ts';
 import { ForeignMapping } from './foreign-mapping.ts';
-import { batches, isConnectionClosed, type Hypercaller } from './hypercalls.ts';
+import { requestDirectoryMap, requestMaps, requestUnmaps, speaksV2, type MapReply } from './foreign-mapper-wire.ts';
+import { batches, type Hypercaller } from './hypercalls.ts';
 import { ShmFdCache, type FdLease } from './shm-fd-cache.ts';
 
 /** Options of one map. */
@@ -28,6 +31,8 @@ export interface MapGrantsOptions {
 export interface ForeignMapperStats {
   /** GNTTAB_MAP_GRANT_REF requests sent. */
   mapRequests: number;
+  /** GNTTAB_MAP_DIRECTORY requests sent (v2; each also counts in mapRequests). */
+  directoryMaps: number;
   /** GNTTAB_UNMAP_GRANT_REF requests sent. */
   unmapRequests: number;
   /** Successful mapGrants calls. */
@@ -48,10 +53,15 @@ export class ForeignMapper {
   private readonly fds = new ShmFdCache();
   private readonly live = new Set<ForeignMapping>();
   private readonly leases = new WeakMap<ForeignMapping, FdLease>();
-  private readonly counters = { mapRequests: 0, unmapRequests: 0, maps: 0, failedMaps: 0 };
+  private readonly counters = { mapRequests: 0, directoryMaps: 0, unmapRequests: 0, maps: 0, failedMaps: 0 };
 
   constructor(hv: Hypercaller) {
     this.hv = hv;
+  }
+
+  /** True if the connection speaks protocol v2, so mapDirectory is available. */
+  get speaksV2(): boolean {
+    return speaksV2(this.hv);
   }
 
   /** Mappings live now. */
@@ -66,48 +76,58 @@ export class ForeignMapper {
    * releasing the ones that succeeded.
    */
   async mapGrants(dom: number, refs: ArrayLike<number>, options: MapGrantsOptions): Promise<ForeignMapping> {
-    if (!Number.isInteger(dom) || dom < 0 || dom > MAX_DOMID) throw new GuestError('ERR_BAD_ARGUMENT', `domain ${dom} out of range`);
-    const n = refs.length;
-    if (n === 0) throw new GuestError('ERR_BAD_ARGUMENT', 'no refs to map');
+    checkDom(dom);
+    if (refs.length === 0) throw new GuestError('ERR_BAD_ARGUMENT', 'no refs to map');
     const refList = Uint32Array.from(refs as ArrayLike<number>);
-    const flags = GNTMAP.host_map | (options.readonly ? GNTMAP.readonly : 0);
-    const status = new Int32Array(n).fill(GNTST.general_error);
-    const handles = new Uint32Array(n).fill(INVALID_GRANT_HANDLE);
-    const frames = new Uint32Array(n);
-    const slices = batches(n, this.hv.maxBatch);
-    this.counters.mapRequests += slices.length;
-    const replies = await Promise.allSettled(slices.map(([s, e]) =>
-      this.hv.call(GNTTAB_MAP_GRANT_REF, { dom, flags, refs: Array.from(refList.subarray(s, e)) })));
+    this.counters.mapRequests += batches(refList.length, this.hv.maxBatch).length;
+    const reply = await requestMaps(this.hv, dom, mapFlags(options), refList);
+    return this.finishMap(dom, refList, reply, options, `mapping ${refList.length} grants of dom${dom}`);
+  }
 
-    let ramPath: string | undefined;
-    let failure: unknown;
-    replies.forEach((reply, i) => {
-      const [s, e] = slices[i]!;
-      if (reply.status === 'rejected') { failure ??= reply.reason; return; }
-      const r = reply.value;
-      if (r.status.length !== e - s || r.handle.length !== e - s || r.frame.length !== e - s) {
-        failure ??= new GuestError('ERR_GRANT_MAP', `GNTTAB_MAP_GRANT_REF answered ${r.status.length} statuses for ${e - s} refs`);
-      }
-      if (ramPath !== undefined && r.ramPath !== ramPath) failure ??= new GuestError('ERR_GRANT_MAP', `batches of dom${dom} named two RAM files`);
-      ramPath ??= r.ramPath;
-      for (let j = 0; j < e - s && j < r.status.length; j++) {
-        status[s + j] = r.status[j]!;
-        if (r.status[j] === GNTST.okay) {
-          handles[s + j] = r.handle[j]!;
-          frames[s + j] = r.frame[j]!;
-        }
-      }
-    });
+  /**
+   * Maps a whole hyper_dmabuf buffer of `dom` from its gref directory in one
+   * round trip (v2, GNTTAB_MAP_DIRECTORY, SPEC.md 7.7): the backend reads the
+   * directory with every check of a map and maps the data pages; this
+   * process then maps their frames (one mmap per run). Throws
+   * ERR_BAD_DIRECTORY as the backend found it, or GrantBatchError
+   * ERR_GRANT_MAP (a directory page or a data page failed), after releasing
+   * every handle that was mapped. `dirPages` of the result tells how many
+   * directory pages were read.
+   */
+  async mapDirectory(dom: number, format: DirFormat, dirRef: number, nents: number, options: MapGrantsOptions): Promise<{ mapping: ForeignMapping; dirPages: number }> {
+    checkDom(dom);
+    if (!speaksV2(this.hv)) throw new GuestError('ERR_BAD_ARGUMENT', 'GNTTAB_MAP_DIRECTORY needs protocol version 2');
+    this.counters.mapRequests++;
+    this.counters.directoryMaps++;
+    const reply = await requestDirectoryMap(this.hv, dom, mapFlags(options), format, dirRef, nents);
+    const dirFailed = reply.dirStatus.findIndex((st) => st !== GNTST.okay);
+    if (dirFailed >= 0) {
+      this.counters.failedMaps++;
+      throw new GrantBatchError('ERR_GRANT_MAP', `mapping directory page ${dirFailed} (ref ${reply.dirRefs[dirFailed]}) of dom${dom}`, reply.dirStatus, { dom });
+    }
+    // The data refs are the backend's to know; the mapping records the order it mapped them in through the frames.
+    const mapping = await this.finishMap(dom, new Uint32Array(0), reply, options, `mapping ${nents} pages of dom${dom} from its directory`);
+    return { mapping, dirPages: reply.dirRefs.length };
+  }
+
+  /**
+   * Second half of every map: checks every status (XSA-361), releases the
+   * okay handles if anything failed, else maps the frames into one view
+   * (one mmap per run of adjacent frames).
+   */
+  private async finishMap(dom: number, refs: Uint32Array, reply: MapReply, options: MapGrantsOptions, what: string): Promise<ForeignMapping> {
+    const { status, handles, frames } = reply;
+    let failure = reply.failure;
     if (failure === undefined && status.some((st) => st !== GNTST.okay)) {
-      failure = new GrantBatchError('ERR_GRANT_MAP', `mapping ${n} grants of dom${dom}`, status, { dom });
+      failure = new GrantBatchError('ERR_GRANT_MAP', what, status, { dom });
     }
     if (failure !== undefined) {
       this.counters.failedMaps++;
       await this.releaseHandles(handles.filter((h, i) => status[i] === GNTST.okay && h !== INVALID_GRANT_HANDLE));
       throw failure;
     }
-
-    const lease = this.fds.acquire(ramPath!, dom);
+    const ramPath = reply.ramPath!;
+    const lease = this.fds.acquire(ramPath, dom);
     let view: ArrayBuffer;
     try {
       view = nativeMem.mapPages(lease.fd, frames, !options.readonly);
@@ -119,7 +139,7 @@ export class ForeignMapper {
       throw e;
     }
     const mapping = new ForeignMapping(
-      { dom, refs: refList, readonly: options.readonly, handles, frames, ramPath: ramPath!, view, mapRequests: slices.length },
+      { dom, refs, readonly: options.readonly, handles, frames, ramPath, view, mapRequests: reply.requests },
       (m) => this.finishUnmap(m),
     );
     this.live.add(mapping);
@@ -157,26 +177,19 @@ export class ForeignMapper {
     }
   }
 
-  /**
-   * GNTTAB_UNMAP_GRANT_REF for all handles, one round trip per maxBatch.
-   * If the connection is gone, the backend has already released every
-   * mapping of this domain (domain death), so that counts as done.
-   */
-  private async releaseHandles(handles: ArrayLike<number>): Promise<number[]> {
-    if (handles.length === 0) return [];
-    const list = Array.from(handles);
-    const slices = batches(list.length, this.hv.maxBatch);
-    this.counters.unmapRequests += slices.length;
-    const out: number[] = [];
-    for (const [s, e] of slices) {
-      try {
-        const r = await this.hv.call(GNTTAB_UNMAP_GRANT_REF, { handles: list.slice(s, e) });
-        out.push(...r.status);
-      } catch (e2) {
-        if (!isConnectionClosed(e2)) throw e2;
-        out.push(...new Array<number>(e - s).fill(GNTST.okay));
-      }
-    }
-    return out;
+  /** Releases handles at the backend (requestUnmaps); returns their statuses. */
+  private async releaseHandles(handles: Uint32Array): Promise<Int32Array> {
+    if (handles.length === 0) return new Int32Array(0);
+    const { status, requests } = await requestUnmaps(this.hv, handles);
+    this.counters.unmapRequests += requests;
+    return status;
   }
+}
+
+function checkDom(dom: number): void {
+  if (!Number.isInteger(dom) || dom < 0 || dom > MAX_DOMID) throw new GuestError('ERR_BAD_ARGUMENT', `domain ${dom} out of range`);
+}
+
+function mapFlags(options: MapGrantsOptions): number {
+  return GNTMAP.host_map | (options.readonly ? GNTMAP.readonly : 0);
 }

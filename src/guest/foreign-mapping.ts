@@ -33,7 +33,7 @@ export interface ForeignMappingInit {
 export class ForeignMapping {
   /** Granting domain. */
   readonly dom: number;
-  /** Grant refs, in view order. */
+  /** Grant refs, in view order (empty when the backend read them from a directory: GNTTAB_MAP_DIRECTORY, v2). */
   readonly refs: Uint32Array;
   readonly readonly: boolean;
   /** Mapping handles, one per ref. */
@@ -68,7 +68,7 @@ export class ForeignMapping {
 
   /** Number of pages. */
   get pages(): number {
-    return this.refs.length;
+    return this.handles.length;
   }
 
   get state(): ForeignMappingState {

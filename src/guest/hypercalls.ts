@@ -11,6 +11,8 @@ export interface Hypercaller {
   readonly domid: number;
   /** Most entries the backend accepts in one grant batch (from HELLO). */
   readonly maxBatch: number;
+  /** Negotiated protocol version (absent: 1). From 2 on, grant batches travel packed (SPEC.md 15). */
+  readonly version?: number;
   call<D extends RequestDecl>(decl: D, body: RequestOf<D>, timeoutMs?: number): Promise<ResponseOf<D>>;
 }
 

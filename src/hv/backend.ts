@@ -16,6 +16,7 @@ import { createDomain, reapIfUnused, type DomainCreated } from './domain-lifecyc
 import { DomainRegistry } from './domain-registry.ts';
 import { resolveOptions, type BackendOptions, type ResolvedOptions } from './options.ts';
 import { Router } from './router.ts';
+import { newGrantStats } from './grant-stats.ts';
 import { listen, stopListening, type Listener } from './server.ts';
 import { Session } from './session.ts';
 import { ShmFiles } from './shm-files.ts';
@@ -68,6 +69,7 @@ export class Backend {
       log: resolved.log,
       deaths: new Set(),
       counters: { internalErrors: 0 },
+      grantStats: newGrantStats(),
       closing: false,
     };
     const sessions = new Set<Session>();

@@ -1,5 +1,6 @@
 /** What every part of the backend shares: options, registry, files, router, log. */
 import type { DomainRegistry } from './domain-registry.ts';
+import type { GrantStats } from './grant-stats.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Router } from './router.ts';
 import type { ShmFiles } from './shm-files.ts';
@@ -15,6 +16,8 @@ export interface HvContext {
   readonly deaths: Set<Promise<void>>;
   /** Counters reported by HV_STATS. */
   readonly counters: { internalErrors: number };
+  /** The backend's own cost counters of grant batches (HV_GRANT_STATS). */
+  readonly grantStats: GrantStats;
   /** Set once Backend.close has begun: no new domains, no notifications. */
   closing: boolean;
 }

@@ -6,7 +6,7 @@
  * defaults.
  */
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_MAX_GRANT_FRAMES, MAX_FRAME_BYTES } from '../../protocol/index.ts';
+import { DEFAULT_MAX_GRANT_FRAMES, MAX_FRAME_BYTES, MAX_VERSION, MIN_VERSION } from '../../protocol/index.ts';
 
 /** Options of Backend.start (all optional). */
 export interface BackendOptions {
@@ -38,6 +38,10 @@ export interface BackendOptions {
   helloTimeoutMs?: number;
   /** Connections at once that have not completed HELLO; more are dropped at accept (default 64). */
   maxUnauthenticated?: number;
+  /** Lowest protocol version HELLO accepts (default MIN_VERSION, 1). */
+  minVersion?: number;
+  /** Highest protocol version HELLO accepts (default MAX_VERSION; 1 makes a v1-only backend, SPEC.md 15). */
+  maxVersion?: number;
   /** Diagnostic log sink (default: none). */
   log?: (line: string) => void;
 }
@@ -56,6 +60,8 @@ export interface ResolvedOptions {
   readonly maxRequestsInFlight: number;
   readonly helloTimeoutMs: number;
   readonly maxUnauthenticated: number;
+  readonly minVersion: number;
+  readonly maxVersion: number;
   readonly log: (line: string) => void;
 }
 
@@ -87,6 +93,11 @@ export function resolveOptions(opts: BackendOptions = {}): ResolvedOptions {
   if (!Number.isInteger(defaultMaxGrantFrames) || defaultMaxGrantFrames < 1 || defaultMaxGrantFrames > 0xffff) {
     throw new RangeError('defaultMaxGrantFrames must be an integer in [1, 65535]');
   }
+  const minVersion = opts.minVersion ?? MIN_VERSION;
+  const maxVersion = opts.maxVersion ?? MAX_VERSION;
+  if (!Number.isInteger(minVersion) || !Number.isInteger(maxVersion) || minVersion < MIN_VERSION || maxVersion > MAX_VERSION || minVersion > maxVersion) {
+    throw new RangeError(`minVersion..maxVersion must be a range within [${MIN_VERSION}, ${MAX_VERSION}]`);
+  }
   return {
     host: opts.host ?? '127.0.0.1',
     port: opts.port ?? 0,
@@ -100,6 +111,8 @@ export function resolveOptions(opts: BackendOptions = {}): ResolvedOptions {
     maxRequestsInFlight: opts.maxRequestsInFlight ?? DEFAULT_MAX_REQUESTS_IN_FLIGHT,
     helloTimeoutMs: opts.helloTimeoutMs ?? 10_000,
     maxUnauthenticated: opts.maxUnauthenticated ?? DEFAULT_MAX_UNAUTHENTICATED,
+    minVersion,
+    maxVersion,
     log: opts.log ?? (() => undefined),
   };
 }

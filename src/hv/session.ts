@@ -132,7 +132,7 @@ export class Session {
       return REPLY_DEFERRED;
     }
     if (env.dst !== undefined) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} is a backend request and takes no dst`, 'envelope.dst');
-    const handler = hvHandler(env.type);
+    const handler = hvHandler(decl);
     if (!handler) throw new ProtocolError('ERR_UNKNOWN_TYPE', `${env.type} is not implemented by this backend`);
     return handler(this.ctx, this, env.body);
   }
@@ -185,11 +185,12 @@ export class Session {
    */
   private hello(env: Envelope): Record<string, unknown> | typeof REPLY_DEFERRED {
     const body = env.body as RequestOf<typeof HELLO>;
-    const version = negotiateVersion({ min: body.minVersion, max: body.maxVersion });
+    const { minVersion, maxVersion } = this.ctx.opts;
+    const version = negotiateVersion({ min: body.minVersion, max: body.maxVersion }, { min: minVersion, max: maxVersion });
     if (version === null) {
       throw new ProtocolError('ERR_UNSUPPORTED_VERSION',
-        `no shared version: offered [${body.minVersion}, ${body.maxVersion}], supported [${MIN_VERSION}, ${MAX_VERSION}]`,
-        undefined, { min: MIN_VERSION, max: MAX_VERSION });
+        `no shared version: offered [${body.minVersion}, ${body.maxVersion}], supported [${minVersion}, ${maxVersion}]`,
+        undefined, { min: minVersion, max: maxVersion });
     }
     if (this.ctx.closing) throw new ProtocolError('ERR_NOT_PERMITTED', 'the backend is shutting down');
     const { registry } = this.ctx;

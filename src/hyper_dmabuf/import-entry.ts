@@ -56,9 +56,9 @@ export type InvalidReason = 'unexported' | 'exporter-died' | 'refused';
 /** How the mapping was made, for statistics and the one-batch proofs. */
 export interface MapInfo {
   dirPages: number;
-  /** Batched map round trips to read the directory. */
+  /** The importer's own batched map round trips to read the directory (v1); 0 in v2, where the backend reads it. */
   dirRounds: number;
-  /** GNTTAB_MAP_GRANT_REF requests for the data pages (1 below the backend's batch limit). */
+  /** GNTTAB_MAP_GRANT_REF requests for the data pages (v1: 1 below the backend's batch limit), or the one GNTTAB_MAP_DIRECTORY (v2). */
   dataMapRequests: number;
 }
 

@@ -33,7 +33,7 @@ import { readDirectory } from './directory-reader.ts';
 import type { ImportEventQueue } from './event-queue.ts';
 import { copyHid, formatHid, hidKey, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
-import { ImportedBuffer, ImportMapState, ImportState, type InvalidReason } from './import-entry.ts';
+import { ImportedBuffer, ImportMapState, ImportState, type InvalidReason, type MapInfo } from './import-entry.ts';
 import { ImportMover, type ImportMoveCounters } from './import-move.ts';
 import { importedOps, type ImportedFdPriv } from './imported-ops.ts';
 import type { ResolvedOptions, SyncMode } from './options.ts';
@@ -285,10 +285,9 @@ export class Importer {
       const generation = entry.generation;
       entry.mapState = ImportMapState.Mapping;
       let mapping: ForeignMapping;
-      let dir: Awaited<ReturnType<typeof readDirectory>>;
+      let info: MapInfo;
       try {
-        dir = await readDirectory(this.host.mapper, entry.exporter, entry.format, entry.dirRef, entry.geometry.nents);
-        mapping = await this.host.mapper.mapGrants(entry.exporter, dir.dataRefs, { readonly: entry.access === 'ro' });
+        ({ mapping, info } = await this.mapPages(entry));
       } catch (e) {
         // Moved meanwhile: the old directory may already be gone; the new one is what counts.
         if (generation !== entry.generation) continue;
@@ -304,10 +303,28 @@ export class Importer {
       entry.mapping = mapping;
       entry.mappedGeneration = generation;
       entry.mapState = ImportMapState.Mapped;
-      entry.mapInfo = { dirPages: dir.dirPages, dirRounds: dir.rounds, dataMapRequests: mapping.mapRequests };
+      entry.mapInfo = info;
       if (stale && stale !== mapping) await stale.unmap().catch(() => undefined);
       return mapping;
     }
+  }
+
+  /**
+   * Maps the data pages of the import's current directory. v2: one
+   * GNTTAB_MAP_DIRECTORY round trip (the backend reads the directory with
+   * every check of a map, SPEC.md 7.7). v1: the importer reads the
+   * directory itself (one batched map per level), then maps the data refs.
+   */
+  private async mapPages(entry: ImportedBuffer): Promise<{ mapping: ForeignMapping; info: MapInfo }> {
+    const mapper = this.host.mapper;
+    const readonly = entry.access === 'ro';
+    if (mapper.speaksV2) {
+      const { mapping, dirPages } = await mapper.mapDirectory(entry.exporter, entry.format, entry.dirRef, entry.geometry.nents, { readonly });
+      return { mapping, info: { dirPages, dirRounds: 0, dataMapRequests: mapping.mapRequests } };
+    }
+    const dir = await readDirectory(mapper, entry.exporter, entry.format, entry.dirRef, entry.geometry.nents);
+    const mapping = await mapper.mapGrants(entry.exporter, dir.dataRefs, { readonly });
+    return { mapping, info: { dirPages: dir.dirPages, dirRounds: dir.rounds, dataMapRequests: mapping.mapRequests } };
   }
 
   /** The mapping an fd's operation needs, mapped again if a move invalidated it (lazy remap). */

@@ -8,10 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { GNTMAP, GNTST, GTF, PAGE_SIZE } from '../../protocol/index.ts';
 import { DOMAIN_DESTROY } from '../../protocol/messages/control.ts';
 import { EVTCHN_ALLOC_UNBOUND, EVTCHN_BIND_INTERDOMAIN, EVTCHN_STATUS } from '../../protocol/messages/evtchn.ts';
-import { GNTTAB_MAP_GRANT_REF, GNTTAB_SETUP_TABLE, GNTTAB_UNMAP_GRANT_REF } from '../../protocol/messages/grant.ts';
+import { GNTTAB_SETUP_TABLE } from '../../protocol/messages/grant.ts';
 import { DOMAIN_DIED, PING } from '../../protocol/messages/session.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
-import { connectControl, errorCode, nextEvent, publishRange, startBackend, startGuest } from './helpers.ts';
+import { connectControl, errorCode, mapRefs, nextEvent, publishRange, startBackend, startGuest, unmapHandles } from './helpers.ts';
 
 describe('domain death', () => {
   it('releases a dead mapper\'s mappings, clears busy bits, closes its ports and tells the others', async () => {
@@ -20,9 +20,9 @@ describe('domain death', () => {
     const a = await startGuest(hv);
     const b = await startGuest(hv);
     const refs = publishRange(a.table, 1, 100, b.domid, false);
-    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map, refs });
+    const m = await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map, refs });
     expect(m.status.every((s) => s === GNTST.okay)).toBe(true);
-    const ro = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    const ro = await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
     expect(a.table.endAccess(1)).toBe('busy');
     const { port } = await a.client.call(EVTCHN_ALLOC_UNBOUND, { remoteDom: b.domid });
     await b.client.call(EVTCHN_BIND_INTERDOMAIN, { remoteDom: a.domid, remotePort: port });
@@ -53,18 +53,18 @@ describe('domain death', () => {
     a.ram.fill(0x77, 2 * PAGE_SIZE, 3 * PAGE_SIZE);
     a.table.publish(1, b.domid, 2, true);
     a.table.publish(2, b.domid, 3, false);
-    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1, 2] });
+    const m = await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1, 2] });
     const died = nextEvent(b.client, DOMAIN_DIED);
     await a.client.conn.destroy();
     expect(await died).toEqual({ domid: a.domid, reason: 'disconnected', mappingsReleased: 0 });
     expect(hv.stats().domains.find((d) => d.domid === a.domid)).toMatchObject({ state: 'dead', connected: false, busyGrants: 2 });
     expect(existsSync(a.created.ramPath)).toBe(true);
     // A dead granter accepts no new maps.
-    expect((await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] })).status).toEqual([GNTST.bad_domain]);
+    expect((await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] })).status).toEqual([GNTST.bad_domain]);
     // Unmapping one is not enough.
-    await b.client.call(GNTTAB_UNMAP_GRANT_REF, { handles: [m.handle[0]!] });
+    await unmapHandles(b.client, { handles: [m.handle[0]!] });
     expect(existsSync(a.created.ramPath)).toBe(true);
-    expect((await b.client.call(GNTTAB_UNMAP_GRANT_REF, { handles: [m.handle[1]!] })).status).toEqual([GNTST.okay]);
+    expect((await unmapHandles(b.client, { handles: [m.handle[1]!] })).status).toEqual([GNTST.okay]);
     expect(existsSync(a.created.ramPath)).toBe(false);
     expect(existsSync(a.created.grantTablePath)).toBe(false);
     expect(hv.stats().domains.map((d) => d.domid)).toEqual([b.domid]);
@@ -76,7 +76,7 @@ describe('domain death', () => {
     const a = await startGuest(hv);
     const b = await startGuest(hv);
     a.table.publish(1, b.domid, 1, false);
-    await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map, refs: [1] });
+    await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map, refs: [1] });
     const aDied = nextEvent(ctl, DOMAIN_DIED, (e) => e.domid === a.domid);
     await a.client.conn.destroy();
     await aDied;
@@ -93,7 +93,7 @@ describe('domain death', () => {
     const a = await startGuest(hv);
     const b = await startGuest(hv);
     a.table.publish(1, b.domid, 1, false);
-    await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map, refs: [1] });
+    await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map, refs: [1] });
     const closed = new Promise<number>((resolve) => b.client.once('close', (code: number) => resolve(code)));
     const toA = nextEvent(a.client, DOMAIN_DIED);
     await ctl.call(DOMAIN_DESTROY, { domid: b.domid });
@@ -114,7 +114,7 @@ describe('domain death', () => {
     const b = await startGuest(hv);
     await a.client.call(GNTTAB_SETUP_TABLE, { nrFrames: 64 });
     const refs = publishRange(a.table, 1, 30000, b.domid, true);
-    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs });
+    const m = await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs });
     expect(m.status.filter((s) => s !== GNTST.okay)).toEqual([]);
     expect(hv.stats().domains.find((d) => d.domid === a.domid)?.busyGrants).toBe(30000);
     const died = nextEvent(a.client, DOMAIN_DIED);

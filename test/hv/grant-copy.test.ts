@@ -1,16 +1,17 @@
 /** GNTTAB_COPY: both directions, bounds, and the grant rules on each side. */
 import { describe, expect, it } from 'vitest';
 import { GNTCOPY, GNTMAP, GNTST, GTF, PAGE_SIZE } from '../../protocol/index.ts';
-import { GNTTAB_COPY, GNTTAB_MAP_GRANT_REF, GNTTAB_UNMAP_GRANT_REF } from '../../protocol/messages/grant.ts';
-import { startBackend, startGuest, type Guest } from './helpers.ts';
+import { copyOps, mapRefs, startBackend, startGuest, unmapHandles, useVersion, VERSIONS, type Guest } from './helpers.ts';
 
 type Op = { source: { ref: number; dom: number; offset: number }; dest: { ref: number; dom: number; offset: number }; len: number; flags: number };
 
 function copy(g: Guest, ops: Op[]) {
-  return g.client.call(GNTTAB_COPY, { ops });
+  return copyOps(g.client, { ops });
 }
 
-describe('grant copy', () => {
+describe.each(VERSIONS)('grant copy (v%i)', (version) => {
+  useVersion(version);
+
   it('copies from a granted page into my frame and from my frame into a writable grant', async () => {
     const hv = await startBackend();
     const a = await startGuest(hv);
@@ -67,7 +68,7 @@ describe('grant copy', () => {
     a.ram.fill(0x3c, 5 * PAGE_SIZE, 6 * PAGE_SIZE);
     a.table.publish(1, b.domid, 5, true);
     a.table.casHeader(1, a.table.loadHeader(1).header, (b.domid << 16) | GTF.permit_access | GTF.readonly | GTF.sub_page);
-    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    const m = await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
     expect(m.status).toEqual([GNTST.permission_denied]);
     const res = await copy(b, [{ source: { ref: 1, dom: a.domid, offset: 0 }, dest: { ref: 2, dom: b.domid, offset: 0 }, len: PAGE_SIZE, flags: GNTCOPY.source_gref }]);
     expect(res.status).toEqual([GNTST.okay]);
@@ -80,14 +81,14 @@ describe('grant copy', () => {
     const a = await startGuest(hv);
     const b = await startGuest(hv);
     a.table.publish(1, b.domid, 2, false);
-    const m = await b.client.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    const m = await mapRefs(b.client, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
     b.ram.fill(7, 0, 16);
     const res = await copy(b, [{ source: { ref: 0, dom: b.domid, offset: 0 }, dest: { ref: 1, dom: a.domid, offset: 0 }, len: 16, flags: GNTCOPY.dest_gref }]);
     expect(res.status).toEqual([GNTST.okay]);
     expect(Array.from(a.ram.subarray(2 * PAGE_SIZE, 2 * PAGE_SIZE + 16))).toEqual(Array(16).fill(7));
     // The read-only mapping remains: GTF_reading stays, the copy's GTF_writing is gone.
     expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access | GTF.reading);
-    await b.client.call(GNTTAB_UNMAP_GRANT_REF, { handles: m.handle });
+    await unmapHandles(b.client, { handles: m.handle });
     expect(a.table.loadHeader(1).flags).toBe(GTF.permit_access);
   });
 });

@@ -5,29 +5,34 @@
 import { describe, expect, it } from 'vitest';
 import { GNTMAP, GNTST, GTF, INVALID_GRANT_HANDLE, MAX_PIN_COUNT } from '../../protocol/index.ts';
 import {
-  GNTTAB_MAP_GRANT_REF, GNTTAB_QUERY_SIZE, GNTTAB_SETUP_TABLE, GNTTAB_UNMAP_GRANT_REF,
+  GNTTAB_QUERY_SIZE, GNTTAB_SETUP_TABLE,
 } from '../../protocol/messages/grant.ts';
 import { HV_STATS } from '../../protocol/messages/control.ts';
-import { errorCode, connectControl, publishRange, startBackend, startGuest, type Guest } from './helpers.ts';
+import {
+  errorCode, connectControl, mapRefs, publishRange, startBackend, startGuest, unmapHandles, useVersion, VERSIONS, type Guest,
+} from './helpers.ts';
 
 const RW = GNTMAP.host_map;
 const RO = GNTMAP.host_map | GNTMAP.readonly;
 
 function map(g: Guest, dom: number, refs: number[], flags = RW) {
-  return g.client.call(GNTTAB_MAP_GRANT_REF, { dom, flags, refs });
+  return mapRefs(g.client, { dom, flags, refs });
 }
 function unmap(g: Guest, handles: number[]) {
-  return g.client.call(GNTTAB_UNMAP_GRANT_REF, { handles });
+  return unmapHandles(g.client, { handles });
 }
 function flagsOf(g: Guest, ref: number): number {
   return g.table.loadHeader(ref).flags;
 }
 
-describe('grant map', () => {
+describe.each(VERSIONS)('grant map (v%i)', (version) => {
+  useVersion(version);
+
   it('maps 1,000+ refs in one batch and unmaps them, busy bits set then cleared', async () => {
     const hv = await startBackend();
     const a = await startGuest(hv, { memPages: 2048 });
     const b = await startGuest(hv);
+    expect(b.client.version).toBe(version);
     // Pages hold their own frame number, so the importer can check what it maps.
     const refs = publishRange(a.table, 1, 1500, b.domid, false, (r) => 2047 - r);
     const res = await map(b, a.domid, refs);

@@ -8,11 +8,14 @@
 import { closeSync, openSync, readdirSync } from 'node:fs';
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
-import { afterEach, expect } from 'vitest';
+import { afterEach, beforeEach, expect } from 'vitest';
 import {
   decodeFrame, encodeFrame, MAX_FRAME_BYTES, ProtocolError,
-  type Envelope, type EventDecl, type EventOf,
+  type Envelope, type EventDecl, type EventOf, type RequestOf,
 } from '../../protocol/index.ts';
+import {
+  GNTTAB_COPY, GNTTAB_COPY_V2, GNTTAB_MAP_GRANT_REF, GNTTAB_MAP_GRANT_REF_V2, GNTTAB_UNMAP_GRANT_REF, GNTTAB_UNMAP_GRANT_REF_V2,
+} from '../../protocol/messages/grant.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
 import { Backend, type BackendOptions, type DomainCreated } from '../../src/hv/backend.ts';
 import { GrantTableView } from '../../src/memory/grant-table-view.ts';
@@ -48,7 +51,7 @@ export function onCleanup(fn: () => Promise<void> | void): void {
 
 /** Connects an HvClient; closes it in afterEach. */
 export async function connect(hv: Backend, domid: number, token: string): Promise<HvClient> {
-  const client = await HvClient.connect({ url: hv.url, domid, token, caps: ['gnttab.v1'] });
+  const client = await HvClient.connect({ url: hv.url, domid, token, caps: ['gnttab.v1'], ...(offeredMaxVersion !== undefined ? { maxVersion: offeredMaxVersion } : {}) });
   onCleanup(() => client.close());
   return client;
 }
@@ -189,4 +192,45 @@ const rawPackr = new Packr({ useRecords: false, moreTypes: false, structuredClon
 /** Packs any value as plain MessagePack, without the codec's validation (hostile frames). */
 export function packRaw(value: unknown): Uint8Array {
   return rawPackr.pack(value);
+}
+
+/** Protocol versions the grant tests run over. */
+export const VERSIONS = [1, 2] as const;
+
+let offeredMaxVersion: number | undefined;
+
+/** In a describe block: every client connected by connect() offers at most `version` (SPEC.md 5, 15). */
+export function useVersion(version: number): void {
+  beforeEach(() => { offeredMaxVersion = version; });
+  afterEach(() => { offeredMaxVersion = undefined; });
+}
+
+/** The map body as tests write it (arrays), whatever version the client speaks. */
+interface MapBody { dom: number; flags: number; refs: number[] }
+/** The map reply as tests read it (arrays). */
+export interface MapReplyArrays { status: number[]; handle: number[]; frame: number[]; ramPath: string }
+
+/**
+ * GNTTAB_MAP_GRANT_REF in the client's version: arrays in v1, packed in v2
+ * (converted here both ways, so one test checks both encodings of the same rules).
+ */
+export async function mapRefs(client: HvClient, body: MapBody): Promise<MapReplyArrays> {
+  if (client.version < 2) return client.call(GNTTAB_MAP_GRANT_REF, body);
+  const r = await client.call(GNTTAB_MAP_GRANT_REF_V2, { ...body, refs: Uint32Array.from(body.refs) });
+  expect(r.status).toBeInstanceOf(Int16Array);
+  return { status: Array.from(r.status), handle: Array.from(r.handle), frame: Array.from(r.frame), ramPath: r.ramPath };
+}
+
+/** GNTTAB_UNMAP_GRANT_REF in the client's version (see mapRefs). */
+export async function unmapHandles(client: HvClient, body: { handles: number[] }): Promise<{ status: number[] }> {
+  if (client.version < 2) return client.call(GNTTAB_UNMAP_GRANT_REF, body);
+  const r = await client.call(GNTTAB_UNMAP_GRANT_REF_V2, { handles: Uint32Array.from(body.handles) });
+  return { status: Array.from(r.status) };
+}
+
+/** GNTTAB_COPY in the client's version (see mapRefs). */
+export async function copyOps(client: HvClient, body: RequestOf<typeof GNTTAB_COPY>): Promise<{ status: number[] }> {
+  if (client.version < 2) return client.call(GNTTAB_COPY, body);
+  const r = await client.call(GNTTAB_COPY_V2, body);
+  return { status: Array.from(r.status) };
 }

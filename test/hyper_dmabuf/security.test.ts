@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GNTMAP, GNTST } from '../../protocol/grant-abi.ts';
-import { GNTTAB_MAP_GRANT_REF } from '../../protocol/messages/grant.ts';
+import { GNTTAB_MAP_DIRECTORY, GNTTAB_MAP_GRANT_REF_V2 } from '../../protocol/messages/grant.ts';
 import {
   DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE, DMABUF_PEER_HELLO,
 } from '../../protocol/messages/dmabuf.ts';
@@ -32,8 +32,13 @@ describe('access control', () => {
     // And the grants themselves name B: the backend refuses C's map of the directory and data refs.
     const entry = a.driver.exporter.find(hid)!;
     const refs = [...entry.directory.refs, ...entry.dataRefs];
-    const r = await c.kernel.hv.call(GNTTAB_MAP_GRANT_REF, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs });
+    const r = await c.kernel.hv.call(GNTTAB_MAP_GRANT_REF_V2, { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: Uint32Array.from(refs) });
     expect(new Set(r.status)).toEqual(new Set([GNTST.permission_denied]));
+    // Nor can it have the backend read the directory for it (v2): the top page's map is refused, nothing is mapped.
+    const d = await c.kernel.hv.call(GNTTAB_MAP_DIRECTORY, {
+      dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, format: 'multilevel', dirRef: entry.directory.refs[0]!, nents: entry.dataRefs.length,
+    });
+    expect({ dirStatus: Array.from(d.dirStatus), mapped: d.status.length }).toEqual({ dirStatus: [GNTST.permission_denied], mapped: 0 });
     // Wrong key: unknown to the importer, to the exporter, to query and to unexport.
     const bad = wrongKey(hid);
     expect(await codeOf(b.driver.exportFd(bad))).toBe('ERR_UNKNOWN_BUFFER');

@@ -1,16 +1,18 @@
 /**
  * In-process pair: export, import through the contiguous view, read-write,
  * both directory formats with scattered pages and offsets, unexport and
- * release, and the one-batch mapping.
+ * release, and the one-batch mapping; over protocol v1 (the importer reads
+ * the directory) and v2 (GNTTAB_MAP_DIRECTORY, one round trip), and between
+ * a v1 and a v2 domain in both directions.
  */
 import { describe, expect, it } from 'vitest';
 import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
 import { ExportState, ImportState } from '../../src/hyper_dmabuf/index.ts';
 import { checkPattern, expectClean, fillPattern, startWorld } from './world.ts';
 
-describe('sharing a buffer between two domains', () => {
+describe.each([1, 2])('sharing a buffer between two domains (v%i)', (version) => {
   it('exports, imports with no copy, unexports and frees everything', async () => {
-    const w = await startWorld(2);
+    const w = await startWorld(2, { maxVersion: version });
     const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
     const buf = a.driver.heap.alloc(1920 * 1080 * 4);
     const src = await buf.vmap();
@@ -31,7 +33,9 @@ describe('sharing a buffer between two domains', () => {
     expect(view[12345]).toBe(src[12345]);
     src[12345] = src[12345]! ^ 0xff;
     const info = b.driver.importer.find(hid)!.mapInfo!;
-    expect(info).toEqual({ dirPages: 3, dirRounds: 2, dataMapRequests: 1 });
+    // v1: the importer maps the top page, then both second-level pages; v2: the backend reads them.
+    expect(info).toEqual({ dirPages: 3, dirRounds: version === 1 ? 2 : 0, dataMapRequests: 1 });
+    expect(b.kernel.hv.version).toBe(version);
     expect(b.driver.query(hid)).toMatchObject({ type: 'imported', exporter: a.domid, importer: b.domid, busy: true, state: ImportState.Mapped });
     expect(a.driver.query(hid)).toMatchObject({ type: 'exported', busy: true, unexported: false, delayedUnexported: false, privSize: 3 });
 
@@ -47,7 +51,7 @@ describe('sharing a buffer between two domains', () => {
   });
 
   it.each(['multilevel', 'linked'] as DirFormat[])('shares a scattered 3840x2160x4 buffer through the %s directory', async (format) => {
-    const w = await startWorld(2, { memPages: 20_000 });
+    const w = await startWorld(2, { memPages: 20_000, maxVersion: version });
     const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
     const buf = a.driver.heap.alloc(3840 * 2160 * 4, { scattered: true });
     const src = await buf.vmap();
@@ -59,7 +63,8 @@ describe('sharing a buffer between two domains', () => {
     const info = b.driver.importer.find(hid)!.mapInfo!;
     expect(info.dataMapRequests).toBe(1);
     expect(info.dirPages).toBe(format === 'multilevel' ? 1 + 8 : 8);
-    expect(info.dirRounds).toBe(format === 'multilevel' ? 2 : 8);
+    expect(info.dirRounds).toBe(version === 2 ? 0 : format === 'multilevel' ? 2 : 8);
+    expect(b.kernel.mapper.stats().directoryMaps).toBe(version === 2 ? 1 : 0);
     await fd.put();
     await a.driver.unexport(hid);
     await a.driver.waitReleased(hid, 10_000);
@@ -69,7 +74,7 @@ describe('sharing a buffer between two domains', () => {
   });
 
   it('lets the importer write a read-write export, and the exporter read it', async () => {
-    const w = await startWorld(2);
+    const w = await startWorld(2, { maxVersion: version });
     const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
     const buf = a.driver.heap.alloc(10_000, { firstOffset: 123, scattered: true });
     const hid = await a.driver.exportRemote(buf, b.domid, { access: 'rw' });
@@ -83,6 +88,28 @@ describe('sharing a buffer between two domains', () => {
     await fd.put();
     await a.driver.unexport(hid);
     await a.driver.waitReleased(hid);
+    await buf.put();
+    expectClean(w);
+  });
+});
+
+describe('sharing between a v1 and a v2 domain', () => {
+  it.each([[1, 2], [2, 1]])('exporter v%i, importer v%i: the import works, each side in its own version', async (ev, iv) => {
+    const w = await startWorld(2, [{ maxVersion: ev }, { maxVersion: iv }]);
+    const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
+    expect([a.kernel.hv.version, b.kernel.hv.version]).toEqual([ev, iv]);
+    const buf = a.driver.heap.alloc(1920 * 1080 * 4, { scattered: true });
+    const src = await buf.vmap();
+    fillPattern(src, 5);
+    const hid = await a.driver.exportRemote(buf, b.domid, { dirFormat: 'linked' });
+    const fd = await b.driver.exportFd(hid);
+    const view = await fd.vmap();
+    expect(checkPattern(view, 5)).toBe(-1);
+    expect(b.driver.importer.find(hid)!.mapInfo!.dirRounds).toBe(iv === 2 ? 0 : 2);
+    await fd.put();
+    await a.driver.unexport(hid);
+    await a.driver.waitReleased(hid, 10_000);
+    await buf.vunmap(src);
     await buf.put();
     expectClean(w);
   });

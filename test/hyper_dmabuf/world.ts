@@ -41,6 +41,8 @@ export interface World {
 export interface DomOptions {
   memPages?: number;
   maxGrantFrames?: number;
+  /** Highest protocol version the guest offers (default: this implementation's). */
+  maxVersion?: number;
   driver?: HyperDmabufOptions;
 }
 
@@ -71,6 +73,7 @@ export async function startWorld(n: number, opts: DomOptions | DomOptions[] = {}
     const kernel = await GuestKernel.boot({
       url: hv.url, domid: created.domid, token: created.token, ramPath: created.ramPath, grantTablePath: created.grantTablePath,
       memPages, maxGrantFrames: created.maxGrantFrames, retry: { minDelayMs: 5, maxDelayMs: 50 },
+      ...(o.maxVersion !== undefined ? { maxVersion: o.maxVersion } : {}),
     });
     return { domid: created.domid, kernel };
   };

@@ -35,9 +35,15 @@ export interface Run {
   control: HvClient;
 }
 
+/** Options of a run's backend. */
+export interface RunOptions {
+  /** Highest protocol version the backend speaks (hv-main --max-version; default: this implementation's). */
+  maxVersion?: number;
+}
+
 /** Starts a backend process and connects the control domain. */
-export async function startRun(): Promise<Run> {
-  const hv = await spawnHv();
+export async function startRun(opts: RunOptions = {}): Promise<Run> {
+  const hv = await spawnHv(opts.maxVersion !== undefined ? { args: ['--max-version', String(opts.maxVersion)] } : {});
   runTags.push(hv.runTag);
   pids.push(hv.pid);
   const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
@@ -45,10 +51,10 @@ export async function startRun(): Promise<Run> {
   return { hv, control };
 }
 
-/** Creates a domain (DOMAIN_CREATE) and starts its VM process. */
-export async function startVm(run: Run, name: string, memPages = 4096, maxGrantFrames?: number): Promise<VmProcess> {
+/** Creates a domain (DOMAIN_CREATE) and starts its VM process (offering at most `opts.maxVersion` if given). */
+export async function startVm(run: Run, name: string, memPages = 4096, maxGrantFrames?: number, opts: { maxVersion?: number } = {}): Promise<VmProcess> {
   const created = await run.control.call(DOMAIN_CREATE, { name, memPages, ...(maxGrantFrames ? { maxGrantFrames } : {}) });
-  const vm = await spawnVm({ url: run.hv.url, ...created, memPages, name });
+  const vm = await spawnVm({ url: run.hv.url, ...created, memPages, name, ...(opts.maxVersion !== undefined ? { maxVersion: opts.maxVersion } : {}) });
   pids.push(vm.pid);
   return vm;
 }
