@@ -19,7 +19,7 @@ import { isTyped, toIpcError, type CallMessage, type ResultMessage, type VmEvent
 import { vmModules } from './process/modules.ts';
 import { childTrace, startChildTrace } from './trace/child-trace.ts';
 import { nowUs, processStartUs } from './trace/clock.ts';
-import { vmCounters } from './trace/counters.ts';
+import { vmSampler } from './trace/vm-sampler.ts';
 import { parseVmConfig, VM_CONFIG_ENV } from './process/vm-config.ts';
 
 /** Process lifecycle. */
@@ -113,9 +113,9 @@ async function main(): Promise<void> {
   if (state !== 'booting') return; // told to exit while booting
   state = 'serving';
   // Tracing: boot as a slice, and the kernel's counters as counter tracks through the run.
-  const booted = kernel;
-  childTrace()?.span('VM boot', 'start', processStartUs());
-  childTrace()?.sampleWith(() => vmCounters(booted.stats()));
+  const trace = childTrace();
+  trace?.span('VM boot', 'start', processStartUs());
+  trace?.sampleWith(vmSampler(kernel, ctx, trace));
   send({ type: 'ready', domid: kernel.domid, pid: process.pid });
 }
 

@@ -6,12 +6,15 @@
  * defaults are 2,000 and 1,500 frames; `--param frames=10000` runs the
  * issue's full count). Each run also writes its trace and diagram, which
  * must load in DevTools' trace engine and in Mermaid's parser
- * (test/trace/run-views.ts).
+ * (test/trace/run-views.ts), and its report, which must load in headless
+ * Chromium (test/report/report-check.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { findChromium } from '../report/chromium.ts';
+import { expectReportInChromium } from '../report/report-check.ts';
 import { expectDiagramViewable, expectTraceViewable } from '../trace/run-views.ts';
 import { failing, pidsOf, runJson, shmFiles, stillRunning } from './cli.ts';
 
@@ -23,7 +26,8 @@ const NO_LEAKS = { busyGrants: 0, mappings: 0, processes: 0, shmFiles: 0 };
 async function expectClean(scenario: string, extra: string[]): Promise<Record<string, unknown>> {
   const trace = join(dir, `${scenario}.json.gz`);
   const mermaid = join(dir, `${scenario}.mmd`);
-  const { code, result } = await runJson(scenario, [...extra, '--trace', trace, '--mermaid', mermaid]);
+  const report = join(dir, `${scenario}.html`);
+  const { code, result } = await runJson(scenario, [...extra, '--trace', trace, '--mermaid', mermaid, '--report', report]);
   expect(failing(result), scenario).toEqual([]);
   expect(result.ok).toBe(true);
   expect(code).toBe(0);
@@ -33,8 +37,11 @@ async function expectClean(scenario: string, extra: string[]): Promise<Record<st
   expect(pids.length).toBe(3);
   expect(stillRunning(pids)).toEqual([]);
   expect(shmFiles(String(result.stats.runTag))).toEqual([]);
-  await expectTraceViewable(trace, { hv: (result.stats.pids as { hv: number }).hv, vms: pids.slice(1) });
+  const traceJson = await expectTraceViewable(trace, { hv: (result.stats.pids as { hv: number }).hv, vms: pids.slice(1) });
   await expectDiagramViewable(mermaid);
+  // The report in a real browser (test/report/report.test.ts says why it may be skipped).
+  const chromium = findChromium();
+  if ('path' in chromium) await expectReportInChromium(chromium.path, report, result, traceJson, scenario);
   return result.stats;
 }
 

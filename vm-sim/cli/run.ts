@@ -28,7 +28,7 @@ export type ScenarioRunner = (scenario: Scenario, options: RunScenarioOptions) =
 export interface PreparedRun {
   scenario: Scenario;
   params: Params;
-  options: { json: boolean; verbose: boolean; runTag?: string; tracePath?: string; mermaidPath?: string; mermaidMaxLines?: number };
+  options: { json: boolean; verbose: boolean; runTag?: string; tracePath?: string; mermaidPath?: string; mermaidMaxLines?: number; reportPath?: string };
 }
 
 /** Checks that `file` can be written: its folder exists and is writable, and it is not a folder. */
@@ -74,6 +74,7 @@ export async function prepareRun(values: Record<string, unknown>, positionals: s
   const trace = str('trace');
   const mermaid = str('mermaid');
   const maxLines = str('mermaid-max-lines');
+  const report = str('report');
   if (maxLines !== undefined && !/^\d+$/.test(maxLines)) throw new UsageError(`--mermaid-max-lines: a whole number (0: no limit), not ${JSON.stringify(maxLines)}`);
   return {
     scenario, params,
@@ -83,6 +84,7 @@ export async function prepareRun(values: Record<string, unknown>, positionals: s
       ...(trace !== undefined ? { tracePath: checkOutputPath('trace', trace) } : {}),
       ...(mermaid !== undefined ? { mermaidPath: checkOutputPath('mermaid', mermaid) } : {}),
       ...(maxLines !== undefined ? { mermaidMaxLines: Number(maxLines) } : {}),
+      ...(report !== undefined ? { reportPath: checkOutputPath('report', report) } : {}),
     },
   };
 }
@@ -107,6 +109,7 @@ export function makeRunCommand(runner: ScenarioRunner = runScenario): Command {
       trace: { type: 'string', arg: 'FILE', help: "write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev or in Chrome DevTools' Performance panel: Load profile)" },
       mermaid: { type: 'string', arg: 'FILE', help: 'write a Mermaid sequence diagram of the protocol messages' },
       'mermaid-max-lines': { type: 'string', arg: 'N', help: 'most lines of that diagram (default 1000, 0: no limit): past it the middle of the run is left out, never the start-up or the teardown' },
+      report: { type: 'string', arg: 'FILE', help: 'write a run report: one HTML file (no network needed) with the checks, counters over time, the first and last messages and each shared buffer\'s page layout' },
       param: { type: 'string', multiple: true, arg: 'NAME=VALUE', help: 'set a scenario parameter, e.g. --param frames=60' },
       'run-tag': { type: 'string', arg: 'TAG', help: "prefix of the run's shared-memory files (default hdmabuf-<pid>-<random>)" },
       verbose: { type: 'boolean', help: "copy every child process's output to stderr" },
@@ -134,6 +137,7 @@ async function execute(p: PreparedRun, io: Io, runner: ScenarioRunner): Promise<
       ...(p.options.tracePath ? { tracePath: p.options.tracePath } : {}),
       ...(p.options.mermaidPath ? { mermaidPath: p.options.mermaidPath } : {}),
       ...(p.options.mermaidMaxLines !== undefined ? { mermaidMaxLines: p.options.mermaidMaxLines } : {}),
+      ...(p.options.reportPath ? { reportPath: p.options.reportPath } : {}),
       ...(p.options.verbose ? { echoOutput: true } : {}),
     });
   } finally {

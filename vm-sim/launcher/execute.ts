@@ -17,6 +17,7 @@ import { nowUs } from '../trace/clock.ts';
 import { liveChildren, reapAll } from '../process/child.ts';
 import { shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { resultOk, type RunResult } from './result.ts';
+import { summaryLines } from './summary.ts';
 import { newRunTag } from './run-tag.ts';
 import { collectVmTotals } from './run-stats.ts';
 import { Run, type DomainLaunch, type StopReport } from './run.ts';
@@ -32,6 +33,8 @@ export interface RunScenarioOptions {
   mermaidPath?: string;
   /** Most lines of the diagram (0: no limit; default trace/mermaid.ts DEFAULT_MAX_LINES). */
   mermaidMaxLines?: number;
+  /** Write the run report (one self-contained HTML file) here. */
+  reportPath?: string;
   /** Progress lines. */
   progress?: (line: string) => void;
   /** Aborts the run (SIGINT, SIGTERM). */
@@ -70,7 +73,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   try {
     const domains = resolveDomains(scenario, params);
     progress(`${scenario.name}: starting hv and ${domains.length} VM(s), run ${runTag}`);
-    run = await Run.start({ runTag, trace: Boolean(options.tracePath || options.mermaidPath), log: progress, ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}) });
+    run = await Run.start({ runTag, trace: Boolean(options.tracePath || options.mermaidPath || options.reportPath), log: progress, ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}) });
     const vms = await run.addDomains(domains);
     stats.domains = vms.map((v) => ({ name: v.name, domid: v.domid, pid: v.pid, memPages: v.memPages }));
     stats.pids = { launcher: process.pid, hv: run.hv.pid };
@@ -130,7 +133,13 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       stats.mermaid = { file: options.mermaidPath };
     }
   }
-  return { scenario: scenario.name, ok: resultOk(allChecks, leaks), checks: allChecks, stats, leaks };
+  const result: RunResult = { scenario: scenario.name, ok: resultOk(allChecks, leaks), checks: allChecks, stats, leaks };
+  if (run?.trace && options.reportPath) {
+    // Named before writing, so that the report's own summary lists it.
+    stats.report = { file: options.reportPath };
+    run.trace.writeReport(options.reportPath, result, summaryLines(result));
+  }
+  return result;
 }
 
 async function runBody(scenario: Scenario, ctx: ScenarioContext): Promise<void> {

@@ -11,6 +11,8 @@ import { nowUs } from '../trace/clock.ts';
 import { TraceCollector } from '../trace/collector.ts';
 import { toMermaid, type MermaidParticipant } from '../trace/mermaid.ts';
 import type { TraceRecord, WireRecord } from '../trace/records.ts';
+import { renderReport } from '../report/html.ts';
+import type { RunResult } from './result.ts';
 
 /** How long a child has to answer a flush request. */
 export const FLUSH_TIMEOUT_MS = 3000;
@@ -76,15 +78,24 @@ export class RunTrace {
     return trace.traceEvents.length;
   }
 
-  /** Writes the Mermaid sequence diagram (maxLines: see MermaidOptions). */
-  writeMermaid(path: string, title: string, maxLines?: number): void {
-    const participants: MermaidParticipant[] = [...this.processes.values()]
+  /** The processes in display order, as diagram participants. */
+  participants(): MermaidParticipant[] {
+    return [...this.processes.values()]
       .sort((a, b) => a.sortIndex - b.sortIndex)
       .map((p) => ({
         id: p.domid === undefined ? 'hv' : p.domid === 0 ? 'launcher' : `d${p.domid}`,
         label: p.name, pid: p.pid, domid: p.domid,
       }));
+  }
+
+  /** Writes the Mermaid sequence diagram (maxLines: see MermaidOptions). */
+  writeMermaid(path: string, title: string, maxLines?: number): void {
     const wire = this.records.filter((r): r is WireRecord => r.k === 'w');
-    writeFileSync(path, toMermaid(wire, participants, { title, ...(maxLines !== undefined ? { maxLines } : {}) }));
+    writeFileSync(path, toMermaid(wire, this.participants(), { title, ...(maxLines !== undefined ? { maxLines } : {}) }));
+  }
+
+  /** Writes the run report (vm-sim/report/html.ts). */
+  writeReport(path: string, result: RunResult, summary: readonly string[]): void {
+    writeFileSync(path, renderReport({ result, summary, records: this.records, participants: this.participants(), startUs: this.startUs }));
   }
 }

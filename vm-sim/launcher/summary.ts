@@ -53,5 +53,6 @@ export function summaryLines(r: RunResult): string[] {
   for (const c of r.checks.filter((x) => !x.ok)) lines.push(`  ✗ ${c.name}: ${c.detail}`);
   if (s.trace) lines.push(row('trace', `${(s.trace as { file: string }).file} (open in https://ui.perfetto.dev or DevTools' Performance panel)`));
   if (s.mermaid) lines.push(row('sequence diagram', (s.mermaid as { file: string }).file));
+  if (s.report) lines.push(row('report', `${(s.report as { file: string }).file} (open in any browser)`));
   return lines;
 }

@@ -38,22 +38,42 @@ export interface MermaidOptions {
   maxLines?: number;
 }
 
-/** Builds the diagram text. */
-export function toMermaid(records: readonly WireRecord[], participants: readonly MermaidParticipant[], options: MermaidOptions = {}): string {
+/** One message of the run, from its sender to its receiver. */
+export interface MessageArrow {
+  /** When it was sent (trace clock, µs). */
+  readonly ts: number;
+  readonly from: MermaidParticipant;
+  readonly to: MermaidParticipant;
+  readonly kind: WireRecord['kind'];
+  /** "SIM_FRAME_HANDOFF buf 1:2, frame 5". */
+  readonly label: string;
+}
+
+/** Every message once, as sent, in time order; a routed message goes straight from sender to receiver. */
+export function messageArrows(records: readonly WireRecord[], participants: readonly MermaidParticipant[]): MessageArrow[] {
   const byPid = new Map(participants.map((p) => [p.pid, p]));
   const byDom = new Map(participants.filter((p) => p.domid !== undefined).map((p) => [p.domid!, p]));
   const hv = participants.find((p) => p.domid === undefined);
-  const lines: DiagramLine[] = [];
+  const out: MessageArrow[] = [];
   const sent = records.filter((r) => r.dir === 'out' && r.via === undefined && byPid.has(r.pid)).sort((a, b) => a.ts - b.ts);
   for (const r of sent) {
     const from = byPid.get(r.pid)!;
     const to = from === hv
       ? (r.dom !== undefined ? byDom.get(r.dom) : undefined)
       : (r.dst !== undefined ? byDom.get(r.dst) : hv);
-    if (!to) continue;
-    const arrow = r.kind === 'res' ? '-->>' : r.kind === 'err' ? '--x' : '->>';
-    lines.push({ prefix: `${from.id}${arrow}${to.id}: `, label: sanitize(messageLabel(r)), startsBlock: r.kind === 'req' || r.kind === 'evt' });
+    if (to) out.push({ ts: r.ts, from, to, kind: r.kind, label: messageLabel(r) });
   }
+  return out;
+}
+
+/** Builds the diagram text. */
+export function toMermaid(records: readonly WireRecord[], participants: readonly MermaidParticipant[], options: MermaidOptions = {}): string {
+  const hv = participants.find((p) => p.domid === undefined);
+  const lines: DiagramLine[] = messageArrows(records, participants).map((m) => ({
+    prefix: `${m.from.id}${m.kind === 'res' ? '-->>' : m.kind === 'err' ? '--x' : '->>'}${m.to.id}: `,
+    label: sanitize(m.label),
+    startsBlock: m.kind === 'req' || m.kind === 'evt',
+  }));
   const { head, tail, omitted } = elideMiddle(foldRepeats(lines), options.maxLines ?? DEFAULT_MAX_LINES);
   const out: string[] = ['sequenceDiagram'];
   if (options.title) out.push(`  %% ${sanitize(options.title)}`);

@@ -64,8 +64,31 @@ export interface CounterRecord {
   readonly values: Readonly<Record<string, number>>;
 }
 
+/**
+ * Where an exported buffer's pages are, as its exporter saw it: recorded
+ * when the export is first seen and after each move (a new generation).
+ */
+export interface LayoutRecord {
+  readonly k: 'l';
+  readonly pid: number;
+  readonly ts: number;
+  /** "dom:cnt" of the buffer id. */
+  readonly hid: string;
+  /** The importer. */
+  readonly target: number;
+  /** Moves so far (0: where it was exported). */
+  readonly gen: number;
+  /** Bytes of data. */
+  readonly size: number;
+  /** Runs of adjacent pages in buffer order: [first frame, pages]. */
+  readonly runs: ReadonlyArray<readonly [number, number]>;
+  /** Directory format and the frames of its pages. */
+  readonly dirFormat: string;
+  readonly dirFrames: readonly number[];
+}
+
 /** Any record. */
-export type TraceRecord = WireRecord | SpanRecord | CounterRecord;
+export type TraceRecord = WireRecord | SpanRecord | CounterRecord | LayoutRecord;
 
 /** The IPC message a child sends with a batch of records. */
 export interface TraceBatchMessage {
