@@ -9,11 +9,12 @@
  * exactly as a map entry (acquireGrant: ref range, pinned-entry record, pin
  * limit, type, grantee, GTF_reading by compare-exchange against a validated
  * copy, frame read once, frame in range), copied once into private memory
- * while pinned, and unpinned (releaseGrant: busy bits per XSA-230). Only the
+ * while pinned (one pread from the granter's RAM file), and unpinned (releaseGrant: busy bits per XSA-230). Only the
  * copy is decoded (XSA-155), with the importer's own directory decoder
  * (src/hyper_dmabuf/directory, pure functions of SPEC.md 10.3). The data
  * refs are then mapped as one GNTTAB_MAP_GRANT_REF batch (grant-map.ts).
  */
+import { closeSync, readSync } from 'node:fs';
 import { GNTMAP, GNTST, PAGE_SIZE, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
 import type { GNTTAB_MAP_DIRECTORY } from '../../protocol/messages/grant.ts';
 import { walkDirectory } from '../hyper_dmabuf/directory/index.ts';
@@ -54,7 +55,9 @@ export async function mapDirectory(ctx: HvContext, caller: Domain, body: Request
   const t0 = process.hrtime.bigint();
   const dirRefs: number[] = [];
   const dirStatus: number[] = [];
-  const ram = granter.ram(() => ctx.files.open(granter.ramPath));
+  // pread of each page into private memory: no mapping of the granter's whole RAM for a few pages.
+  const fd = ctx.files.open(granter.ramPath);
+  const page = new Uint8Array(PAGE_SIZE);
   const me = caller.domid;
   try {
     while (!walk.done) {
@@ -67,9 +70,9 @@ export async function mapDirectory(ctx: HvContext, caller: Domain, body: Request
           return refused(dirRefs, dirStatus, granter.ramPath);
         }
         dirStatus.push(GNTST.okay);
-        const at = Domain.frameOffset(frame);
         try {
-          pages.push(readWordsLE(ram.subarray(at, at + PAGE_SIZE)));
+          if (readSync(fd, page, 0, PAGE_SIZE, Domain.frameOffset(frame)) !== PAGE_SIZE) throw new Error(`short read of frame ${frame}`);
+          pages.push(readWordsLE(page));
         } finally {
           releaseGrant(granter, ref, false);
         }
@@ -77,6 +80,7 @@ export async function mapDirectory(ctx: HvContext, caller: Domain, body: Request
       walk.supply(pages);
     }
   } finally {
+    closeSync(fd);
     stats.dirPages += dirRefs.length;
     stats.dirNs += nsSince(t0);
   }
