@@ -11,7 +11,11 @@
  *   - the IPC channel disconnects (the launcher died): exit 0;
  *   - SIGTERM / SIGINT: exit 0;
  *   - the backend connection closes under us: exit 3 (the "hypervisor" is gone);
- *   - boot fails: exit 1, with the reason on stderr.
+ *   - boot fails: exit 1, with the reason on stderr;
+ *   - an unexpected error (an exception or a rejection nobody handled, i.e.
+ *     a bug: a peer's or the backend's death is an error of the step that
+ *     met it, never this): exit 4, after reporting it to the launcher as a
+ *     `fatal` event { kind, code, message } and on stderr.
  */
 import { GuestKernel } from '../src/guest/kernel.ts';
 import { CommandRegistry, type VmContext } from './process/commands.ts';
@@ -54,6 +58,21 @@ async function exit(code: number, why: string): Promise<never> {
   return new Promise<never>(() => undefined);
 }
 
+/** Exit code after an unexpected error (see the exit paths above). */
+const EXIT_UNEXPECTED = 4;
+
+/** Reports an error nobody handled to the launcher, then exits through the cascade. */
+function fatal(kind: 'uncaughtException' | 'unhandledRejection', e: unknown): void {
+  const body = toIpcError(e);
+  process.stderr.write(`vm ${process.pid}: ${kind}: ${(e as Error)?.stack ?? String(e)}\n`);
+  try {
+    send({ type: 'event', name: 'fatal', data: { kind, code: body.code, message: body.message } });
+  } catch {
+    // The channel may be gone too; stderr and the exit code still tell.
+  }
+  void exit(EXIT_UNEXPECTED, kind);
+}
+
 async function serve(msg: CallMessage): Promise<void> {
   const t0 = nowUs();
   let result: ResultMessage;
@@ -84,6 +103,8 @@ async function main(): Promise<void> {
   process.on('disconnect', () => void exit(0, 'launcher disconnected'));
   process.on('SIGTERM', () => void exit(0, 'SIGTERM'));
   process.on('SIGINT', () => void exit(0, 'SIGINT'));
+  process.on('uncaughtException', (e) => fatal('uncaughtException', e));
+  process.on('unhandledRejection', (e) => fatal('unhandledRejection', e));
   process.on('message', (msg: unknown) => {
     if (isTyped(msg) && msg.type === 'call') void serve(msg as unknown as CallMessage);
   });

@@ -25,6 +25,7 @@ import { fenceErrnoName } from '../errno.ts';
 import type { FenceHost } from '../fence-host.ts';
 import type { SharedTimeline } from '../shared-timeline.ts';
 import { checkFrame, expectedChecksum, writeFrame } from './frame-pattern.ts';
+import { handled } from './in-flight.ts';
 
 /** Role of one side. */
 export type FrameRole = 'producer' | 'consumer';
@@ -177,7 +178,7 @@ export class FrameStream {
         const words = this.#ring.words[i % n]!;
         if (this.role === 'producer') {
           if (i >= n) maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i - n, i, timeoutMs));
-          inFlight.push((await this.#exportPoint(i)).sent);
+          inFlight.push(handled((await this.#exportPoint(i)).sent));
           if (i === options.stallAt) {
             words.fill(0xdeadbeef, 0, words.length >>> 1);
             await new Promise((r) => setTimeout(r, options.stallMs ?? 60_000));
@@ -185,7 +186,7 @@ export class FrameStream {
           sums.push(writeFrame(words, i));
           this.#tl.signal(i + 1);
         } else {
-          inFlight.push((await this.#exportPoint(i)).sent);
+          inFlight.push(handled((await this.#exportPoint(i)).sent));
           maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i, i, timeoutMs));
           const check = checkFrame(words, i, expectedChecksum(i, words.length));
           if (!check.ok) torn++;

@@ -39,6 +39,7 @@ import { fenceErrnoName } from '../../../fence-remote/errno.ts';
 import type { FenceHost } from '../../../fence-remote/fence-host.ts';
 import type { SharedTimeline } from '../../../fence-remote/shared-timeline.ts';
 import { checkFrame, expectedChecksum, writeFrame } from '../../../fence-remote/workloads/frame-pattern.ts';
+import { handled } from '../../../fence-remote/workloads/in-flight.ts';
 import type { HyperDmabuf } from '../../driver.ts';
 import { formatHid, hidKey, parseHid, type Hid } from '../../hid.ts';
 import type { SyncMode } from '../../options.ts';
@@ -277,7 +278,7 @@ export class BufferStream {
       await sync.addFence(buf, ready, 'write');
       const file = await sync.exportSyncFile(buf, 'read');
       const prepared = await fences.prepareExport(this.peer, file);
-      inFlight.push(fences.sendExport(prepared, { cookie: i }));
+      inFlight.push(handled(fences.sendExport(prepared, { cookie: i })));
       stats.maxResvEntries = Math.max(stats.maxResvEntries, sync.registry.get(buf)?.resv.numFences ?? 0);
       const words = await this.#views[b]!.words();
       if (i === options.stallAt) {
@@ -304,7 +305,7 @@ export class BufferStream {
     try {
       if (added.status === 'rejected') throw new StopRun(i, codeOf(added.reason), `adding the read fence: ${(added.reason as Error).message}`);
       const prepared = await fences.prepareExport(this.peer, release);
-      inFlight.push(fences.sendExport(prepared, { cookie: i }));
+      inFlight.push(handled(fences.sendExport(prepared, { cookie: i })));
       const status = ready.fence.getStatus();
       if (status < 0) throw new StopRun(i, 'ERR_FENCE', `ready fence of frame ${i} signalled with ${fenceErrnoName(status)}`, status);
       if (status === 0) stats.implicitMisses++;
