@@ -102,7 +102,7 @@ export function paramsHelp(scenario: Scenario): string {
 export function makeRunCommand(runner: ScenarioRunner = runScenario): Command {
   return {
     name: 'run',
-    summary: `Runs a scenario: a built-in by name or a .json/.ts file (default ${DEFAULT_SCENARIO}). Starts the backend and one VM process per domain, runs the steps, prints a summary, stops everything. Exit 0 when every check passed and nothing leaked, 1 otherwise, 2 for a usage or scenario error, 130/143 when interrupted.`,
+    summary: `Runs a scenario: a built-in by name or a .json/.ts file (default ${DEFAULT_SCENARIO}). Starts the backend and one VM process per domain, runs the steps, prints a summary, stops everything. Exit 0 when every check passed and nothing leaked, 1 otherwise, 2 for a usage or scenario error, 130/143 when interrupted, 141 when the output pipe closed (EPIPE).`,
     args: '[scenario|file]',
     options: {
       json: { type: 'boolean', help: 'print the result as one JSON object on stdout (progress goes to stderr)' },
@@ -144,8 +144,7 @@ async function execute(p: PreparedRun, io: Io, runner: ScenarioRunner): Promise<
     guard.dispose();
     progress.done();
   }
-  const sig = guard.received();
-  const code = sig ? (sig === 'SIGINT' ? 130 : 143) : exitCodeOf(result);
+  const code = guard.exitCode() ?? exitCodeOf(result);
   if (p.options.json) await write(io.stdout, `${JSON.stringify(result)}\n`);
   else await write(io.stdout, `${progress.summary(summaryLines(result)).join('\n')}\n`);
   return code;

@@ -3,8 +3,10 @@
  *   - busyGrants, mappings: HV_STATS over the control connection just
  *     before shutdown (entries still marked GTF_reading/GTF_writing, and
  *     live maptrack entries, summed over every domain the backend knows);
- *   - processes: after every child has been reaped, the run's pids that
- *     still run;
+ *   - processes: the run's processes that did not exit within the grace
+ *     period of the close cascade (counted BEFORE they are SIGKILLed: a
+ *     process that had to be killed is a leak), plus any still running after
+ *     every child was reaped;
  *   - shmFiles: after that, the files of /dev/shm whose name starts with the
  *     run's tag.
  */
@@ -51,4 +53,38 @@ export function sweepShmFiles(runTag: string, dir = '/dev/shm'): number {
   const names = shmFilesOf(runTag, dir);
   for (const n of names) rmSync(join(dir, n), { force: true });
   return names.length;
+}
+
+/** Tags of the runs of this process not yet stopped: swept on any exit, even a forced one. */
+const activeRunTags = new Set<string>();
+
+/** Registers a run's tag so that exitSweep() removes its files whatever ends the process. */
+export function rememberRunTag(runTag: string): void {
+  activeRunTags.add(runTag);
+  installExitSweep();
+}
+
+/** The run was stopped (its files already swept). */
+export function forgetRunTag(runTag: string): void {
+  activeRunTags.delete(runTag);
+}
+
+/**
+ * Removes the files of every run not yet stopped; returns how many. Called
+ * on the paths that end the launcher without the close cascade (a second
+ * Ctrl-C, process.exit): the backend, killed with the others, can no longer
+ * remove them itself.
+ */
+export function sweepActiveRuns(dir = '/dev/shm'): number {
+  let n = 0;
+  for (const tag of activeRunTags) n += sweepShmFiles(tag, dir);
+  return n;
+}
+
+let exitSweepInstalled = false;
+function installExitSweep(): void {
+  if (exitSweepInstalled) return;
+  exitSweepInstalled = true;
+  // 'exit' handlers run synchronously on process.exit and on a normal end: rmSync is synchronous.
+  process.on('exit', () => { sweepActiveRuns(); });
 }

@@ -8,25 +8,30 @@
  *   const report = await run.stop();   // leaks measured, every process reaped, no shm file left
  *
  * Close cascade (stop(), idempotent, also on failure and on SIGINT):
- * HV_STATS (busy grants, mappings) -> traces flushed -> each live VM shut
- * down (kernel.shutdown, SIGTERM, SIGKILL) -> control connection closed ->
- * backend SIGTERM (it removes the run's files), SIGKILL if it hangs ->
- * every child reaped -> pids still running counted -> /dev/shm files of the
- * run counted, then removed.
+ * HV_STATS (busy grants, mappings) -> traces flushed -> each live VM asked
+ * to shut down (kernel.shutdown; SIGTERM if it cannot answer) -> control
+ * connection closed -> backend SIGTERM (it removes the run's files) -> the
+ * processes that did not exit within the grace period are counted as leaked
+ * (leaks.processes), THEN SIGKILLed -> every child reaped -> /dev/shm files
+ * of the run counted, then removed.
+ *
+ * Every process's end is recorded (exits.ts): who, how, when and why; a
+ * process that ended on its own during the run (the backend too) `died`.
  */
 import type { ResponseOf } from '../../protocol/message.ts';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
 import type { HvStatsBody } from '../../src/hv/stats.ts';
-import { reapAll, type ManagedChild } from '../process/child.ts';
+import { reapAll, type ChildExit, type ManagedChild } from '../process/child.ts';
 import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';
 import { spawnVm } from '../process/spawn-vm.ts';
 import { nowUs } from '../trace/clock.ts';
 import { TRACE_ENV } from '../trace/records.ts';
-import { hvLeaks, runningPids, shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
+import { processExit, type FatalReport, type ProcessExit } from './exits.ts';
+import { forgetRunTag, hvLeaks, rememberRunTag, runningPids, shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { RunTrace } from './run-trace.ts';
 import { newRunTag } from './run-tag.ts';
-import { VmHandle } from './vm-handle.ts';
+import { VmHandle, VmState } from './vm-handle.ts';
 
 /** Run lifecycle. */
 export enum RunState {
@@ -53,6 +58,9 @@ export interface RunOptions {
 /** Default time a child has to report ready. */
 export const DEFAULT_READY_TIMEOUT_MS = 60_000;
 
+/** How long the close cascade waits for each process to exit by itself before it counts it as leaked and kills it. */
+export const SHUTDOWN_GRACE_MS = 5000;
+
 /** A domain to start. */
 export interface DomainLaunch {
   name: string;
@@ -71,6 +79,8 @@ export interface StopReport {
   hvStatsError: string | undefined;
   /** Names of the shm files found (and removed) after reaping. */
   shmFiles: string[];
+  /** Names of the processes that did not exit within the grace period and were killed. */
+  forced: string[];
 }
 
 /** A running simulation. */
@@ -86,20 +96,54 @@ export class Run {
   private readonly log: (line: string) => void;
   private readonly options: RunOptions;
   private stopping: Promise<StopReport> | undefined;
+  /** When the run started (performance.now()), for the times of exits. */
+  readonly startedAt: number;
+  /** Every process that ended, in order. */
+  readonly exits: ProcessExit[] = [];
+  /** Pids the cascade had to SIGKILL. */
+  private readonly forcedPids = new Set<number>();
+  /** `fatal` reports of VMs, by pid. */
+  private readonly fatals = new Map<number, FatalReport>();
+  /** Resolves with the backend's exit if it dies during the run (never rejects). */
+  readonly backendDied: Promise<ProcessExit>;
 
-  private constructor(options: RunOptions, runTag: string, hv: HvProcess, control: HvClient, trace: RunTrace | undefined) {
+  private constructor(options: RunOptions, runTag: string, hv: HvProcess, control: HvClient, trace: RunTrace | undefined, startedAt: number) {
     this.options = options;
+    this.startedAt = startedAt;
     this.runTag = runTag;
     this.hv = hv;
     this.control = control;
     this.trace = trace;
     this.log = options.log ?? (() => undefined);
     this.pids.push(hv.pid);
+    this.backendDied = new Promise((resolve) => {
+      this.watch(hv.child as ManagedChild<unknown>, 'hv', 'hv', (e) => { if (e.cause === 'died') resolve(e); });
+    });
+  }
+
+  /** Records the child's exit when it comes, with its cause. */
+  private watch(child: ManagedChild<unknown>, name: string, role: ProcessExit['role'], then?: (e: ProcessExit) => void): void {
+    void child.exited.then((exit: ChildExit) => {
+      const e = processExit(name, role, child.pid, exit, performance.now() - this.startedAt, this.causeOf(child.pid, name), this.fatals.get(child.pid));
+      this.exits.push(e);
+      if (e.cause === 'died') this.log(`${name} (pid ${child.pid}) died: ${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`}${e.fatal ? ` (${e.fatal.code}: ${e.fatal.message})` : ''}`);
+      then?.(e);
+    });
+  }
+
+  private causeOf(pid: number, name: string): ProcessExit['cause'] {
+    if (this.forcedPids.has(pid)) return 'forced';
+    if (this.state === RunState.Stopping || this.state === RunState.Stopped) return 'shutdown';
+    if (this.vmsByName.get(name)?.state === VmState.Killed) return 'killed by the scenario';
+    return 'died';
   }
 
   /** Starts the backend and connects the control domain. On failure nothing is left running. */
   static async start(options: RunOptions = {}): Promise<Run> {
     const runTag = options.runTag ?? newRunTag();
+    const startedAt = performance.now();
+    // Whatever ends this process from here on (a second Ctrl-C, process.exit), the run's files go.
+    rememberRunTag(runTag);
     // Installed before any connection: the trace must see every frame from HELLO on.
     const trace = options.trace ? new RunTrace() : undefined;
     let hv: HvProcess | undefined;
@@ -114,13 +158,14 @@ export class Run {
       trace?.addProcess(hv.pid, 'hv', 1, undefined);
       trace?.attachChild(hv.child as ManagedChild<unknown>);
       const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'launcher' });
-      const run = new Run(options, runTag, hv, control, trace);
+      const run = new Run(options, runTag, hv, control, trace, startedAt);
       run.state = RunState.Running;
       return run;
     } catch (e) {
       trace?.stop();
       await hv?.child.reap();
       sweepShmFiles(runTag);
+      forgetRunTag(runTag);
       throw e;
     }
   }
@@ -159,6 +204,10 @@ export class Run {
       const handle = new VmHandle(d.name, d.memPages, vm);
       this.vmsByName.set(d.name, handle);
       this.trace?.span(`start VM ${d.name}`, 'start', t0);
+      handle.listen((ev) => {
+        if (ev.name === 'fatal') this.fatals.set(vm.pid, ev.data as FatalReport);
+      });
+      this.watch(vm.child as ManagedChild<unknown>, d.name, 'vm');
       this.trace?.addProcess(vm.pid, `${d.name} (dom${vm.domid})`, 2 + vm.domid, vm.domid);
       this.trace?.attachChild(vm.child as ManagedChild<unknown>);
       return handle;
@@ -183,26 +232,43 @@ export class Run {
     this.state = RunState.Stopping;
     let hvStats: HvStatsBody | undefined;
     let hvStatsError: string | undefined;
-    try {
-      hvStats = await this.hvStats(15_000);
-    } catch (e) {
-      hvStatsError = (e as Error).message;
+    if (this.hv.child.exit) {
+      hvStatsError = `the backend had exited (${this.hv.child.exit.signal ? `signal ${this.hv.child.exit.signal}` : `code ${String(this.hv.child.exit.code)}`})`;
+    } else {
+      try {
+        hvStats = await this.hvStats(15_000);
+      } catch (e) {
+        hvStatsError = (e as Error).message;
+      }
     }
     if (this.trace) {
       await this.trace.flushChildren([this.hv.child as ManagedChild<unknown>, ...this.vms.map((v) => v.process.child as ManagedChild<unknown>)]);
       this.trace.stop();
     }
-    await Promise.all(this.vms.filter((v) => v.alive).map((v) => v.process.shutdown(3000)));
+    // Graceful first: every VM asked to shut down, then the backend. Nothing is killed yet.
+    await Promise.all(this.vms.filter((v) => v.alive).map((v) => v.process.shutdownGracefully(SHUTDOWN_GRACE_MS)));
     await this.control.close().catch(() => undefined);
-    await this.hv.child.reap(5000);
+    this.hv.child.kill('SIGTERM');
+    await this.hv.child.exitWithin(SHUTDOWN_GRACE_MS);
+    // A process still running now had to be killed: that is a leak, counted before the kill.
+    const lingering = [{ name: 'hv', child: this.hv.child as ManagedChild<unknown> }, ...this.vms.map((v) => ({ name: v.name, child: v.process.child as ManagedChild<unknown> }))]
+      .filter((p) => p.child.exit === undefined);
+    for (const p of lingering) {
+      this.forcedPids.add(p.child.pid);
+      this.log(`warning: ${p.name} (pid ${p.child.pid}) did not exit within ${SHUTDOWN_GRACE_MS} ms: killing it (a leaked process)`);
+      p.child.kill('SIGKILL');
+    }
+    await Promise.all(lingering.map((p) => p.child.exited));
     // Anything else this process started (a VM that failed to start is reaped by spawnVm already).
     await reapAll(3000);
-    const processes = runningPids(this.pids).length;
+    const stillRunning = runningPids(this.pids);
+    if (stillRunning.length > 0) this.log(`warning: ${stillRunning.length} process(es) of the run still running after reaping`);
+    const processes = lingering.length + stillRunning.filter((pid) => !this.forcedPids.has(pid)).length;
     const shmFiles = shmFilesOf(this.runTag);
     sweepShmFiles(this.runTag);
+    forgetRunTag(this.runTag);
     this.state = RunState.Stopped;
     const hvCounts = hvStats ? hvLeaks(hvStats) : { busyGrants: -1, mappings: -1 };
-    if (processes > 0) this.log(`warning: ${processes} process(es) of the run still running after reaping`);
-    return { leaks: { ...hvCounts, processes, shmFiles: shmFiles.length }, hvStats, hvStatsError, shmFiles };
+    return { leaks: { ...hvCounts, processes, shmFiles: shmFiles.length }, hvStats, hvStatsError, shmFiles, forced: lingering.map((p) => p.name) };
   }
 }

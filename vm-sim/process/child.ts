@@ -96,6 +96,9 @@ export class ManagedChild<R> extends EventEmitter {
       env: { ...process.env, ...options.env },
       serialization: options.serialization ?? 'json',
       stdio: options.output === 'inherit' ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe', 'ipc'],
+      // Its own process group: Ctrl-C in a terminal signals the launcher's group only, so the launcher
+      // alone decides how its children stop (the close cascade, which measures leaks first).
+      detached: true,
     });
     const managed = new ManagedChild<R>(options.name, child, options.echoOutput ?? process.env.HDMABUF_CHILD_OUTPUT === '1');
     const timeoutMs = options.readyTimeoutMs ?? 20_000;
@@ -165,6 +168,18 @@ export class ManagedChild<R> extends EventEmitter {
   kill(signal: NodeJS.Signals = 'SIGTERM'): boolean {
     if (this.exitValue) return false;
     return this.process.kill(signal);
+  }
+
+  /** Resolves true once the child has exited, or false if it is still running after `ms`. */
+  async exitWithin(ms: number): Promise<boolean> {
+    if (this.exitValue) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+    try {
+      return await Promise.race([this.exited.then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Ends the child: SIGTERM, then SIGKILL if it has not exited within graceMs. Resolves with its exit. */

@@ -103,6 +103,23 @@ export class VmProcess {
     return this.child.reap(graceMs);
   }
 
+  /**
+   * The graceful half of shutdown(): asks the VM to shut down (kernel.shutdown;
+   * SIGTERM if it cannot answer) and waits up to graceMs for it to exit.
+   * Never kills it. Resolves true if it exited.
+   */
+  async shutdownGracefully(graceMs = 3000): Promise<boolean> {
+    if (this.child.exit) return true;
+    const deadline = performance.now() + graceMs;
+    try {
+      await this.call('kernel.shutdown', {}, graceMs);
+    } catch {
+      // Wedged or already dying: SIGTERM runs the same cascade in vm-main.
+      this.child.kill('SIGTERM');
+    }
+    return this.child.exitWithin(Math.max(0, deadline - performance.now()));
+  }
+
   private onMessage(msg: Record<string, unknown>): void {
     if (msg.type === 'event') {
       for (const l of [...this.eventListeners]) l(msg as unknown as VmEventMessage);
