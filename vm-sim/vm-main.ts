@@ -10,7 +10,8 @@
  *   - kernel.shutdown command: exit 0 after the result is sent;
  *   - the IPC channel disconnects (the launcher died): exit 0;
  *   - SIGTERM / SIGINT: exit 0;
- *   - the backend connection closes under us: exit 3 (the "hypervisor" is gone);
+ *   - the backend connection closes under us: no exit; a `hvClosed` event
+ *     tells the launcher, and commands that need the backend fail;
  *   - boot fails: exit 1, with the reason on stderr;
  *   - an unexpected error (an exception or a rejection nobody handled, i.e.
  *     a bug: a peer's or the backend's death is an error of the step that
@@ -122,7 +123,9 @@ async function main(): Promise<void> {
     name: config.name ?? `dom${config.domid}`,
     ...(config.maxVersion !== undefined ? { maxVersion: config.maxVersion } : {}),
   });
-  kernel.on('hvClosed', () => void exit(3, 'backend connection closed'));
+  // The backend died: the VM stays up (the launcher decides when it stops, and sees it alive); commands
+  // that need the backend fail with its connection's error (ERR_CLOSED) as errors of their own.
+  kernel.on('hvClosed', (code: number, reason: string) => send({ type: 'event', name: 'hvClosed', data: { code, reason } }));
   ctx = {
     config,
     kernel,

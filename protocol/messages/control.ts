@@ -41,7 +41,23 @@ const DOMAIN_STATS = t.struct({
   grantsInUse: req(U32, 'Entries of its grant table with GTF_permit_access set.'),
   busyGrants: req(U32, 'Entries of its grant table with GTF_reading or GTF_writing set.'),
   mappings: req(U32, 'Live maptrack entries: grants of others that it maps.'),
+  mappingsOfDead: req(U32, 'Those of its mappings whose granter is dying or dead: kept by design until it unmaps them (SPEC 11.4).'),
   ports: req(U32, 'Open event-channel ports.'),
+});
+
+/** Byte counts that may exceed 2^32 in a long run: integers exact in a double. */
+const COUNT = t.uint(Number.MAX_SAFE_INTEGER);
+
+const DOMAIN_TRAFFIC = t.struct({
+  domid: req(t.uint(MAX_DOMID), 'Domain id (0: the control domain).'),
+  dataBytes: req(COUNT, 'Bytes the backend moved for it: routedBytes + grantCopyBytes.'),
+  routedBytes: req(COUNT, 'Data bytes of the routed messages it sent: ECHO payloads (request and reply), SIM_FRAME_COPY bytes.'),
+  grantCopyBytes: req(COUNT, 'Sum of `len` of its GNTTAB_COPY ops that succeeded (the bytes the backend copied).'),
+  framesIn: req(COUNT, 'Frames the backend received from it.'),
+  framesOut: req(COUNT, 'Frames the backend sent to it.'),
+  bytesIn: req(COUNT, 'Encoded bytes of the frames received from it.'),
+  bytesOut: req(COUNT, 'Encoded bytes of the frames sent to it.'),
+  largestFrame: req(U32, 'Largest frame either way, in bytes.'),
 });
 
 /** Reports every domain's resources, for leak checks. */
@@ -54,5 +70,6 @@ export const HV_STATS = defineRequest({
     shmFiles: req(t.array(t.str(MAX_PATH), 2 * MAX_DOMID), 'Shared-memory files that exist.'),
     routedPending: req(U32, 'Routed requests awaiting their reply.'),
     internalErrors: req(U32, 'Requests answered ERR_INTERNAL since the backend started: a handler failed unexpectedly or its reply failed its own declaration (SPEC 6.1 rule 9). Each is logged.'),
+    traffic: req(t.array(DOMAIN_TRAFFIC, MAX_DOMID + 1), 'What the backend moved for every domain that ever had a session (removed domains included), by domain id.'),
   },
 });

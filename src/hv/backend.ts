@@ -21,6 +21,7 @@ import { listen, stopListening, type Listener } from './server.ts';
 import { Session } from './session.ts';
 import { ShmFiles } from './shm-files.ts';
 import { collectStats, type HvStatsBody } from './stats.ts';
+import { TrafficCounters } from './traffic.ts';
 
 export type { BackendOptions } from './options.ts';
 export type { DomainCreated } from './domain-lifecycle.ts';
@@ -70,6 +71,7 @@ export class Backend {
       deaths: new Set(),
       counters: { internalErrors: 0 },
       grantStats: newGrantStats(),
+      traffic: new TrafficCounters(),
       closing: false,
     };
     const sessions = new Set<Session>();

@@ -4,6 +4,7 @@ import type { GrantStats } from './grant-stats.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { Router } from './router.ts';
 import type { ShmFiles } from './shm-files.ts';
+import type { TrafficCounters } from './traffic.ts';
 
 /** The backend's shared state, passed to every handler. */
 export interface HvContext {
@@ -11,6 +12,8 @@ export interface HvContext {
   readonly registry: DomainRegistry;
   readonly files: ShmFiles;
   readonly router: Router;
+  /** What the backend moved, per domain (HV_STATS `traffic`). */
+  readonly traffic: TrafficCounters;
   readonly log: (line: string) => void;
   /** Death cascades in progress (Backend.close awaits them). */
   readonly deaths: Set<Promise<void>>;

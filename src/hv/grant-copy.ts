@@ -86,6 +86,7 @@ export function copyBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof
     if (dst.pinned) releaseGrant(dst.domain!, op.dest.ref, true);
     if (src.pinned) releaseGrant(src.domain!, op.source.ref, false);
     status[i] = dst.status;
+    if (dst.status === GNTST.okay) ctx.traffic.grantCopy(caller.domid, op.len);
   }
   return { status };
 }

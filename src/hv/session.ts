@@ -64,6 +64,8 @@ export class Session {
       sendBudgetBytes: ctx.opts.backpressureBytes,
     });
     this.conn.onRequest((req) => this.onRequest(req));
+    // Counted by the backend for HV_STATS `traffic` (src/hv/traffic.ts); frames before HELLO count for no domain.
+    this.conn.observe((direction, env, bytes) => { if (this.domid !== undefined) ctx.traffic.frame(this.domid, direction, env, bytes); });
     this.conn.on('frame', (env: Envelope, decl: MessageDecl) => {
       if (env.kind === 'req') return;
       try {

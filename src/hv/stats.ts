@@ -2,16 +2,28 @@
 import type { ResponseOf } from '../../protocol/index.ts';
 import type { HV_STATS } from '../../protocol/messages/control.ts';
 import type { HvContext } from './context.ts';
+import type { Maptrack } from './maptrack.ts';
 
 /** The HV_STATS response body. */
 export type HvStatsBody = ResponseOf<typeof HV_STATS>;
+
+/** Live maptrack entries whose granting domain is dying, dead or gone. */
+function mappingsOfDead(ctx: HvContext, maptrack: Maptrack): number {
+  let n = 0;
+  for (const slot of maptrack.liveSlots()) {
+    if (ctx.registry.get(maptrack.granterOf(slot))?.alive !== true) n++;
+  }
+  return n;
+}
 
 /**
  * Every guest domain not yet removed (the control domain has no resources
  * and is not listed), with: grant entries in use and busy among the
  * nrFrames*512 entries of its table (GrantTableView.census, read from the
  * shared table), live maptrack entries, open ports; the files of this run
- * that exist; routed requests awaiting replies.
+ * that exist; routed requests awaiting replies; and what the backend moved
+ * for every domain that ever had a session, removed ones included
+ * (traffic.ts).
  */
 export function collectStats(ctx: HvContext): HvStatsBody {
   const domains = ctx.registry.all().map((d) => {
@@ -24,8 +36,9 @@ export function collectStats(ctx: HvContext): HvStatsBody {
       grantsInUse: inUse,
       busyGrants: busy,
       mappings: d.maptrack.live,
+      mappingsOfDead: mappingsOfDead(ctx, d.maptrack),
       ports: d.ports.open,
     };
   });
-  return { domains, shmFiles: ctx.files.list(), routedPending: ctx.router.pending, internalErrors: ctx.counters.internalErrors };
+  return { domains, shmFiles: ctx.files.list(), routedPending: ctx.router.pending, internalErrors: ctx.counters.internalErrors, traffic: ctx.traffic.all() };
 }

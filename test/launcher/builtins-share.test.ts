@@ -15,7 +15,7 @@ async function expectClean(scenario: string, extra: string[] = []): Promise<Reco
   expect(result.ok).toBe(true);
   expect(code).toBe(0);
   expect(result.leaks).toEqual(NO_LEAKS);
-  expect(Object.keys(result).sort()).toEqual(['checks', 'leaks', 'ok', 'scenario', 'stats']);
+  expect(Object.keys(result).sort()).toEqual(['checks', 'exits', 'leaks', 'ok', 'scenario', 'stats']);
   expect(result.scenario).toBe(scenario);
   for (const c of result.checks) expect(Object.keys(c).sort()).toEqual(['detail', 'name', 'ok']);
   const pids = pidsOf(result);

@@ -15,11 +15,12 @@ import { parseBytes } from '../scenarios/units.ts';
 import { validateDomains } from '../scenarios/validate.ts';
 import { nowUs } from '../trace/clock.ts';
 import { liveChildren, reapAll } from '../process/child.ts';
+import { describeProcessExit, type ProcessExit } from './exits.ts';
 import { shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { resultOk, type RunResult } from './result.ts';
 import { summaryLines } from './summary.ts';
 import { newRunTag } from './run-tag.ts';
-import { collectVmTotals } from './run-stats.ts';
+import { trafficTotals } from './run-stats.ts';
 import { Run, type DomainLaunch, type StopReport } from './run.ts';
 
 /** Options of runScenario. */
@@ -86,7 +87,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       });
     }
     ctx = new ScenarioContext({ run, params, signal, runStep, progress });
-    await untilAborted(runBody(scenario, ctx), signal);
+    await untilAborted(untilBackendDied(runBody(scenario, ctx), run), signal);
   } catch (e) {
     // A failed step is already a check; anything else (a VM that would not start, SIGINT) becomes one.
     if (!(e instanceof StepFailed)) {
@@ -101,23 +102,29 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     Object.assign(stats, ctx.stats);
   }
   if (run) {
-    if (!signal.aborted) {
-      const totals = await collectVmTotals(run);
-      stats.bytesCopied = totals.bytesCopied;
-      stats.wireBytes = totals.wireBytes;
-      stats.wireFrames = totals.wireFrames;
-      stats.largestFrame = totals.largestFrame;
-      if (totals.notReporting.length) stats.notReporting = totals.notReporting;
-    }
     progress('stopping: measuring leaks, shutting every process down');
     report = await run.stop();
+    const notMeasured: Record<string, string> = {};
+    if (report.hvStats) {
+      const t = trafficTotals(report.hvStats);
+      Object.assign(stats, { bytesCopied: t.bytesCopied, routedBytes: t.routedBytes, grantCopyBytes: t.grantCopyBytes, wireBytes: t.wireBytes, wireFrames: t.wireFrames, largestFrame: t.largestFrame });
+      if (t.bytesCopied > 0) stats.copiedByDomain = t.copiedByDomain;
+    } else {
+      // Without the backend's answer these figures are unknown, not 0.
+      const why = `not measured: ${report.hvStatsError ?? 'HV_STATS failed'}`;
+      for (const k of ['bytesCopied', 'wireBytes', 'leaks.busyGrants', 'leaks.mappings']) notMeasured[k] = why;
+    }
+    if (report.heldByDesign) stats.heldByDesign = report.heldByDesign;
+    if (report.filesOfDeadBackend.length) stats.filesOfDeadBackend = report.filesOfDeadBackend.length;
+    if (Object.keys(notMeasured).length) stats.notMeasured = notMeasured;
   } else {
     // Start failed: whatever got started is reaped, whatever got created is swept.
     await reapAll(3000);
   }
 
   const allChecks = [...(ctx?.checks ?? []), ...checks];
-  if (report) allChecks.push(...endChecks(report, stats));
+  const exits = run?.exits ?? [];
+  if (report) allChecks.push(...endChecks(report, stats), ...exitChecks(exits));
   const leaks = report?.leaks ?? { ...NO_LEAKS_MEASURED, processes: liveChildren().length, shmFiles: shmFilesOf(runTag).length };
   if (!report) sweepShmFiles(runTag);
   stats.durationMs = Math.round(performance.now() - t0);
@@ -133,7 +140,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
       stats.mermaid = { file: options.mermaidPath };
     }
   }
-  const result: RunResult = { scenario: scenario.name, ok: resultOk(allChecks, leaks), checks: allChecks, stats, leaks };
+  const result: RunResult = { scenario: scenario.name, ok: resultOk(allChecks, leaks), checks: allChecks, stats, leaks, exits };
   if (run?.trace && options.reportPath) {
     // Named before writing, so that the report's own summary lists it.
     stats.report = { file: options.reportPath };
@@ -149,6 +156,21 @@ async function runBody(scenario: Scenario, ctx: ScenarioContext): Promise<void> 
   ctx.run.trace?.span(`scenario ${scenario.name}`, 'step', t0);
 }
 
+/**
+ * Rejects with ERR_BACKEND_DIED as soon as the backend dies during the run:
+ * every step after that would fail anyway, and the result must say that the
+ * backend died rather than what each VM saw of it.
+ */
+function untilBackendDied<T>(p: Promise<T>, run: Run): Promise<T> {
+  p.catch(() => undefined);
+  return Promise.race([
+    p,
+    run.backendDied.then((e): never => {
+      throw Object.assign(new Error(describeProcessExit(e)), { code: 'ERR_BACKEND_DIED' });
+    }),
+  ]);
+}
+
 /** Rejects as soon as the signal aborts (the run is then stopped under the body). */
 function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(Object.assign(new Error(String(signal.reason)), { code: 'ERR_INTERRUPTED' }));
@@ -159,6 +181,13 @@ function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/** One failed check per process that died during the run (its name, how and when), or one passed check. */
+function exitChecks(exits: readonly ProcessExit[]): RunResult['checks'] {
+  const died = exits.filter((e) => e.cause === 'died');
+  if (died.length === 0) return [{ name: 'no process died during the run', ok: true, detail: `${exits.length} process(es) ended, none on its own` }];
+  return died.map((e) => ({ name: `${e.name} died during the run`, ok: false, detail: describeProcessExit(e) }));
 }
 
 /** Checks every run ends with, from what stop() saw. */
@@ -177,7 +206,10 @@ function endChecks(report: StopReport, stats: Record<string, unknown>): RunResul
     out.push({ name: 'no routed request left pending', ok: hv.routedPending === 0, detail: `${hv.routedPending} pending` });
   }
   if (typeof stats.bytesCopied === 'number') {
-    out.push({ name: 'no buffer byte copied in a message', ok: stats.bytesCopied === 0, detail: `${stats.bytesCopied} bytes in ECHO / GNTTAB_COPY frames; ${String(stats.wireBytes)} protocol bytes in all` });
+    out.push({
+      name: 'no buffer byte copied in a message', ok: stats.bytesCopied === 0,
+      detail: `${stats.bytesCopied} bytes moved by the backend (${String(stats.routedBytes)} in routed data (ECHO, SIM_FRAME_COPY), ${String(stats.grantCopyBytes)} by GNTTAB_COPY); ${String(stats.wireBytes)} protocol bytes in all`,
+    });
   }
   const l = report.leaks;
   out.push({

@@ -2,7 +2,10 @@
  * Leak measurement of a run, for real:
  *   - busyGrants, mappings: HV_STATS over the control connection just
  *     before shutdown (entries still marked GTF_reading/GTF_writing, and
- *     live maptrack entries, summed over every domain the backend knows);
+ *     live maptrack entries, summed over every domain the backend knows),
+ *     less what is held there by design: the pages of a dead exporter that a
+ *     live importer still maps (SPEC.md 11.4), reported apart;
+ *     -1 when the backend could not answer (the result says why);
  *   - processes: the run's processes that did not exit within the grace
  *     period of the close cascade (counted BEFORE they are SIGKILLed: a
  *     process that had to be killed is a leak), plus any still running after
@@ -23,15 +26,32 @@ export interface Leaks {
   shmFiles: number;
 }
 
-/** Busy grants and mappings of a HV_STATS snapshot. */
-export function hvLeaks(stats: HvStatsBody): Pick<Leaks, 'busyGrants' | 'mappings'> {
+/** State held at the snapshot by design, not leaked (SPEC.md 11.4). */
+export interface HeldByDesign {
+  /** Busy grant entries of dying or dead domains: their pages are still mapped by a live importer. */
+  busyGrants: number;
+  /** Mappings of live domains whose granter is dying or dead (HV_STATS `mappingsOfDead`). */
+  mappings: number;
+}
+
+/**
+ * Busy grants and mappings of a HV_STATS snapshot, split: what a surviving
+ * importer still holds of a dead exporter's pages is held by design (SPEC.md
+ * 11.4: the pages stay readable until it releases them); everything else
+ * busy or mapped at the end of the scenario is a leak.
+ */
+export function hvLeaks(stats: HvStatsBody): Pick<Leaks, 'busyGrants' | 'mappings'> & { heldByDesign: HeldByDesign } {
   let busyGrants = 0;
   let mappings = 0;
+  const heldByDesign: HeldByDesign = { busyGrants: 0, mappings: 0 };
   for (const d of stats.domains) {
-    busyGrants += d.busyGrants;
-    mappings += d.mappings;
+    const dead = d.state === 'dying' || d.state === 'dead';
+    if (dead) heldByDesign.busyGrants += d.busyGrants;
+    else busyGrants += d.busyGrants;
+    heldByDesign.mappings += d.mappingsOfDead;
+    mappings += d.mappings - d.mappingsOfDead;
   }
-  return { busyGrants, mappings };
+  return { busyGrants, mappings, heldByDesign };
 }
 
 /** The pids among `pids` that still run. */

@@ -2,11 +2,13 @@
  * The result of a run, exactly what `hdmabuf run --json` prints:
  *
  *   { scenario, ok, checks: [{ name, ok, detail }], stats: { ... },
- *     leaks: { busyGrants, mappings, processes, shmFiles } }
+ *     leaks: { busyGrants, mappings, processes, shmFiles },
+ *     exits: [{ name, role, pid, code, signal, atMs, cause, fatal? }] }
  *
  * ok is true only when every check passed and every leak count is 0.
  */
 import type { Check } from '../scenarios/context.ts';
+import type { ProcessExit } from './exits.ts';
 import type { Leaks } from './leaks.ts';
 
 /** A run's result. */
@@ -16,6 +18,8 @@ export interface RunResult {
   checks: Check[];
   stats: Record<string, unknown>;
   leaks: Leaks;
+  /** How every process of the run ended (exits.ts); a process that `died` also fails a check. */
+  exits: ProcessExit[];
 }
 
 /** True when every check passed and no leak was found. */

@@ -1,42 +1,45 @@
 /**
- * End-of-run statistics gathered from the live VMs (sim.stats) before
- * shutdown: what they sent in copies (ECHO payloads, GNTTAB_COPY), their
- * protocol traffic, and their handoff counters.
+ * The run's traffic figures, from what the backend counted (HV_STATS
+ * `traffic`, SPEC.md 9.4) for every guest domain of the run, killed ones
+ * included:
+ *
+ *   bytesCopied     bytes really moved by data-carrying operations: the data
+ *                   of routed messages the backend forwarded (ECHO payloads,
+ *                   SIM_FRAME_COPY bytes), and the `len` of every GNTTAB_COPY
+ *                   op it carried out
+ *   routedBytes, grantCopyBytes   the two parts of it
+ *   wireBytes, wireFrames, largestFrame   the guests' protocol traffic
+ *                   (encoded frames in and out of the backend)
+ *
+ * The control domain's own traffic (the launcher's HV_STATS, DOMAIN_CREATE)
+ * is left out: it is the harness, not the scenario.
  */
-import type { Run } from './run.ts';
+import type { HvStatsBody } from '../../src/hv/stats.ts';
 
-/** What the VMs said. */
-export interface VmTotals {
-  /** Bytes sent in copy messages (ECHO, GNTTAB_COPY) by the VMs that could still answer. */
+/** The traffic of a run. */
+export interface TrafficTotals {
   bytesCopied: number;
-  /** Protocol bytes in and out of those VMs. */
+  routedBytes: number;
+  grantCopyBytes: number;
   wireBytes: number;
   wireFrames: number;
   largestFrame: number;
-  /** Domains that could not answer (killed by the scenario). */
-  notReporting: string[];
+  /** Bytes moved per domain that moved any, by domain id. */
+  copiedByDomain: Record<string, number>;
 }
 
-interface SimStats {
-  copies: { echoBytes: number; grantCopyBytes: number };
-  kernel: { wire: { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number; largestFrame: number } };
-}
-
-/** Asks every live VM for its counters. */
-export async function collectVmTotals(run: Run): Promise<VmTotals> {
-  const totals: VmTotals = { bytesCopied: 0, wireBytes: 0, wireFrames: 0, largestFrame: 0, notReporting: [] };
-  await Promise.all(run.vms.map(async (vm) => {
-    if (!vm.alive) { totals.notReporting.push(vm.name); return; }
-    try {
-      const s = await vm.call<SimStats>('sim.stats', {}, 10_000);
-      totals.bytesCopied += s.copies.echoBytes + s.copies.grantCopyBytes;
-      totals.wireBytes += s.kernel.wire.bytesIn + s.kernel.wire.bytesOut;
-      totals.wireFrames += s.kernel.wire.framesIn + s.kernel.wire.framesOut;
-      totals.largestFrame = Math.max(totals.largestFrame, s.kernel.wire.largestFrame);
-    } catch {
-      totals.notReporting.push(vm.name);
-    }
-  }));
-  totals.notReporting.sort();
-  return totals;
+/** Sums the backend's per-domain counters over the guests. */
+export function trafficTotals(stats: HvStatsBody): TrafficTotals {
+  const t: TrafficTotals = { bytesCopied: 0, routedBytes: 0, grantCopyBytes: 0, wireBytes: 0, wireFrames: 0, largestFrame: 0, copiedByDomain: {} };
+  for (const d of stats.traffic) {
+    if (d.domid === 0) continue;
+    t.bytesCopied += d.dataBytes;
+    t.routedBytes += d.routedBytes;
+    t.grantCopyBytes += d.grantCopyBytes;
+    t.wireBytes += d.bytesIn + d.bytesOut;
+    t.wireFrames += d.framesIn + d.framesOut;
+    t.largestFrame = Math.max(t.largestFrame, d.largestFrame);
+    if (d.dataBytes > 0) t.copiedByDomain[`dom${d.domid}`] = d.dataBytes;
+  }
+  return t;
 }

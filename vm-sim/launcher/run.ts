@@ -28,7 +28,7 @@ import { spawnVm } from '../process/spawn-vm.ts';
 import { nowUs } from '../trace/clock.ts';
 import { TRACE_ENV } from '../trace/records.ts';
 import { processExit, type FatalReport, type ProcessExit } from './exits.ts';
-import { forgetRunTag, hvLeaks, rememberRunTag, runningPids, shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
+import { forgetRunTag, hvLeaks, type HeldByDesign, rememberRunTag, runningPids, shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { RunTrace } from './run-trace.ts';
 import { newRunTag } from './run-tag.ts';
 import { VmHandle, VmState } from './vm-handle.ts';
@@ -79,6 +79,10 @@ export interface StopReport {
   hvStatsError: string | undefined;
   /** Names of the shm files found (and removed) after reaping. */
   shmFiles: string[];
+  /** State held at the HV_STATS snapshot by design (SPEC.md 11.4), not counted in leaks; undefined if not measured. */
+  heldByDesign: HeldByDesign | undefined;
+  /** Files the backend left because it died during the run (removed by the launcher; not counted as leaks). */
+  filesOfDeadBackend: string[];
   /** Names of the processes that did not exit within the grace period and were killed. */
   forced: string[];
 }
@@ -264,11 +268,18 @@ export class Run {
     const stillRunning = runningPids(this.pids);
     if (stillRunning.length > 0) this.log(`warning: ${stillRunning.length} process(es) of the run still running after reaping`);
     const processes = lingering.length + stillRunning.filter((pid) => !this.forcedPids.has(pid)).length;
-    const shmFiles = shmFilesOf(this.runTag);
+    const found = shmFilesOf(this.runTag);
+    // A backend that died during the run could not remove its files: the launcher does, and says so; they are
+    // a consequence of the death (named in exits), not a leak. Files a backend that shut down left are leaks.
+    const backendDied = this.exits.some((e) => e.role === 'hv' && e.cause === 'died');
+    const shmFiles = backendDied ? [] : found;
     sweepShmFiles(this.runTag);
     forgetRunTag(this.runTag);
     this.state = RunState.Stopped;
-    const hvCounts = hvStats ? hvLeaks(hvStats) : { busyGrants: -1, mappings: -1 };
-    return { leaks: { ...hvCounts, processes, shmFiles: shmFiles.length }, hvStats, hvStatsError, shmFiles, forced: lingering.map((p) => p.name) };
+    const { heldByDesign, ...hvCounts } = hvStats ? hvLeaks(hvStats) : { busyGrants: -1, mappings: -1, heldByDesign: undefined };
+    return {
+      leaks: { ...hvCounts, processes, shmFiles: shmFiles.length }, heldByDesign, hvStats, hvStatsError, shmFiles,
+      filesOfDeadBackend: backendDied ? found : [], forced: lingering.map((p) => p.name),
+    };
   }
 }

@@ -4,11 +4,15 @@
  *   frames handed off and verified   frames the render VM handed off / frames whose check passed in the compositor
  *   handoff latency                  handoff to handback, as the sender saw it (includes the receiver's check)
  *   bytes shared without copy        bytes of the buffers the importers mapped (the exporter's pages, no copy)
- *   bytes copied                     bytes the VMs sent in copy messages (ECHO, GNTTAB_COPY): 0 when nothing was copied
- *   leaks                            busy grants + mappings (HV_STATS before shutdown) + processes + shm files (after)
+ *   bytes copied                     bytes the backend really moved: ECHO payloads and GNTTAB_COPY lengths, every domain (killed ones too)
+ *   held by design                   what a live importer still mapped of a dead exporter at the snapshot (SPEC 11.4): not a leak
+ *   leaks                            busy grants + mappings (HV_STATS before shutdown, less what is held by design)
+ *                                    + processes that had to be killed + shm files left; "not measured" when unknown
+ *   processes that died              each process that ended on its own during the run: which, how, when
  */
 import type { SampleSummary } from '../process/sim-stats.ts';
 import { formatBytes, formatUs } from '../scenarios/units.ts';
+import { describeProcessExit } from './exits.ts';
 import type { RunResult } from './result.ts';
 
 function row(label: string, value: string): string {
@@ -33,8 +37,12 @@ export function summaryLines(r: RunResult): string[] {
     const through = typeof s.bytesCheckedThroughMappings === 'number' ? `; ${formatBytes(s.bytesCheckedThroughMappings)} of frames read through the mappings` : '';
     lines.push(row('bytes shared without copy', `${formatBytes(s.bytesShared)} mapped by importers${through}`));
   }
+  const notMeasured = (s.notMeasured ?? {}) as Record<string, string>;
   if (typeof s.bytesCopied === 'number') {
-    lines.push(row('bytes copied', `${s.bytesCopied}${typeof s.wireBytes === 'number' ? `  (protocol traffic: ${formatBytes(s.wireBytes)} in ${String(s.wireFrames)} frames, largest ${formatBytes(s.largestFrame as number)})` : ''}`));
+    const parts = Number(s.bytesCopied) > 0 ? ` (routed data ${formatBytes(s.routedBytes as number)}, GNTTAB_COPY ${formatBytes(s.grantCopyBytes as number)})` : '';
+    lines.push(row('bytes copied', `${s.bytesCopied}${parts}${typeof s.wireBytes === 'number' ? `  (protocol traffic: ${formatBytes(s.wireBytes)} in ${String(s.wireFrames)} frames, largest ${formatBytes(s.largestFrame as number)})` : ''}`));
+  } else if (notMeasured.bytesCopied) {
+    lines.push(row('bytes copied', notMeasured.bytesCopied));
   }
   const ex = s.exports as { count: number; perSecond: number } | undefined;
   const un = s.unexports as { count: number; perSecond: number } | undefined;
@@ -49,7 +57,14 @@ export function summaryLines(r: RunResult): string[] {
   const l = r.leaks;
   const total = l.busyGrants + l.mappings + l.processes + l.shmFiles;
   const unknown = Object.values(l).some((n) => n < 0);
-  lines.push(row('leaks', `${unknown ? 'not all measured' : total}  (busy grants ${l.busyGrants}, mappings ${l.mappings}, processes ${l.processes}, shm files ${l.shmFiles})`));
+  const fig = (n: number): string => (n < 0 ? 'not measured' : String(n));
+  const held = s.heldByDesign as { busyGrants: number; mappings: number } | undefined;
+  if (held && held.busyGrants + held.mappings > 0) {
+    lines.push(row('held by design (not leaks)', `busy grants ${held.busyGrants}, mappings ${held.mappings} (a live importer still mapped a dead exporter's pages, SPEC 11.4)`));
+  }
+  lines.push(row('leaks', `${unknown ? 'not all measured' : total}  (busy grants ${fig(l.busyGrants)}, mappings ${fig(l.mappings)}, processes ${fig(l.processes)}, shm files ${fig(l.shmFiles)})`));
+  if (unknown && notMeasured['leaks.busyGrants']) lines.push(row('', notMeasured['leaks.busyGrants']));
+  for (const e of (r.exits ?? []).filter((x) => x.cause === 'died')) lines.push(row('process died', describeProcessExit(e)));
   for (const c of r.checks.filter((x) => !x.ok)) lines.push(`  ✗ ${c.name}: ${c.detail}`);
   if (s.trace) lines.push(row('trace', `${(s.trace as { file: string }).file} (open in https://ui.perfetto.dev or DevTools' Performance panel)`));
   if (s.mermaid) lines.push(row('sequence diagram', (s.mermaid as { file: string }).file));
