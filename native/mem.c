@@ -3,18 +3,32 @@
  *
  * Guest RAM is a tmpfs file; a domain maps pages of it (one range, or many
  * scattered pages as one contiguous "vmap") and gets an ArrayBuffer over the
- * mapping. unmap() is deterministic: the pages are munmapped and the
- * ArrayBuffer is detached (byteLength 0) at once, not at garbage collection.
+ * mapping. unmap() is deterministic: the ArrayBuffer is detached (byteLength
+ * 0) and the pages are gone at once, not at garbage collection.
  *
- * Every view is an external ArrayBuffer with an entry in a registry of live
- * mappings. The registry entry is freed only by the view's finalizer (exactly
- * once); unmap() takes it off the live list and marks it UNMAPPED, so the
- * finalizer does not munmap an address range that may by then belong to a
- * newer mapping.
+ * unmap() does NOT give the address range back, though: it replaces the
+ * pages with an inaccessible reservation (PROT_NONE, MAP_FIXED over the same
+ * range), and the range is munmapped only by the view's finalizer. Native
+ * code may still hold the old pointer when unmap() runs (crypto.randomFill
+ * on a view, a write on the thread pool): with the range munmapped at once,
+ * the next mmap could reuse the address and that write would land in
+ * another file's pages (in this simulator: another domain's granted pages).
+ * With the reservation, it faults instead.
  *
- * Errors are JS Errors with a `code`: ERR_BAD_ARG, ERR_MMAP or ERR_MAP_LIMIT.
- * (ERR_NOT_MAPPED belongs to the wrapper's vocabulary; unmap() of something
- * not mapped returns false instead of throwing.)
+ * Every view is an external ArrayBuffer with an entry in a registry. The
+ * entry is freed only by the view's finalizer (exactly once), which
+ * munmaps the range whatever it holds (the file's pages, or the
+ * reservation): the range belongs to this view until then. unmap() moves
+ * the entry from the live list to RESERVED.
+ *
+ * Failures are reported, never silently leaked: every N-API status is
+ * checked; a failed mmap or munmap throws (ERR_MMAP) where there is a caller,
+ * and where there is none (a finalizer) it is counted (stats().failures) and
+ * written to stderr.
+ *
+ * Errors are JS Errors with a `code`: ERR_BAD_ARG, ERR_MMAP, ERR_MAP_LIMIT or
+ * ERR_NAPI. (ERR_NOT_MAPPED belongs to the wrapper's vocabulary; unmap() of
+ * something not mapped returns false instead of throwing.)
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -42,7 +56,9 @@ _Static_assert(sizeof(size_t) >= 8 && sizeof(off_t) >= 8, "64-bit only");
 
 /* ---- registry of mappings (process-wide; worker threads share it) ---- */
 
-enum state { MAPPED, UNMAPPED };
+/* MAPPED: the file's pages, on the live list. RESERVED: unmap() replaced them
+ * with PROT_NONE; the range waits for the finalizer. */
+enum state { MAPPED, RESERVED };
 
 struct mapping {
   void *addr;
@@ -54,6 +70,8 @@ struct mapping {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mapping *reg_head; /* list of the MAPPED entries, newest first */
 static uint32_t live_count;      /* length of that list */
+static uint32_t reserved_count;  /* RESERVED entries not yet finalized */
+static uint32_t failure_count;   /* munmaps that failed where no caller could be told */
 
 /* Call with reg_lock held: add m at the head as MAPPED. */
 static void reg_insert(struct mapping *m) {
@@ -65,32 +83,51 @@ static void reg_insert(struct mapping *m) {
   live_count++;
 }
 
-/* Call with reg_lock held: MAPPED -> UNMAPPED, off the list (not freed). */
+/* Call with reg_lock held: MAPPED -> RESERVED, off the live list (not freed). */
 static void reg_remove(struct mapping *m) {
   if (m->prev) m->prev->next = m->next; else reg_head = m->next;
   if (m->next) m->next->prev = m->prev;
   m->prev = m->next = NULL;
-  m->state = UNMAPPED;
+  m->state = RESERVED;
   live_count--;
+  reserved_count++;
 }
 
-/* Finalizer of a view: munmap unless unmap() already did; free the entry
- * (the only place an entry that reached JS is freed). */
+/* Finalizer of a view: the range is this view's until now, whether it holds
+ * the file's pages or unmap()'s reservation: munmap it and free the entry
+ * (the only place an entry that reached JS is freed). No JS caller to tell
+ * of a failure: count it and say it on stderr. */
 static void finalize_view(napi_env env, void *data, void *hint) {
   struct mapping *m = hint;
   (void)env;
   (void)data;
   pthread_mutex_lock(&reg_lock);
-  if (m->state == MAPPED) {
-    reg_remove(m);
-    /* Whole mapping we created: cannot fail, and nobody to report to. */
-    munmap(m->addr, m->len);
+  if (m->state == MAPPED) reg_remove(m);
+  reserved_count--;
+  if (munmap(m->addr, m->len) != 0) {
+    failure_count++;
+    fprintf(stderr, "hdmabuf_mem: munmap of %zu bytes at %p in a finalizer: %s\n",
+            m->len, m->addr, strerror(errno));
   }
   pthread_mutex_unlock(&reg_lock);
   free(m);
 }
 
 /* ---- small helpers ---- */
+
+/* Every N-API call whose failure would leave us with garbage: throw ERR_NAPI
+ * (unless an exception is already pending) and return NULL from the caller. */
+#define NAPI_OK(env, call)                                                    \
+  do {                                                                        \
+    if ((call) != napi_ok) return napi_fail((env), #call);                   \
+  } while (0)
+
+static napi_value napi_fail(napi_env env, const char *what) {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && !pending)
+    napi_throw_error(env, "ERR_NAPI", what);
+  return NULL;
+}
 
 /* Throws Error(msg) with .code = code; returns NULL for `return throw_(...)`. */
 __attribute__((format(printf, 3, 4)))
@@ -183,22 +220,30 @@ static long current_map_count(void) {
 static napi_value make_view(napi_env env, void *addr, size_t len) {
   napi_value ab;
   struct mapping *m = calloc(1, sizeof *m);
-  if (!m) {
-    munmap(addr, len); /* our own fresh mapping: cannot fail */
-    return throw_(env, "ERR_MMAP", "out of memory");
-  }
-  m->addr = addr;
-  m->len = len;
-  if (napi_create_external_arraybuffer(env, addr, len, finalize_view, m, &ab) !=
-      napi_ok) {
-    munmap(addr, len); /* our own fresh mapping: cannot fail */
+  const char *why = NULL;
+  if (!m) why = "out of memory";
+  else {
+    m->addr = addr;
+    m->len = len;
+    /* Registered before the ArrayBuffer exists: its finalizer finds it. */
+    pthread_mutex_lock(&reg_lock);
+    reg_insert(m);
+    pthread_mutex_unlock(&reg_lock);
+    if (napi_create_external_arraybuffer(env, addr, len, finalize_view, m, &ab) ==
+        napi_ok)
+      return ab;
+    pthread_mutex_lock(&reg_lock);
+    reg_remove(m);
+    reserved_count--;
+    pthread_mutex_unlock(&reg_lock);
     free(m);
-    return throw_(env, "ERR_MMAP", "napi_create_external_arraybuffer failed");
+    why = "napi_create_external_arraybuffer failed";
   }
-  pthread_mutex_lock(&reg_lock);
-  reg_insert(m);
-  pthread_mutex_unlock(&reg_lock);
-  return ab;
+  /* Never reached JS: give the range back now, and say if even that failed. */
+  if (munmap(addr, len) != 0)
+    return throw_(env, "ERR_MMAP", "%s; and munmap of the new mapping failed: %s",
+                  why, strerror(errno));
+  return throw_(env, "ERR_MMAP", "%s", why);
 }
 
 /* ---- exported functions ---- */
@@ -210,7 +255,7 @@ static napi_value map_range(napi_env env, napi_callback_info info) {
   double fd, first, n;
   int writable;
   void *addr;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL); /* missing: undefined */
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); /* missing: undefined */
   if (!get_int(env, argv[0], "fd", 0, INT32_MAX, &fd) ||
       !get_int(env, argv[1], "firstPage", 0, MAX_PAGES - 1, &first) ||
       !get_int(env, argv[2], "nPages", 1, MAX_PAGES, &n) ||
@@ -263,7 +308,7 @@ static napi_value map_pages(napi_env env, napi_callback_info info) {
   int writable, prot;
   uint32_t *pages, maxp = 0;
   char *base;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!get_int(env, argv[0], "fd", 0, INT32_MAX, &fd) ||
       !get_pages(env, argv[1], &pages, &n) ||
       !get_bool(env, argv[2], "writable", &writable))
@@ -312,43 +357,72 @@ static napi_value map_pages(napi_env env, napi_callback_info info) {
 }
 
 /* unmap(buf): true if buf was a live view of this addon; it is then detached
- * (byteLength 0) and its pages munmapped. */
+ * (byteLength 0) and its pages replaced by an inaccessible reservation, kept
+ * until the view's finalizer munmaps it (see the top of this file). */
 static napi_value unmap(napi_env env, napi_callback_info info) {
   size_t argc = 1, len;
   napi_value argv[1], result;
   bool is_ab;
-  void *data;
+  void *data, *got;
   struct mapping *m;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (napi_is_arraybuffer(env, argv[0], &is_ab) != napi_ok || !is_ab)
     return throw_(env, "ERR_BAD_ARG", "unmap needs an ArrayBuffer");
-  napi_get_arraybuffer_info(env, argv[0], &data, &len);
+  NAPI_OK(env, napi_get_arraybuffer_info(env, argv[0], &data, &len));
 
-  /* Claim the entry: once UNMAPPED, the finalizer will not touch the pages
-   * (and may free the entry at any later time: use only data and len). */
   pthread_mutex_lock(&reg_lock);
   for (m = data ? reg_head : NULL; m; m = m->next) /* detached: data NULL */
     if (m->addr == data && m->len == len) break;
-  if (m) reg_remove(m);
   pthread_mutex_unlock(&reg_lock);
   if (!m) {
-    napi_get_boolean(env, false, &result);
+    NAPI_OK(env, napi_get_boolean(env, false, &result));
     return result;
   }
 
-  /* Detach before munmap: if detaching failed, JS would otherwise keep a view
-   * of unmapped memory. Both happen within this call, so no JS code observes
-   * the order. */
-  if (napi_detach_arraybuffer(env, argv[0]) != napi_ok) {
-    pthread_mutex_lock(&reg_lock); /* still attached: m not finalized */
-    reg_insert(m);
-    pthread_mutex_unlock(&reg_lock);
-    return throw_(env, "ERR_MMAP", "napi_detach_arraybuffer failed");
-  }
-  if (munmap(data, len) != 0)
-    return throw_(env, "ERR_MMAP", "munmap: %s", strerror(errno));
-  napi_get_boolean(env, true, &result);
+  /* Detach first: no JS code may reach the range once it is PROT_NONE (that
+   * would fault). If detaching fails nothing has changed. The entry cannot be
+   * finalized meanwhile: the view is alive (argv[0]). */
+  if (napi_detach_arraybuffer(env, argv[0]) != napi_ok)
+    return throw_(env, "ERR_MMAP", "napi_detach_arraybuffer failed; still mapped");
+  pthread_mutex_lock(&reg_lock);
+  reg_remove(m);
+  pthread_mutex_unlock(&reg_lock);
+  /* The same range, now inaccessible and backed by nothing: a stale native
+   * pointer faults here, and no later mmap can be given these addresses. */
+  got = mmap(data, len, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+  if (got != data)
+    /* The file's pages stay mapped (unreachable from JS) until the finalizer
+     * munmaps the range: reported now, released then. */
+    return throw_(env, "ERR_MMAP",
+                  "unmap: replacing %zu bytes with a reservation failed: %s "
+                  "(detached; the pages are released when the view is "
+                  "collected)",
+                  len, got == MAP_FAILED ? strerror(errno) : "wrong address");
+  NAPI_OK(env, napi_get_boolean(env, true, &result));
   return result;
+}
+
+/* stats(): { live, reserved, failures }: views mapped now; unmapped views
+ * whose range is still reserved (until collected); munmaps that failed in a
+ * finalizer. */
+static napi_value stats_js(napi_env env, napi_callback_info info) {
+  napi_value r, live, reserved, failures;
+  uint32_t l, rs, f;
+  (void)info;
+  pthread_mutex_lock(&reg_lock);
+  l = live_count;
+  rs = reserved_count;
+  f = failure_count;
+  pthread_mutex_unlock(&reg_lock);
+  NAPI_OK(env, napi_create_object(env, &r));
+  NAPI_OK(env, napi_create_uint32(env, l, &live));
+  NAPI_OK(env, napi_create_uint32(env, rs, &reserved));
+  NAPI_OK(env, napi_create_uint32(env, f, &failures));
+  NAPI_OK(env, napi_set_named_property(env, r, "live", live));
+  NAPI_OK(env, napi_set_named_property(env, r, "reserved", reserved));
+  NAPI_OK(env, napi_set_named_property(env, r, "failures", failures));
+  return r;
 }
 
 static napi_value live_mappings(napi_env env, napi_callback_info info) {
@@ -358,7 +432,7 @@ static napi_value live_mappings(napi_env env, napi_callback_info info) {
   pthread_mutex_lock(&reg_lock);
   n = live_count;
   pthread_mutex_unlock(&reg_lock);
-  napi_create_uint32(env, n, &r);
+  NAPI_OK(env, napi_create_uint32(env, n, &r));
   return r;
 }
 
@@ -366,9 +440,9 @@ static napi_value count_runs_js(napi_env env, napi_callback_info info) {
   size_t argc = 1, n;
   napi_value argv[1], r;
   uint32_t *pages;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  NAPI_OK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (!get_pages(env, argv[0], &pages, &n)) return NULL;
-  napi_create_double(env, (double)count_runs(pages, n), &r);
+  NAPI_OK(env, napi_create_double(env, (double)count_runs(pages, n), &r));
   return r;
 }
 
@@ -377,7 +451,7 @@ static napi_value max_map_count_js(napi_env env, napi_callback_info info) {
   long v = max_map_count();
   (void)info;
   if (v < 0) return throw_(env, "ERR_MMAP", "cannot read vm.max_map_count");
-  napi_create_double(env, (double)v, &r);
+  NAPI_OK(env, napi_create_double(env, (double)v, &r));
   return r;
 }
 
@@ -386,7 +460,7 @@ static napi_value current_map_count_js(napi_env env, napi_callback_info info) {
   long v = current_map_count();
   (void)info;
   if (v < 0) return throw_(env, "ERR_MMAP", "cannot read /proc/self/maps");
-  napi_create_double(env, (double)v, &r);
+  NAPI_OK(env, napi_create_double(env, (double)v, &r));
   return r;
 }
 
@@ -396,11 +470,12 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"mapPages", NULL, map_pages, NULL, NULL, NULL, napi_enumerable, NULL},
       {"unmap", NULL, unmap, NULL, NULL, NULL, napi_enumerable, NULL},
       {"liveMappings", NULL, live_mappings, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stats", NULL, stats_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"countRuns", NULL, count_runs_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"maxMapCount", NULL, max_map_count_js, NULL, NULL, NULL, napi_enumerable, NULL},
       {"currentMapCount", NULL, current_map_count_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  NAPI_OK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   return exports;
 }
 

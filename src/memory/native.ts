@@ -3,9 +3,13 @@
  * `npm install` / node-gyp into build/Release/hdmabuf_mem.node).
  *
  * Views are ArrayBuffers over MAP_SHARED mappings of a guest-RAM file.
- * `unmap` is deterministic: pages are munmapped and the ArrayBuffer detached
- * (byteLength 0) immediately. A view that is never unmapped is unmapped when
- * it is garbage-collected. Read-only views are PROT_READ: a write through one
+ * `unmap` is deterministic: the ArrayBuffer is detached (byteLength 0) and
+ * its pages replaced by an inaccessible reservation (PROT_NONE, MAP_FIXED)
+ * immediately; the address range itself is released only when the view is
+ * garbage-collected, so a native write still in flight through the old
+ * pointer (crypto.randomFill on a view) faults instead of landing in the
+ * next mapping. A view that is never unmapped is unmapped when it is
+ * garbage-collected. Read-only views are PROT_READ: a write through one
  * kills the process with SIGSEGV, so never write to a read-only view.
  */
 import { createRequire } from 'node:module';
@@ -15,15 +19,32 @@ import { join } from 'node:path';
 export const PAGE_SIZE = 4096;
 
 /** Error thrown by the addon; `code` is one of the NativeErrorCode values. */
-export type NativeErrorCode = 'ERR_MAP_LIMIT' | 'ERR_MMAP' | 'ERR_BAD_ARG' | 'ERR_NOT_MAPPED';
+export type NativeErrorCode = 'ERR_MAP_LIMIT' | 'ERR_MMAP' | 'ERR_BAD_ARG' | 'ERR_NOT_MAPPED' | 'ERR_NAPI';
+
+/** The addon's counters. */
+export interface NativeMemStats {
+  /** Views mapped now (liveMappings()). */
+  live: number;
+  /** Unmapped views whose address range is still reserved (PROT_NONE) until they are garbage-collected. */
+  reserved: number;
+  /** munmaps that failed in a finalizer, where no caller could be told (also written to stderr). */
+  failures: number;
+}
 
 export interface NativeMem {
   /** Maps nPages pages of the file open as fd, from page firstPage, as one ArrayBuffer (one mmap call). */
   mapRange(fd: number, firstPage: number, nPages: number, writable: boolean): ArrayBuffer;
   /** Maps the listed file pages, in order, into ONE contiguous ArrayBuffer (a vmap). Consecutive page numbers are coalesced into runs; one mmap per run, MAP_FIXED into a PROT_NONE reservation. */
   mapPages(fd: number, pages: Uint32Array, writable: boolean): ArrayBuffer;
-  /** munmap, then napi_detach_arraybuffer (byteLength becomes 0). Returns false if it was not (or no longer) mapped by this addon. */
+  /**
+   * napi_detach_arraybuffer (byteLength becomes 0), then the pages are replaced by a PROT_NONE reservation of
+   * the same range, munmapped when the view is collected. Returns false if it was not (or no longer) mapped by
+   * this addon. Throws ERR_MMAP if detaching or the reservation failed (said in the message; nothing leaks: the
+   * range is released at collection either way).
+   */
   unmap(buf: ArrayBuffer): boolean;
+  /** The addon's counters: live views, reserved ranges, failures nobody could be told of. */
+  stats(): NativeMemStats;
   /** Number of views this process currently has mapped through the addon (for leak checks). */
   liveMappings(): number;
   /** Counts runs mapPages would need (pure helper, no mapping). */

@@ -32,9 +32,9 @@ const BIN = fileURLToPath(new URL('../bin/hdmabuf.js', import.meta.url));
 const SCENARIOS: ReadonlyArray<{ name: string; params: string[]; ms: number }> = [
   { name: 'compositor', params: ['frames=200'], ms: 4000 },
   { name: 'fan-out', params: [], ms: 3000 },
-  { name: 'importer-crash', params: [], ms: 2000 },
-  { name: 'exporter-crash', params: [], ms: 2000 },
-  { name: 'delayed-unexport', params: [], ms: 2000 },
+  { name: 'importer-crash', params: [], ms: 800 },
+  { name: 'exporter-crash', params: [], ms: 800 },
+  { name: 'delayed-unexport', params: [], ms: 1000 },
   { name: 'big-buffer', params: [], ms: 6000 },
   { name: 'many-exports', params: ['count=1000'], ms: 4000 },
   { name: 'fences', params: ['frames=300'], ms: 6000 },
