@@ -37,9 +37,13 @@ export interface CliProcess {
   line(re: RegExp): Promise<string>;
 }
 
-/** Starts the CLI. */
-export function startCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' } });
+/**
+ * Starts the CLI. `ownGroup`: in a process group of its own, as a shell
+ * starts a foreground job, so that a test can signal the whole group like a
+ * Ctrl-C in a terminal (process.kill(-pid)) without reaching the test runner.
+ */
+export function startCli(args: string[], options: { ownGroup?: boolean } = {}): CliProcess {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0' }, detached: options.ownGroup === true });
   running.add(child);
   const cli: CliProcess = {
     child, stdout: '', stderr: '',
