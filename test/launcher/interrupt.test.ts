@@ -27,7 +27,7 @@ describe('interrupting a run', () => {
     const runTag = tag('ctrlc');
     const cli = startCli(['run', 'compositor', '--json', '--run-tag', runTag, '--param', 'frames=1000000'], { ownGroup: true });
     const pids = pidsIn(await cli.line(/^started: /));
-    await cli.line(/^render: frames \d+\/1000000$/);
+    await cli.line(/^render: frames \d+\/1000000\b/);
     process.kill(-cli.child.pid!, 'SIGINT'); // the whole foreground group, as a terminal does
     const exit = await cli.exited;
     expect(exit.code).toBe(130);
@@ -46,7 +46,7 @@ describe('interrupting a run', () => {
     const runTag = tag('ctrlc2');
     const cli = startCli(['run', 'compositor', '--json', '--run-tag', runTag, '--param', 'frames=1000000'], { ownGroup: true });
     const pids = pidsIn(await cli.line(/^started: /));
-    await cli.line(/^render: frames \d+\/1000000$/);
+    await cli.line(/^render: frames \d+\/1000000\b/);
     expect(shmFiles(runTag).length).toBeGreaterThan(0);
     process.kill(-cli.child.pid!, 'SIGINT');
     await cli.line(/^SIGINT: stopping the run/); // the first one was taken: now the impatient second
@@ -63,7 +63,7 @@ describe('interrupting a run', () => {
     // Without --json the progress lines go to stdout: the first write after the reader left meets EPIPE.
     const cli = startCli(['run', 'compositor', '--run-tag', runTag, '--param', 'frames=1000000']);
     const pids = pidsIn(await cli.line(/^started: /));
-    await cli.line(/^render: frames \d+\/1000000$/);
+    await cli.line(/^render: frames \d+\/1000000\b/);
     cli.child.stdout!.destroy(); // like `| head` exiting: the pipe's read end is closed
     const exit = await cli.exited;
     expect(exit.code).toBe(141);

@@ -35,7 +35,7 @@ describe('launcher lifecycle', () => {
     expect(pids).toHaveLength(4); // launcher, hv, render, compositor
     expect(pids[0]).toBe(cli.child.pid);
     // In the middle of the frame loop: buffers exported, imported and mapped.
-    await cli.line(/^render: frames \d+\/1000000$/);
+    await cli.line(/^render: frames \d+\/1000000\b/);
     expect(shmFiles(tag).length).toBeGreaterThan(0);
 
     cli.child.kill('SIGKILL');
@@ -51,7 +51,7 @@ describe('launcher lifecycle', () => {
     const tag = `hdmabuf-test-int-${randomBytes(4).toString('hex')}`;
     const cli = startCli(['run', 'compositor', '--json', '--run-tag', tag, '--param', 'frames=1000000']);
     const pids = pidsIn(await cli.line(/^started: /));
-    await cli.line(/^render: frames \d+\/1000000$/);
+    await cli.line(/^render: frames \d+\/1000000\b/);
     cli.child.kill('SIGINT');
     const exit = await cli.exited;
     expect(exit.code).toBe(130);
