@@ -16,7 +16,8 @@
  * in a decoded map. `id` and `v` count only as MessagePack integers in their
  * envelope range, `kind` and `type` only as str.
  */
-import { MAX_NESTING } from './plain-msgpack.ts';
+import { STRUCTURE_LIMITS } from './frame-limits.ts';
+import { MAX_NESTING, type StructureLimits } from './plain-msgpack.ts';
 
 /** What could be read of a frame's envelope. */
 export interface ReadableHead { kind?: 'req' | 'res' | 'err' | 'evt'; type?: string; id?: number; v?: number }
@@ -27,12 +28,13 @@ type HeadValue = { int: number } | { str: string } | null;
 class Unwalkable extends Error {}
 
 /** Reads `kind`, `type`, `id` and `v` from the top-level map of `bytes`, as far as the bytes can be walked. Never throws. */
-export function readEnvelopeHead(bytes: Uint8Array): ReadableHead {
+export function readEnvelopeHead(bytes: Uint8Array, limits: StructureLimits = STRUCTURE_LIMITS): ReadableHead {
   const head: ReadableHead = {};
-  const walker = new Walker(bytes);
+  const walker = new Walker(bytes, limits);
   try {
     const count = walker.mapHeader();
-    for (let i = 0; i < count; i++) {
+    // No declared envelope has more entries than the largest declared map: walk no further (SPEC 3.3).
+    for (let i = 0; i < Math.min(count, limits.maxMap); i++) {
       const key = walker.key();
       const value = walker.value(1, key === 'kind' || key === 'type' || key === 'id' || key === 'v');
       if (key === 'id') assignInt(head, 'id', value, 0, 0xffffffff);
@@ -60,7 +62,8 @@ function assignInt(head: ReadableHead, name: 'id' | 'v', value: HeadValue, min: 
 /** A forward-only reader of MessagePack headers. */
 class Walker {
   private pos = 0;
-  constructor(private readonly bytes: Uint8Array) {}
+  private walked = 0;
+  constructor(private readonly bytes: Uint8Array, private readonly limits: StructureLimits) {}
 
   mapHeader(): number {
     const b = this.byte();
@@ -139,6 +142,10 @@ class Walker {
   private items(count: number, depth: number, isMap: boolean): null {
     if (depth + 1 > MAX_NESTING) throw new Unwalkable();
     if (count > this.bytes.length - this.pos) throw new Unwalkable();
+    // The walk costs no more than decoding the largest legitimate frame (SPEC 3.3's structure limits).
+    if (count > (isMap ? 2 * this.limits.maxMap : this.limits.maxArray)) throw new Unwalkable();
+    this.walked += count;
+    if (this.walked > this.limits.maxItems) throw new Unwalkable();
     for (let i = 0; i < count; i++) {
       if (isMap && i % 2 === 0) this.skipKey();
       else this.value(depth + 1, false);
