@@ -55,9 +55,9 @@ export interface NativeMem {
   currentMapCount(): number;
 }
 
-/** The repository root: this file is src/memory/native.ts. */
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const addonPath = join(repoRoot, 'build', 'Release', 'hdmabuf_mem.node');
+/** The package root: this file is src/memory/native.ts, or dist/src/memory/native.js when compiled for the package. */
+const packageRoot = fileURLToPath(new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url));
+const addonPath = join(packageRoot, 'build', 'Release', 'hdmabuf_mem.node');
 
 function load(): NativeMem {
   const require = createRequire(import.meta.url);

@@ -1,0 +1,72 @@
+/**
+ * The package as a user gets it: `npm pack` (which builds dist/ through the
+ * prepare script), `npm install <tarball>` into a scratch project (from the
+ * npm cache where it can; the addon is built by the package's install
+ * script, allowed with --allow-scripts), then README's library example,
+ * taken from README.md itself: type-checked with `tsc --strict` (no
+ * skipLibCheck, so the package's own .d.ts files are checked too), compiled
+ * and run with plain `node`. The tarball holds no tests or CI files.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+const work = mkdtempSync(join(tmpdir(), 'hdmabuf-package-'));
+const project = join(work, 'consumer');
+let tarball = '';
+let packed: string[] = [];
+
+/** The README's library example (the ts block of "Using it as a library"). */
+export function readmeLibraryExample(): string {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('## Using it as a library'));
+  const m = /```ts\n([\s\S]*?)```/.exec(section);
+  if (!m) throw new Error('README has no ts block under "Using it as a library"');
+  return m[1]!;
+}
+
+/** Runs a command to its end (asynchronously: the test worker must keep answering vitest meanwhile); its stdout. */
+async function run(cmd: string, args: string[], cwd: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(cmd, args, { cwd, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  return stdout;
+}
+
+beforeAll(async () => {
+  const out = JSON.parse(await run('npm', ['pack', '--json', '--pack-destination', work], root)) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  tarball = join(work, out[0]!.filename);
+  packed = out[0]!.files.map((f) => f.path);
+  mkdirSync(project);
+  // npm 11 runs a dependency's install script (ours builds the addon) only when the project allows it.
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', allowScripts: { hdmabuf: true } }, null, 2));
+  await run('npm', ['install', tarball, '--prefer-offline', '--no-audit', '--no-fund'], project);
+}, 600_000);
+
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('the packed package', () => {
+  it('ships the library, its types, the CLI and a LICENSE, and no tests or CI files', () => {
+    for (const f of ['LICENSE', 'README.md', 'dist/src/index.js', 'dist/src/index.d.ts', 'vm-sim/bin/hdmabuf.js', 'vm-sim/scenarios/scenario.schema.json', 'binding.gyp', 'native/mem.c']) expect(packed).toContain(f);
+    expect(packed.filter((p) => /(^|\/)test\/|\.test\.ts$|^\.ci\/|vitest\.config/.test(p))).toEqual([]);
+    expect(readdirSync(join(project, 'node_modules', 'hdmabuf', 'build', 'Release'))).toContain('hdmabuf_mem.node');
+  });
+
+  it('runs the README library example with plain node after a strict type check', async () => {
+    writeFileSync(join(project, 'example.ts'), readmeLibraryExample());
+    const flags = ['--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node'];
+    // Type-check first (the package's .d.ts included: no skipLibCheck), then emit and run.
+    await run(process.execPath, [tsc, ...flags, '--noEmit', 'example.ts'], project);
+    await run(process.execPath, [tsc, ...flags, '--outDir', 'out', 'example.ts'], project);
+    expect((await run(process.execPath, ['out/example.js'], project)).trim()).toBe('1920x1080 AB24 127');
+    expect((await run(process.execPath, ['-e', "import('hdmabuf').then((m) => console.log(typeof m.Backend, typeof m.GuestKernel, typeof m.HyperDmabuf))"], project)).trim()).toBe('function function function');
+  }, 300_000);
+
+  it('runs its CLI', async () => {
+    expect((await run(join(project, 'node_modules', '.bin', 'hdmabuf'), ['--version'], project)).trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  }, 120_000);
+});
