@@ -9,7 +9,7 @@
  * HDMABUF_HV_MAX_VERSION, HDMABUF_HV_VERBOSE=1 (argv wins).
  * --max-version 1 makes a backend that speaks protocol v1 only (SPEC.md 15).
  * Once the backend accepts connections it reports ready:
- * over IPC `{ type: 'ready', url, controlToken, runTag, pid }` when forked
+ * over IPC `{ type: 'ready', url, controlToken, observerToken, runTag, pid }` when forked
  * with a channel, otherwise the same JSON on one stdout line.
  *
  * It closes the backend (every domain destroyed, every shm file of its run
@@ -106,7 +106,7 @@ async function main(): Promise<void> {
     process.stderr.write(`[hv] unhandled rejection: ${(e as Error)?.stack ?? String(e)}\n`);
     exit(1, 'unhandled rejection');
   });
-  const ready = { type: 'ready' as const, url: backend.url, controlToken: backend.controlToken, runTag: backend.runTag, pid: process.pid };
+  const ready = { type: 'ready' as const, url: backend.url, controlToken: backend.controlToken, observerToken: backend.observerToken, runTag: backend.runTag, pid: process.pid };
   if (process.send) {
     // A parent that died before we got here never fires 'disconnect'.
     if (!process.connected) return exit(0, 'parent gone before ready');

@@ -38,6 +38,8 @@ export class Backend {
   readonly url: string;
   /** The control domain's (domain 0's) token for HELLO. */
   readonly controlToken: string;
+  /** The token of a read-only observer's HELLO as domain 0 (SPEC.md 9.6). */
+  readonly observerToken: string;
   /** Prefix of every shm file: `${shmDir}/${runTag}-d<domid>-ram` and `-gnttab`. */
   readonly runTag: string;
   /** Resolved options. */
@@ -55,6 +57,7 @@ export class Backend {
     this.sessions = sessions;
     this.options = ctx.opts;
     this.controlToken = ctx.registry.controlToken;
+    this.observerToken = ctx.registry.observerToken;
     this.runTag = ctx.opts.runTag;
   }
 

@@ -27,6 +27,8 @@ export function tokenMatches(expected: string, presented: string): boolean {
 export class DomainRegistry {
   /** Token of domain 0. */
   readonly controlToken = newToken();
+  /** Token of read-only observers of domain 0 (SPEC.md 9.6): HV_STATS only. */
+  readonly observerToken = newToken();
   private readonly domains = new Map<number, Domain>();
   private readonly sessions = new Map<number, Session>();
 

@@ -52,6 +52,8 @@ export class Session {
   domain: Domain | undefined;
   /** Negotiated protocol version. */
   version = MIN_VERSION;
+  /** A read-only observer of domain 0 (SPEC 9.6): only OBSERVER_REQUESTS are served. */
+  observer = false;
   private readonly ctx: HvContext;
   private readonly admission: Admission;
 
@@ -124,6 +126,7 @@ export class Session {
     this.checkEnvelope(env);
     if (env.type === HELLO.type) throw new ProtocolError('ERR_WRONG_DIRECTION', 'HELLO on an authenticated connection');
     checkCaller(decl, this.domid!);
+    if (this.observer && !OBSERVER_REQUESTS.has(decl.type)) throw new ProtocolError('ERR_NOT_PERMITTED', `${decl.type}: an observer connection may only read (${[...OBSERVER_REQUESTS].join(', ')}; SPEC 9.6)`);
     // The request being handled counts itself (handlingCount includes it).
     const inFlight = this.conn.handlingCount - 1 + this.ctx.router.routedFrom(this.domid!);
     if (inFlight >= this.ctx.opts.maxRequestsInFlight) {
@@ -197,7 +200,9 @@ export class Session {
     if (this.ctx.closing) throw new ProtocolError('ERR_NOT_PERMITTED', 'the backend is shutting down');
     const { registry } = this.ctx;
     let domain: Domain | undefined;
-    if (body.domid === CONTROL_DOMID) {
+    if (body.domid === CONTROL_DOMID && tokenMatches(registry.observerToken, body.token)) {
+      return this.helloObserver(body, version);
+    } else if (body.domid === CONTROL_DOMID) {
       if (!tokenMatches(registry.controlToken, body.token)) return this.refuse(env, new ProtocolError('ERR_BAD_TOKEN', 'bad token for domain 0'));
     } else {
       domain = registry.get(body.domid);
@@ -234,6 +239,27 @@ export class Session {
     };
   }
 
+  /**
+   * An observer (SPEC 9.6): domain 0's read-only role, beside the control
+   * connection and not instead of it. It is not registered as domain 0's
+   * session, so it neither conflicts with the control connection nor
+   * receives events, and it announces nothing (no DOMAIN_UP).
+   */
+  private helloObserver(body: RequestOf<typeof HELLO>, version: number): Record<string, unknown> {
+    this.admission.authenticated();
+    this.conn.setMaxFrameBytes(this.ctx.opts.maxFrameBytes);
+    this.state = SessionState.Active;
+    this.observer = true;
+    this.domid = CONTROL_DOMID;
+    this.version = version;
+    this.conn.version = version;
+    this.ctx.log('observer connected');
+    return {
+      version, domid: CONTROL_DOMID, caps: commonCaps(body.caps),
+      maxFrameBytes: this.ctx.opts.maxFrameBytes, maxBatch: MAX_BATCH,
+    };
+  }
+
   /** Answers HELLO with an authentication error and closes the connection with 1008 (policy violation). */
   private refuse(env: Envelope, error: ProtocolError): typeof REPLY_DEFERRED {
     this.ctx.log(`${this.label}: HELLO refused: ${error.message}`);
@@ -245,6 +271,7 @@ export class Session {
   private onClose(code: number): void {
     const wasActive = this.state === SessionState.Active;
     this.state = SessionState.Closed;
+    if (this.observer) return;
     if (this.domid === undefined) return;
     this.ctx.registry.detach(this.domid, this);
     const domain = this.domain;
@@ -256,6 +283,9 @@ export class Session {
     }
   }
 }
+
+/** What an observer connection may ask (SPEC 9.6): reads that change nothing. */
+export const OBSERVER_REQUESTS: ReadonlySet<string> = new Set(['HV_STATS']);
 
 /** Caller rules: control requests from domain 0 only, guest requests from guests only (ERR_NOT_PERMITTED). */
 function checkCaller(decl: RequestDecl, domid: number): void {

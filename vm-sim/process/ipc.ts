@@ -24,6 +24,8 @@ export interface HvReadyMessage {
   type: 'ready';
   url: string;
   controlToken: string;
+  /** Token of a read-only observer (SPEC.md 9.6). */
+  observerToken: string;
   runTag: string;
   pid: number;
 }

@@ -29,6 +29,8 @@ export interface HvProcess {
   readonly child: ManagedChild<HvReadyMessage>;
   readonly url: string;
   readonly controlToken: string;
+  /** Token of a read-only observer connection (SPEC.md 9.6: HV_STATS only). */
+  readonly observerToken: string;
   /** Prefix of every shared-memory file of this backend. */
   readonly runTag: string;
   readonly pid: number;
@@ -48,8 +50,8 @@ export async function spawnHv(options: SpawnHvOptions = {}): Promise<HvProcess> 
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
     ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}),
     ...(options.output !== undefined ? { output: options.output } : {}),
-    isReady: (msg) => msg.type === 'ready' && typeof msg.url === 'string' && typeof msg.controlToken === 'string' && typeof msg.runTag === 'string',
+    isReady: (msg) => msg.type === 'ready' && typeof msg.url === 'string' && typeof msg.controlToken === 'string' && typeof msg.observerToken === 'string' && typeof msg.runTag === 'string',
   });
-  const { url, controlToken, runTag } = child.ready;
-  return { child, url, controlToken, runTag, pid: child.pid };
+  const { url, controlToken, observerToken, runTag } = child.ready;
+  return { child, url, controlToken, observerToken, runTag, pid: child.pid };
 }
