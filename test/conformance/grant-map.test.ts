@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GNTMAP, GNTST, GTF, INVALID_GRANT_HANDLE, MAX_PIN_COUNT, PAGE_SIZE } from '../../protocol/index.ts';
-import { useBackend, type Guest } from './support/harness.ts';
+import { useBackend, type Guest, type GuestOptions } from './support/harness.ts';
 
 const hv = useBackend();
 
@@ -21,11 +21,22 @@ const BUSY = GTF.reading | GTF.writing;
 
 interface MapReply { status: number[]; handle: number[]; frame: number[]; ramPath: string }
 
-function map(g: Guest, dom: number, refs: number[], flags = RW): Promise<MapReply> {
-  return g.client.call<MapReply>('GNTTAB_MAP_GRANT_REF', { dom, flags, refs });
+/**
+ * GNTTAB_MAP_GRANT_REF in the connection's version: arrays in v1, packed
+ * arrays in v2 (SPEC 4.1, 15), read back as arrays so that every rule below
+ * is checked the same way over both encodings.
+ */
+async function map(g: Guest, dom: number, refs: number[], flags = RW): Promise<MapReply> {
+  if (g.client.version < 2) return g.client.call<MapReply>('GNTTAB_MAP_GRANT_REF', { dom, flags, refs });
+  const r = await g.client.call<{ status: Int16Array; handle: Uint32Array; frame: Uint32Array; ramPath: string }>(
+    'GNTTAB_MAP_GRANT_REF', { dom, flags, refs: Uint32Array.from(refs) });
+  expect([r.status, r.handle, r.frame].map((x) => x.constructor)).toEqual([Int16Array, Uint32Array, Uint32Array]);
+  return { status: Array.from(r.status), handle: Array.from(r.handle), frame: Array.from(r.frame), ramPath: r.ramPath };
 }
+/** GNTTAB_UNMAP_GRANT_REF in the connection's version (see map). */
 async function unmap(g: Guest, handles: number[]): Promise<number[]> {
-  return (await g.client.call<{ status: number[] }>('GNTTAB_UNMAP_GRANT_REF', { handles })).status;
+  if (g.client.version < 2) return (await g.client.call<{ status: number[] }>('GNTTAB_UNMAP_GRANT_REF', { handles })).status;
+  return Array.from((await g.client.call<{ status: Int16Array }>('GNTTAB_UNMAP_GRANT_REF', { handles: Uint32Array.from(handles) })).status);
 }
 function flagsOf(g: Guest, ref: number): number {
   return g.table.loadHeader(ref).flags;
@@ -51,10 +62,20 @@ function mismatches<T>(xs: readonly T[], want: (i: number) => T): number[] {
   return out;
 }
 
-describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
+/**
+ * Runs a section's checks over protocol v1 and over v2 (the backend must
+ * speak both, SPEC 15): `guest` creates domains whose HELLO offers [1, version].
+ */
+function overVersions(checks: (guest: (opts?: GuestOptions) => Promise<Guest>, version: number) => void): void {
+  describe.each([1, 2])('over protocol v%i', (version) => {
+    checks((opts = {}) => hv.guest({ ...opts, maxVersion: version }), version);
+  });
+}
+
+describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => overVersions((guest, version) => {
   it('7.4 batch rules, 7.1: 1,500 refs in one request: each okay with its own handle (never 0 or 0xFFFFFFFF), the granted frame, the granter\'s ramPath; the pages there are the granted ones', async () => {
-    const a = await hv.guest({ memPages: 2048 });
-    const b = await hv.guest();
+    const a = await guest({ memPages: 2048 });
+    const b = await guest();
     const refs = publish(a, 1, 1500, b.domid, false, (r) => 2047 - r);
     for (const r of refs) stamp(a, 2047 - r);
     const m = await map(b, a.domid, refs);
@@ -84,9 +105,9 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 checks 1-3: the whole batch gets one status, in order: bad domain, then no host_map (GNTST_bad_gntref), then device/application/PTE maps (GNTST_general_error); nothing else happens', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
-    const idle = await hv.guest({ connect: false });
+    const a = await guest();
+    const b = await guest();
+    const idle = await guest({ connect: false });
     publish(a, 1, 2, b.domid, false);
     const cases: [string, number, number, number][] = [
       ['the control domain', 0, RW, GNTST.bad_domain],
@@ -119,8 +140,8 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 check 4: a full maptrack gives GNTST_no_device_space before the ref is looked at, and changes nothing; an unmap makes room again', async (ctx) => {
-    const a = await hv.guest({ memPages: 16 });
-    const b = await hv.guest();
+    const a = await guest({ memPages: 16 });
+    const b = await guest();
     // The maptrack's size is the backend's (SPEC 7.4 Maptrack rule 1: configurable), so it is not assumed: the
     // granter's whole table (its maxGrantFrames, from DOMAIN_CREATE) offers entries x 127 read-only pins, mapped
     // in batches of the backend's maxBatch (HELLO), until GNTST_no_device_space.
@@ -171,8 +192,8 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.1, 7.4 check 5: ref 0 (reserved), refs at or beyond nrFrames x 512 and 0xFFFFFFFF get GNTST_bad_gntref even when an entry is written there', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
+    const a = await guest();
+    const b = await guest();
     a.table.publish(0, b.domid, 1, false);
     a.table.publish(2048, b.domid, 2, false);
     const m = await map(b, a.domid, [0, 2048, 0xffffffff, 2047], RO);
@@ -182,9 +203,9 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.1, 7.4 check 7.2: an unpinned entry must be permit_access, not sub_page, for the caller, and not read-only for a writable map: else GNTST_permission_denied with nothing set', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
-    const c = await hv.guest();
+    const a = await guest();
+    const b = await guest();
+    const c = await guest();
     const write = (ref: number, flags: number, domid = b.domid, frame = ref) => {
       a.table.publish(ref, domid, frame, false); // domid and frame first, flags last (SPEC 7.2)
       a.words[ref * 2] = (domid << 16) | flags;
@@ -211,8 +232,8 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 check 7.5: a frame outside the granter\'s RAM gives GNTST_bad_page, and the busy bits set meanwhile are cleared again', async () => {
-    const a = await hv.guest({ memPages: 32 });
-    const b = await hv.guest();
+    const a = await guest({ memPages: 32 });
+    const b = await guest();
     a.table.publish(1, b.domid, 32, false);
     a.table.publish(2, b.domid, 0xffffffff, true);
     a.table.publish(3, b.domid, 31, false);
@@ -225,9 +246,9 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 batch rules 1-3 (XSA-361): a mixed batch gives every entry its own status; failed entries have handle 0xFFFFFFFF and frame 0; the okay handles stay valid; a ref twice is two mappings', async () => {
-    const a = await hv.guest({ memPages: 64 });
-    const b = await hv.guest();
-    const c = await hv.guest();
+    const a = await guest({ memPages: 64 });
+    const b = await guest();
+    const c = await guest();
     a.table.publish(1, b.domid, 11, false);
     a.table.publish(2, c.domid, 12, false);
     a.table.publish(3, b.domid, 13, true);
@@ -253,9 +274,9 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 check 6 (XSA-155): a pinned entry is judged by the backend\'s record: the recorded grantee and frame hold whatever the granter writes meanwhile', async () => {
-    const a = await hv.guest({ memPages: 32 });
-    const b = await hv.guest();
-    const c = await hv.guest();
+    const a = await guest({ memPages: 32 });
+    const b = await guest();
+    const c = await guest();
     stamp(a, 10);
     stamp(a, 20);
     a.table.publish(1, b.domid, 10, false);
@@ -293,8 +314,8 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 pins and busy bits rule 1: at most 127 pins of each kind; the next gets GNTST_no_space, changes nothing, and leaves the other kind usable', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
+    const a = await guest();
+    const b = await guest();
     a.table.publish(1, b.domid, 1, false);
     const ro = await map(b, a.domid, fill(MAX_PIN_COUNT + 3, 1), RO);
     expect(ro.status).toEqual([...fill(MAX_PIN_COUNT, GNTST.okay), ...fill(3, GNTST.no_space)]);
@@ -309,8 +330,8 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
   });
 
   it('7.4 pins and busy bits rules 3-4 (XSA-230), 7.5 rule 2 (XSA-234): GTF_writing goes with the last writable mapping, GTF_reading with the last mapping; the granter\'s own bits are kept; it can end access only then', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
+    const a = await guest();
+    const b = await guest();
     a.table.publish(1, b.domid, 1, false);
     const w1 = await map(b, a.domid, [1], RW);
     const r1 = await map(b, a.domid, [1], RO);
@@ -333,13 +354,13 @@ describe('SPEC 7.4 GNTTAB_MAP_GRANT_REF', () => {
     expect(flagsOf(a, 1)).toBe(0);
     expect((await map(b, a.domid, [1], RO)).status).toEqual([GNTST.permission_denied]);
   });
-});
+}));
 
-describe('SPEC 7.5 GNTTAB_UNMAP_GRANT_REF', () => {
+describe('SPEC 7.5 GNTTAB_UNMAP_GRANT_REF', () => overVersions((guest) => {
   it('7.4 maptrack rules 2-3, 7.5 rule 1: never-issued, already unmapped, stale (after the entry was reused) and another domain\'s handles get GNTST_bad_handle and change nothing; the others in the batch are unmapped', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
-    const c = await hv.guest();
+    const a = await guest();
+    const b = await guest();
+    const c = await guest();
     publish(a, 1, 3, b.domid, false);
     expect(await unmap(b, [0, 1, 0x100000, 0xfffff, 12345678, INVALID_GRANT_HANDLE])).toEqual(fill(6, GNTST.bad_handle));
     const m = await map(b, a.domid, [1, 2]);
@@ -359,4 +380,4 @@ describe('SPEC 7.5 GNTTAB_UNMAP_GRANT_REF', () => {
     expect(await unmap(b, [m.handle[1]!, ...again.handle])).toEqual(fill(3, GNTST.okay));
     expect(await hv.statsOf(b.domid)).toMatchObject({ mappings: 0 });
   });
-});
+}));

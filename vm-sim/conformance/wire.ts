@@ -151,10 +151,10 @@ export class WireClient {
     return new WireClient(ws, label);
   }
 
-  /** Opens a connection and completes HELLO as `domid`; throws with the backend's error otherwise. */
-  static async connect(url: string, domid: number, token: string, label = `d${domid}`): Promise<WireClient> {
+  /** Opens a connection and completes HELLO as `domid` (offering [1, opts.maxVersion ?? 1]); throws with the backend's error otherwise. */
+  static async connect(url: string, domid: number, token: string, label = `d${domid}`, opts: { maxVersion?: number } = {}): Promise<WireClient> {
     const c = await WireClient.open(url, label);
-    const reply = await c.hello(domid, token);
+    const reply = await c.hello(domid, token, opts.maxVersion !== undefined ? { maxVersion: opts.maxVersion } : {});
     if (reply.kind !== 'res') {
       c.terminate();
       const body = reply.body as unknown as ErrBody;

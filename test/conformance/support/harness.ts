@@ -87,6 +87,8 @@ export interface GuestOptions {
   domid?: number;
   /** Say HELLO (default true). */
   connect?: boolean;
+  /** Highest protocol version its HELLO offers (default 1). */
+  maxVersion?: number;
 }
 
 /** The backend of one test file. */
@@ -164,7 +166,7 @@ export function useBackend(): BackendUnderTest {
         ram: new Uint8Array(ramBuf),
         client: undefined as unknown as WireClient,
         async connect() {
-          const c = await WireClient.connect(api.url, reply.domid, reply.token, `d${reply.domid}`);
+          const c = await WireClient.connect(api.url, reply.domid, reply.token, `d${reply.domid}`, opts.maxVersion !== undefined ? { maxVersion: opts.maxVersion } : {});
           clients.push(c);
           g.client = c;
           return c;
