@@ -64,6 +64,10 @@ export const HID = t.struct({
 });
 
 const DIR_FORMAT = t.enum(...DIR_FORMATS);
+
+/** The optional layers of routed messages (SPEC 6, "Optional layers"), as DMABUF_PEER_HELLO announces them. */
+export const PEER_LAYERS = ['session', 'dmabuf', 'fence', 'dmabuf-sync', 'sim'] as const;
+const PEER_LAYER_LIST = t.array(t.enum(...PEER_LAYERS), PEER_LAYERS.length);
 const FD_ID = req(U32, 'Importer-chosen id of one EXPORT_FD grant (one local dma-buf), unique per buffer among the importer\'s open ones; names it in EXPORT_FD_FAILED and OPS_TO_SOURCE so every undo is exact.');
 
 /** Per-peer negotiation, sent once by an exporter before its first EXPORT to that peer. */
@@ -74,12 +78,14 @@ export const DMABUF_PEER_HELLO = defineRequest({
     formats: req(t.array(DIR_FORMAT, 8), 'Directory formats the exporter can write, in its order of preference.'),
     maxPriv: req(t.uint(DMABUF_MAX_PRIV_WIRE), 'Largest private data the exporter will send.'),
     maxPages: req(t.uint(DMABUF_MAX_PAGES), 'Largest buffer, in pages, the exporter will export.'),
+    layers: opt(PEER_LAYER_LIST, 'The optional layers whose routed requests the sender answers (SPEC 6, "Optional layers"; `session` = ECHO). Absent: not said.'),
   },
   response: {
     format: req(DIR_FORMAT, 'The format chosen for EXPORTs from the requester to the responder: the first of the responder\'s preferences that the requester offered.'),
     formats: req(t.array(DIR_FORMAT, 8), 'Every offered format the responder can read; an exporter MAY use any of them for a given EXPORT (the default is `format`).'),
     maxPriv: req(t.uint(DMABUF_MAX_PRIV_WIRE), 'Largest private data the importer accepts (ERR_PRIV_TOO_LARGE above it).'),
     maxPages: req(t.uint(DMABUF_MAX_PAGES), 'Largest buffer, in pages, the importer accepts (ERR_BUFFER_TOO_LARGE above it).'),
+    layers: opt(PEER_LAYER_LIST, 'The optional layers whose routed requests the responder answers. Absent: not said.'),
   },
 });
 

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import {
-  MAX_FRAME_BYTES, MAX_VERSION, MIN_VERSION, ProtocolError,
+  lookupMessage, MAX_FRAME_BYTES, MAX_VERSION, MIN_VERSION, ProtocolError,
   type Envelope, type EventDecl, type EventOf, type MessageDecl, type RequestDecl, type RequestOf, type ResponseOf,
 } from '../../protocol/index.ts';
 import { HELLO } from '../../protocol/messages/session.ts';
@@ -114,6 +114,19 @@ export class HvClient extends EventEmitter {
     return () => {
       if (this.peerHandlers.get(decl.type) === registered) this.peerHandlers.delete(decl.type);
     };
+  }
+
+  /**
+   * The optional layers (SPEC 6, "Optional layers") whose routed requests this
+   * domain answers now: the layers of the types it has handlers for.
+   */
+  implementedLayers(): string[] {
+    const layers = new Set<string>();
+    for (const type of this.peerHandlers.keys()) {
+      const decl = lookupMessage(type, this.conn.version);
+      if (decl) layers.add(decl.layer);
+    }
+    return [...layers].sort();
   }
 
   /** Adds a listener for an event type (from the backend or a peer). Returns a function that removes it. */

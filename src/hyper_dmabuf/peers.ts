@@ -5,7 +5,7 @@
  * The answer is cached until the peer dies.
  */
 import { ProtocolError } from '../../protocol/errors.ts';
-import { DMABUF_PEER_HELLO, type DirFormat } from '../../protocol/messages/dmabuf.ts';
+import { DMABUF_PEER_HELLO, PEER_LAYERS, type DirFormat } from '../../protocol/messages/dmabuf.ts';
 import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
 import type { HvClient } from '../client/hv-client.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -18,6 +18,15 @@ export interface PeerTerms {
   readonly formats: readonly DirFormat[];
   readonly maxPriv: number;
   readonly maxPages: number;
+  /** The optional layers the peer said it answers (SPEC 6), or undefined if it did not say. */
+  readonly layers: readonly string[] | undefined;
+}
+
+type PeerLayer = (typeof PEER_LAYERS)[number];
+
+/** The layers this domain's client answers, as the wire declares them. */
+function ourLayers(hv: HvClient): PeerLayer[] {
+  return hv.implementedLayers().filter((l): l is PeerLayer => (PEER_LAYERS as readonly string[]).includes(l));
 }
 
 /** Negotiation state of the driver: terms per peer it exports to. */
@@ -41,8 +50,8 @@ export class PeerNegotiation {
     let p = this.terms.get(dst);
     if (!p) {
       p = this.hv.peerRequest(DMABUF_PEER_HELLO, dst, {
-        formats: [...this.options.formats], maxPriv: this.options.maxPriv, maxPages: this.options.maxPages,
-      }).then((r) => ({ format: r.format, formats: r.formats, maxPriv: r.maxPriv, maxPages: r.maxPages }));
+        formats: [...this.options.formats], maxPriv: this.options.maxPriv, maxPages: this.options.maxPages, layers: ourLayers(this.hv),
+      }).then((r) => ({ format: r.format, formats: r.formats, maxPriv: r.maxPriv, maxPages: r.maxPages, layers: r.layers }));
       this.terms.set(dst, p);
       // A failed negotiation is retried by the next export.
       p.catch(() => { if (this.terms.get(dst) === p) this.terms.delete(dst); });
@@ -62,6 +71,6 @@ export class PeerNegotiation {
     if (format === undefined) {
       throw new ProtocolError('ERR_NO_COMMON_FORMAT', `offered ${body.formats.join(', ') || 'no format'}; this domain reads ${this.options.formats.join(', ')}`);
     }
-    return { format, formats: common, maxPriv: this.options.maxPriv, maxPages: this.options.maxPages };
+    return { format, formats: common, maxPriv: this.options.maxPriv, maxPages: this.options.maxPages, layers: ourLayers(this.hv) };
   }
 }
