@@ -24,10 +24,12 @@ describe('options', () => {
 
 describe('PeerNegotiation.answer', () => {
   it('picks the importer\'s first preference among those offered, lists all common ones, or refuses', async () => {
-    const p = new PeerNegotiation({} as HvClient, resolveOptions({ formats: ['linked', 'multilevel'], maxPriv: 10, maxPages: 20 }));
-    expect(p.answer({ formats: ['multilevel', 'linked'], maxPriv: 0, maxPages: 1 })).toEqual({ format: 'linked', formats: ['linked', 'multilevel'], maxPriv: 10, maxPages: 20 });
+    // The answer also names the layers this domain answers (SPEC 6), from its client's handlers.
+    const hv = { implementedLayers: () => ['dmabuf', 'fence'] } as unknown as HvClient;
+    const p = new PeerNegotiation(hv, resolveOptions({ formats: ['linked', 'multilevel'], maxPriv: 10, maxPages: 20 }));
+    expect(p.answer({ formats: ['multilevel', 'linked'], maxPriv: 0, maxPages: 1 })).toEqual({ format: 'linked', formats: ['linked', 'multilevel'], maxPriv: 10, maxPages: 20, layers: ['dmabuf', 'fence'] });
     expect(p.answer({ formats: ['multilevel'], maxPriv: 0, maxPages: 1 }).format).toBe('multilevel');
-    const only = new PeerNegotiation({} as HvClient, resolveOptions({ formats: ['linked'] }));
+    const only = new PeerNegotiation(hv, resolveOptions({ formats: ['linked'] }));
     expect(await codeOf(() => only.answer({ formats: ['multilevel'], maxPriv: 0, maxPages: 1 }))).toBe('ERR_NO_COMMON_FORMAT');
   });
 });
