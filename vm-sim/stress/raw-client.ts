@@ -3,8 +3,11 @@
  * out exactly as given, every frame in checked by the reference codec.
  *
  * `exchange` sends one frame and then a PING barrier and returns everything
- * the backend said before the barrier's answer: the backend answers frames
- * of one connection in order, so that is everything it said about the frame.
+ * the backend said before the barrier's answer. The backend reads the frames
+ * of one connection in order, so every refusal of the frame (made while
+ * reading it) comes before the barrier's answer; a reply from a handler that
+ * yields (SPEC 6: replies in any order) may come after it, and the caller
+ * waits for that one by id.
  */
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
