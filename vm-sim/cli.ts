@@ -4,6 +4,7 @@
  *   hdmabuf list [--json]
  *   hdmabuf run [scenario|file] [--json] [--trace FILE] [--mermaid FILE]
  *                               [--param NAME=VALUE]... [--run-tag TAG] [--verbose]
+ *   hdmabuf top --url URL --token TOKEN [--interval MS] [--count N]
  *   hdmabuf help [command]      hdmabuf <command> --help      hdmabuf --version
  *
  * Each command is one file of cli/ declaring its options and help; adding
@@ -16,6 +17,7 @@ import { commandHelp, parseCommandArgs, UsageError, type Command, type Io } from
 import { listCommand } from './cli/list.ts';
 import { write } from './cli/output.ts';
 import { makeRunCommand } from './cli/run.ts';
+import { topCommand } from './cli/top.ts';
 import { conformanceCommand } from './conformance/command.ts';
 import { didYouMean } from './scenarios/suggest.ts';
 
@@ -23,6 +25,7 @@ import { didYouMean } from './scenarios/suggest.ts';
 export const COMMANDS: Record<string, () => Command> = {
   list: () => listCommand,
   run: () => makeRunCommand(),
+  top: () => topCommand,
   conformance: () => conformanceCommand,
 };
 

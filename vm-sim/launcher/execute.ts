@@ -79,6 +79,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     stats.domains = vms.map((v) => ({ name: v.name, domid: v.domid, pid: v.pid, memPages: v.memPages }));
     stats.pids = { launcher: process.pid, hv: run.hv.pid };
     progress(`started: launcher pid ${process.pid}, hv pid ${run.hv.pid}, ${vms.map((v) => `${v.name} (dom${v.domid}) pid ${v.pid}`).join(', ')}`);
+    progress(`watch it: hdmabuf top --url ${run.hv.url} --token ${run.hv.observerToken}`);
     for (const vm of vms) {
       vm.listen((e) => {
         if (e.name !== 'progress') return;
