@@ -18,7 +18,7 @@ import type { Infer } from '../../protocol/schema.ts';
 import { DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import type { SharedTimeline } from '../../src/fence-remote/shared-timeline.ts';
-import { codeOf, share, startSyncWorld, type Shared, type SyncDom } from './world.ts';
+import { codeOf, share, startSyncWorld, until, type Shared, type SyncDom } from './world.ts';
 
 type Ref = Infer<(typeof FENCE_REF)['fields']>;
 
@@ -160,7 +160,7 @@ describe('a hostile importer against a shared buffer\'s reservation object', () 
     expect(exp!.sync.stats().server.refused).toMatchObject({ ERR_LIMIT: 1 });
     // Once some signal, there is room again (signalled entries are recycled).
     tls[0]!.signal(10);
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => exp!.sync.registry.get(s.buf)!.size().pending < 256); // the exporter saw the signal
     expect(await imp!.sync.addFence(s.fd, tls[1]!.createFence(100), 'read')).toEqual({ replaced: 1, appended: 0 });
     for (const tl of tls) tl.signal(tl.value + 1000);
     await s.fd.put();

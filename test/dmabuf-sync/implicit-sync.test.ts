@@ -17,7 +17,7 @@ describe('begin_cpu_access waits for the other VM\'s fences', () => {
     await exp!.sync.addFence(s.buf, tl.createFence(1), 'write');
     let begun = false;
     const begin = s.fd.beginCpuAccess('from_device').then(() => { begun = true; });
-    await new Promise((r) => setTimeout(r, 30));
+    await imp!.sync.untilCpuWaited('importer', 1); // the exporter answered with the pending fence: the wait began
     expect(begun).toBe(false);
     tl.signal(1);
     await begin;
@@ -44,7 +44,7 @@ describe('begin_cpu_access waits for the other VM\'s fences', () => {
     await s.buf.endCpuAccess('from_device');
     let begun = false;
     const begin = s.buf.beginCpuAccess('to_device').then(() => { begun = true; });
-    await new Promise((r) => setTimeout(r, 30));
+    await exp!.sync.untilCpuWaited('exporter', 1); // it found the importer's read fence pending
     expect(begun).toBe(false);
     tl.signal(1);
     await begin;

@@ -17,7 +17,16 @@ import { isStubFence } from '../../src/fence/stub.ts';
 import { SwSyncTimeline } from '../../src/fence/sw-sync.ts';
 import { POLLIN, POLLOUT, SyncFile, syncFileMerge } from '../../src/fence/sync-file.ts';
 import { AggregateFence } from '../../src/hyper_dmabuf/sync/aggregate-fence.ts';
+import { unwrapFences } from '../../src/fence/unwrap.ts';
+import type { DmaFence } from '../../src/fence/dma-fence.ts';
 import { codeOf, share, startSyncWorld, unshare, until, type SyncDom } from './world.ts';
+
+/** The leaf fence of a sync_file whose timeline name contains `name`. */
+function leafNamed(file: SyncFile, name: string): DmaFence {
+  const leaf = [...unwrapFences(file.fence)].find((f) => f.timelineName.includes(name));
+  if (!leaf) throw new Error(`no fence of timeline ${name} in ${file.name}`);
+  return leaf;
+}
 
 type Access = 'read' | 'write' | 'rw';
 const ACCESSES: Access[] = ['read', 'write', 'rw'];
@@ -84,7 +93,8 @@ describe('sync_file export from a shared buffer (either side)', () => {
     expect(file.getInfo().numFences).toBe(2);
     await exp!.sync.addFence(s.buf, t3.createFence(1), 'read');
     t1.signal(1);
-    await new Promise((r) => setTimeout(r, 20));
+    // The importer's copy of f1 signalled (the event), and yet the file, which also holds f2, is not ready.
+    await leafNamed(file, 'f1').wait(5000);
     expect(file.poll()).toBe(0);
     t2.signal(1);
     await until(() => file.poll() === POLLIN);
@@ -131,7 +141,7 @@ describe('sync_file export from a shared buffer (either side)', () => {
     expect(file.getInfo().numFences).toBe(1);
     expect(exp!.sync.stats().server.collapsed).toBe(1);
     for (const t of sw.slice(0, 299)) t.inc(1);
-    await new Promise((r) => setTimeout(r, 20));
+    // Nothing to wait for: the collapsed fence signals only with the last one (checked right after it, below).
     expect(file.poll()).toBe(0);
     sw[299]!.inc(1);
     await until(() => file.poll() === POLLIN);

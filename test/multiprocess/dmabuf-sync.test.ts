@@ -31,6 +31,10 @@ const point = async (vm: VmProcess, tl: number, seqno: number): Promise<number> 
 const signal = (vm: VmProcess, tl: number, seqno: number): Promise<unknown> => vm.call('fence.signal', { tl, seqno });
 const entries = async (exp: VmProcess, buf: number): Promise<Entry[]> => (await exp.call<{ entries: Entry[] }>('dmabuf.sync.entries', { buf })).entries;
 
+/** Implicit waits a VM's buffers (exporter) or fds (importer) have begun so far. */
+const cpuWaits = async (vm: VmProcess, side: 'exporter' | 'importer'): Promise<number> =>
+  (await vm.call<{ cpu: Record<string, { waited: number }> }>('dmabuf.sync.stats')).cpu[side]!.waited;
+
 /** Polls until `fn` holds (a remote signal arrives by page and event, not with an IPC answer). */
 async function eventually(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -155,10 +159,11 @@ describe('reservation objects on shared buffers between VM processes', () => {
     // The read begins in the importer VM and waits there; the exporter VM signals 100 ms later.
     const t0 = Date.now();
     let beginDone = false;
+    const impWaited = await cpuWaits(imp, 'importer');
     const begin = imp.call<{ waitedMs: number }>('dmabuf.sync.begin', { fd: s.fd, dir: 'from_device', timeoutMs: 10_000 });
     void begin.then(() => { beginDone = true; }, () => undefined);
-    // Give the request time to reach the importer's wait; whatever the timing, it cannot end before the signal.
-    await new Promise((r) => setTimeout(r, 100));
+    // The importer's wait began (the exporter answered with the pending fence); it cannot end before the signal.
+    await imp.call('dmabuf.sync.untilWaited', { side: 'importer', count: impWaited + 1 });
     expect(beginDone).toBe(false);
     await signal(exp, etl, 1);
     const waited = await begin;
@@ -176,9 +181,10 @@ describe('reservation objects on shared buffers between VM processes', () => {
     await exp.call('dmabuf.sync.begin', { buf, dir: 'from_device', timeoutMs: 1000 });
     await exp.call('dmabuf.sync.end', { buf, dir: 'from_device' });
     let writeDone = false;
+    const expWaited = await cpuWaits(exp, 'exporter');
     const write = exp.call<{ waitedMs: number }>('dmabuf.sync.begin', { buf, dir: 'to_device', timeoutMs: 10_000 });
     void write.then(() => { writeDone = true; }, () => undefined);
-    await new Promise((r) => setTimeout(r, 100));
+    await exp.call('dmabuf.sync.untilWaited', { side: 'exporter', count: expWaited + 1 }); // it found the importer's read fence pending
     // A blocking poll in the exporter returns writable once the importer signals.
     const polled = exp.call<{ writable: boolean }>('dmabuf.sync.poll', { buf, events: 'out', timeoutMs: 10_000 });
     expect(writeDone).toBe(false);

@@ -106,6 +106,8 @@ export class Run {
   readonly exits: ProcessExit[] = [];
   /** Pids the cascade had to SIGKILL. */
   private readonly forcedPids = new Set<number>();
+  /** Pids the cascade asked to stop (kernel.shutdown, SIGTERM): an exit of any other pid is a death. */
+  private readonly askedToStop = new Set<number>();
   /** `fatal` reports of VMs, by pid. */
   private readonly fatals = new Map<number, FatalReport>();
   /** Resolves with the backend's exit if it dies during the run (never rejects). */
@@ -137,7 +139,9 @@ export class Run {
 
   private causeOf(pid: number, name: string): ProcessExit['cause'] {
     if (this.forcedPids.has(pid)) return 'forced';
-    if (this.state === RunState.Stopping || this.state === RunState.Stopped) return 'shutdown';
+    // Not the run's state: a process killed from outside while the cascade runs (or whose death made a step
+    // fail and so started the cascade before its exit was seen) died; only one the cascade asked stopped.
+    if (this.askedToStop.has(pid)) return 'shutdown';
     if (this.vmsByName.get(name)?.state === VmState.Killed) return 'killed by the scenario';
     return 'died';
   }
@@ -250,8 +254,12 @@ export class Run {
       this.trace.stop();
     }
     // Graceful first: every VM asked to shut down, then the backend. Nothing is killed yet.
-    await Promise.all(this.vms.filter((v) => v.alive).map((v) => v.process.shutdownGracefully(SHUTDOWN_GRACE_MS)));
+    await Promise.all(this.vms.filter((v) => v.alive).map((v) => {
+      this.askedToStop.add(v.pid);
+      return v.process.shutdownGracefully(SHUTDOWN_GRACE_MS);
+    }));
     await this.control.close().catch(() => undefined);
+    this.askedToStop.add(this.hv.pid);
     this.hv.child.kill('SIGTERM');
     await this.hv.child.exitWithin(SHUTDOWN_GRACE_MS);
     // A process still running now had to be killed: that is a leak, counted before the kill.

@@ -15,6 +15,8 @@
  *   dmabuf.sync.end      {buf|fd, dir?}                   end_cpu_access
  *   dmabuf.sync.entries  {buf}                            the exporter's reservation object, entry by entry
  *   dmabuf.sync.stats                                     the layer's statistics
+ *   dmabuf.sync.untilWaited {side, count}                 resolves once `count` implicit waits of this VM's
+ *                                                         buffers (exporter) or fds (importer) have begun
  *   dmabuf.sync.prepareRefs / probe / abortRefs           raw DMABUF_RESV_* requests (hostile-peer tests)
  *   dmabuf.sync.stream.setup / run / close                the buffer stream (the `fences` and `move` scenarios)
  */
@@ -182,6 +184,10 @@ export const dmabufSyncModule: VmModule = {
       return { entries: resv ? [...resv.resv.fences(DmaResvUsage.BOOKKEEP)].map((e) => entryOut(sync, e)) : [] };
     },
 
+    'dmabuf.sync.untilWaited': async (ctx, args) => {
+      await st(ctx).sync.untilCpuWaited(oneOf(args, 'side', ['exporter', 'importer'] as const), argInt(args, 'count'));
+      return {};
+    },
     'dmabuf.sync.stats': (ctx) => ({ ...st(ctx).sync.stats(), streams: st(ctx).streams.size, prepared: st(ctx).prepared.size }),
 
     /** {peer, fences} -> {prepared, refs}: FENCE_REFs for `peer`, holding their slot counts until probe or abortRefs. */

@@ -39,12 +39,22 @@ export interface CpuSyncStats {
 /** The stats both sides share, and the wait itself. */
 class WaitCounter {
   readonly stats: CpuSyncStats = { begins: 0, waited: 0, timeouts: 0, maxWaitMs: 0 };
+  #untilWaited: Array<{ count: number; resolve: () => void }> = [];
+
+  /** Resolves once `count` waits have begun (at once if they have): the event a caller can wait for instead of a delay. */
+  untilWaited(count: number): Promise<void> {
+    if (this.stats.waited >= count) return Promise.resolve();
+    return new Promise((resolve) => this.#untilWaited.push({ count, resolve }));
+  }
 
   /** Waits for each fence in turn with the time left of `timeoutMs` (counted from `t0`); ERR_TIMEOUT if some are still pending. */
   async wait(fences: readonly DmaFence[], timeoutMs: number, t0: number, what: string): Promise<void> {
     const pending = fences.filter((f) => !f.isSignaled());
     if (pending.length === 0) return;
     this.stats.waited++;
+    const due = this.#untilWaited.filter((w) => w.count <= this.stats.waited);
+    this.#untilWaited = this.#untilWaited.filter((w) => w.count > this.stats.waited);
+    for (const w of due) w.resolve();
     try {
       for (const f of pending) {
         const left = timeoutMs - (performance.now() - t0);
@@ -79,6 +89,11 @@ export class ExporterCpuSync implements CpuAccessSync {
     return { ...this.#counter.stats };
   }
 
+  /** Resolves once `count` begin_cpu_access calls have found fences pending and begun to wait. */
+  untilWaited(count: number): Promise<void> {
+    return this.#counter.untilWaited(count);
+  }
+
   async waitForCpuAccess(buf: DmaBuf, dir: DmaDirection, timeoutMs: number | undefined): Promise<void> {
     const resv = this.#registry?.get(buf);
     if (!resv) return;
@@ -102,6 +117,11 @@ export class ImporterCpuSync implements CpuAccessSync {
 
   get stats(): CpuSyncStats {
     return { ...this.#counter.stats };
+  }
+
+  /** Resolves once `count` begin_cpu_access calls have found fences pending and begun to wait. */
+  untilWaited(count: number): Promise<void> {
+    return this.#counter.untilWaited(count);
   }
 
   async waitForCpuAccess(buf: DmaBuf, dir: DmaDirection, timeoutMs: number | undefined): Promise<void> {

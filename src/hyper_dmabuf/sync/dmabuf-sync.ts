@@ -185,6 +185,15 @@ export class DmabufSync {
     }
   }
 
+  /**
+   * Resolves once `count` implicit waits of one side (this domain's own
+   * buffers, or its fds on imports) have begun: begin_cpu_access found a
+   * fence pending. Tests wait for this instead of a delay.
+   */
+  untilCpuWaited(side: 'exporter' | 'importer', count: number): Promise<void> {
+    return (side === 'exporter' ? this.#exporterCpu : this.#importerCpu).untilWaited(count);
+  }
+
   /** Statistics. */
   stats(): DmabufSyncStats {
     return {
