@@ -84,6 +84,8 @@ export interface ExporterStats {
   opsApplied: number;
   opsRefused: number;
   asyncOpsDropped: number;
+  /** DMABUF_NOTIFY_UNEXPORT requests the importer did not answer with success (it died, or refused). */
+  notifyUnexportFailures: number;
   ignoredEvents: number;
   /** Failures while freeing (should stay 0). */
   freeErrors: number;
@@ -123,7 +125,7 @@ export class Exporter {
   private readonly inflight = new Map<string, Promise<Hid>>();
   private readonly counters = {
     exported: 0, reexported: 0, cancelledUnexports: 0, freed: 0, fdsAccepted: 0, fdsRefused: 0, fdsUndone: 0,
-    opsApplied: 0, opsRefused: 0, asyncOpsDropped: 0, ignoredEvents: 0, freeErrors: 0, bufferMoves: 0,
+    opsApplied: 0, opsRefused: 0, asyncOpsDropped: 0, notifyUnexportFailures: 0, ignoredEvents: 0, freeErrors: 0, bufferMoves: 0,
   };
   /** Per-export halves of moves. */
   private readonly mover: ExportMover;
@@ -489,7 +491,7 @@ export class Exporter {
   private withdraw(entry: ExportedBuffer, notify: boolean): void {
     entry.state = ExportState.WaitingRelease;
     this.removeLive(entry);
-    if (notify) void this.host.hv.peerRequest(DMABUF_NOTIFY_UNEXPORT, entry.target, { hid: entry.hid }).catch(() => undefined);
+    if (notify) void this.host.hv.peerRequest(DMABUF_NOTIFY_UNEXPORT, entry.target, { hid: entry.hid }).catch(() => { this.counters.notifyUnexportFailures++; });
     this.maybeFree(entry);
   }
 

@@ -44,6 +44,8 @@ export interface ImportMoveCounters {
   lazyRemaps: number;
   /** Mappings that completed for a location a move had already replaced (unmapped, mapped again). */
   staleMaps: number;
+  /** Unmaps of a moved import's old pages that failed. */
+  unmapFailures: number;
 }
 
 /** What the handler needs of the importer. */
@@ -59,7 +61,7 @@ export interface ImportMoveContext {
 export class ImportMover {
   private readonly ctx: ImportMoveContext;
   readonly counters: ImportMoveCounters = {
-    movesReceived: 0, movesRefused: 0, invalidations: 0, eagerRemaps: 0, eagerRemapFailures: 0, lazyRemaps: 0, staleMaps: 0,
+    movesReceived: 0, movesRefused: 0, invalidations: 0, eagerRemaps: 0, eagerRemapFailures: 0, lazyRemaps: 0, staleMaps: 0, unmapFailures: 0,
   };
 
   constructor(ctx: ImportMoveContext) {
@@ -115,7 +117,7 @@ export class ImportMover {
       entry.mapState = ImportMapState.Invalidated;
       this.counters.invalidations++;
       // Views are detached first, then the handles released: once this resolves the backend holds no old page for us.
-      await old.unmap().catch(() => undefined);
+      await old.unmap().catch(() => { this.counters.unmapFailures++; });
     }
     if (entry.mapping$) await entry.mapping$.catch(() => undefined);
   }

@@ -59,6 +59,10 @@ export interface ImporterStats {
   mapFailures: number;
   opsSent: number;
   opsFailed: number;
+  /** Unmaps of an import's pages that failed (the pages may stay mapped until the kernel shuts down). */
+  unmapFailures: number;
+  /** Releases of an fd the exporter could not be told of (also counted in opsFailed; its death releases them). */
+  releaseFailures: number;
   forgotten: number;
   /** Imports whose mapping a move invalidated and that are not mapped again yet. */
   invalidated: number;
@@ -77,7 +81,7 @@ export class Importer {
   /** Implicit sync of CPU access given to every new fd (the cross-VM fence layer sets it; none by default). */
   fdCpuSync: CpuAccessSync | undefined = undefined;
   private readonly counters = {
-    registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, fdsRefused: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, forgotten: 0,
+    registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, fdsRefused: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, unmapFailures: 0, releaseFailures: 0, forgotten: 0,
   };
 
   constructor(host: DriverHost, options: ResolvedOptions, events: ImportEventQueue) {
@@ -295,7 +299,7 @@ export class Importer {
         throw e;
       }
       if (generation !== entry.generation) {
-        await mapping.unmap().catch(() => undefined);
+        await mapping.unmap().catch(() => { this.counters.unmapFailures++; });
         this.mover.counters.staleMaps++;
         continue;
       }
@@ -304,7 +308,7 @@ export class Importer {
       entry.mappedGeneration = generation;
       entry.mapState = ImportMapState.Mapped;
       entry.mapInfo = info;
-      if (stale && stale !== mapping) await stale.unmap().catch(() => undefined);
+      if (stale && stale !== mapping) await stale.unmap().catch(() => { this.counters.unmapFailures++; });
       return mapping;
     }
   }
@@ -358,7 +362,7 @@ export class Importer {
     const mapping = entry.mapping;
     if (!mapping) return;
     entry.mapping = undefined;
-    await mapping.unmap().catch(() => undefined);
+    await mapping.unmap().catch(() => { this.counters.unmapFailures++; });
   }
 
   /** Forgets an invalid import once nothing uses it. */
@@ -405,7 +409,7 @@ export class Importer {
     entry.fds.delete(p.fdId);
     // Unmap before telling the exporter, so its end of access finds no page mapped.
     await this.unmapIfIdle(entry);
-    await this.sendOp(p, 'release').catch(() => undefined);
+    await this.sendOp(p, 'release').catch(() => { this.counters.releaseFailures++; });
     this.forgetIfIdle(entry);
   }
 }
