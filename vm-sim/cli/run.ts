@@ -20,6 +20,7 @@ import type { Params, Scenario } from '../scenarios/types.ts';
 import { UsageError, type Command, type Io } from './command.ts';
 import { write } from './output.ts';
 import { progressWriter } from './progress.ts';
+import { watchBackend } from './top.ts';
 
 /** What `run` calls to run a scenario (a test passes its own to see that nothing starts on bad input). */
 export type ScenarioRunner = (scenario: Scenario, options: RunScenarioOptions) => Promise<RunResult>;
@@ -28,7 +29,7 @@ export type ScenarioRunner = (scenario: Scenario, options: RunScenarioOptions) =
 export interface PreparedRun {
   scenario: Scenario;
   params: Params;
-  options: { json: boolean; verbose: boolean; runTag?: string; tracePath?: string; mermaidPath?: string; mermaidMaxLines?: number; reportPath?: string };
+  options: { json: boolean; verbose: boolean; runTag?: string; tracePath?: string; mermaidPath?: string; mermaidMaxLines?: number; reportPath?: string; live: boolean };
 }
 
 /** Checks that `file` can be written: its folder exists and is writable, and it is not a folder. */
@@ -79,7 +80,7 @@ export async function prepareRun(values: Record<string, unknown>, positionals: s
   return {
     scenario, params,
     options: {
-      json: values.json === true, verbose: values.verbose === true,
+      json: values.json === true, verbose: values.verbose === true, live: values.live === true,
       ...(runTag ? { runTag } : {}),
       ...(trace !== undefined ? { tracePath: checkOutputPath('trace', trace) } : {}),
       ...(mermaid !== undefined ? { mermaidPath: checkOutputPath('mermaid', mermaid) } : {}),
@@ -109,6 +110,7 @@ export function makeRunCommand(runner: ScenarioRunner = runScenario): Command {
       trace: { type: 'string', arg: 'FILE', help: "write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev or in Chrome DevTools' Performance panel: Load profile)" },
       mermaid: { type: 'string', arg: 'FILE', help: 'write a Mermaid sequence diagram of the protocol messages' },
       'mermaid-max-lines': { type: 'string', arg: 'N', help: 'most lines of that diagram (default 1000, 0: no limit): past it the middle of the run is left out, never the start-up or the teardown' },
+      live: { type: 'boolean', help: 'show the backend live while the run goes (hdmabuf top, on stderr), instead of the progress lines' },
       report: { type: 'string', arg: 'FILE', help: 'write a run report: one HTML file (no network needed) with the checks, counters over time, the first and last messages and each shared buffer\'s page layout' },
       param: { type: 'string', multiple: true, arg: 'NAME=VALUE', help: 'set a scenario parameter, e.g. --param frames=60' },
       'run-tag': { type: 'string', arg: 'TAG', help: "prefix of the run's shared-memory files (default hdmabuf-<pid>-<random>)" },
@@ -128,11 +130,20 @@ export function makeRunCommand(runner: ScenarioRunner = runScenario): Command {
 async function execute(p: PreparedRun, io: Io, runner: ScenarioRunner): Promise<number> {
   const out = p.options.json ? io.stderr : io.stdout;
   const progress = progressWriter(out, io.env);
+  // --live: the top view on stderr from the moment the processes are up, in place of the progress lines.
+  const live = new AbortController();
+  let watching: Promise<number> | undefined;
+  const onStarted = p.options.live
+    ? (b: { url: string; observerToken: string }): void => {
+      watching = watchBackend(b.url, b.observerToken, 500, 0, { ...io, stdout: io.stderr }, live.signal).catch(() => 0);
+    }
+    : undefined;
   const guard = guardSignals((line) => progress.line(line));
   let result: RunResult;
   try {
     result = await runner(p.scenario, {
-      params: p.params, progress: (line) => progress.line(line), signal: guard.signal,
+      params: p.params, progress: (line) => { if (!watching) progress.line(line); }, signal: guard.signal,
+      ...(onStarted ? { onStarted } : {}),
       ...(p.options.runTag ? { runTag: p.options.runTag } : {}),
       ...(p.options.tracePath ? { tracePath: p.options.tracePath } : {}),
       ...(p.options.mermaidPath ? { mermaidPath: p.options.mermaidPath } : {}),
@@ -141,6 +152,8 @@ async function execute(p: PreparedRun, io: Io, runner: ScenarioRunner): Promise<
       ...(p.options.verbose ? { echoOutput: true } : {}),
     });
   } finally {
+    live.abort();
+    await watching;
     guard.dispose();
     progress.done();
   }

@@ -36,6 +36,8 @@ export interface RunScenarioOptions {
   mermaidMaxLines?: number;
   /** Write the run report (one self-contained HTML file) here. */
   reportPath?: string;
+  /** Called once every process of the run is up, with what an observer needs to watch it (SPEC.md 9.6). */
+  onStarted?: (backend: { url: string; observerToken: string }) => void;
   /** Progress lines. */
   progress?: (line: string) => void;
   /** Aborts the run (SIGINT, SIGTERM). */
@@ -80,6 +82,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     stats.pids = { launcher: process.pid, hv: run.hv.pid };
     progress(`started: launcher pid ${process.pid}, hv pid ${run.hv.pid}, ${vms.map((v) => `${v.name} (dom${v.domid}) pid ${v.pid}`).join(', ')}`);
     progress(`watch it: hdmabuf top --url ${run.hv.url} --token ${run.hv.observerToken}`);
+    options.onStarted?.({ url: run.hv.url, observerToken: run.hv.observerToken });
     for (const vm of vms) {
       vm.listen((e) => {
         if (e.name !== 'progress') return;

@@ -39,6 +39,34 @@ interface Tap {
 }
 
 let tap: Tap | undefined;
+/** True while a tapped sendEnvelope runs: its frame is recorded there, not again by the reply hook. */
+let sending = false;
+/** Connections whose reply path is hooked (hookReplies). */
+const hooked = new WeakSet<RpcConnection>();
+
+type FrameObserver = (dir: 'in' | 'out', env: Envelope, bytes: number) => void;
+
+/**
+ * A reply to a request is encoded and sent without sendEnvelope (so that a
+ * reply failing its own declaration can still be answered with an error);
+ * the connection reports it to its frame observer. This wraps that observer
+ * slot of one connection, keeping whatever observer the process installs,
+ * and records the replies that did not go through sendEnvelope.
+ */
+function hookReplies(conn: RpcConnection): void {
+  if (hooked.has(conn)) return;
+  hooked.add(conn);
+  const slot = conn as unknown as { observer?: FrameObserver };
+  let inner = slot.observer;
+  const wrapped: FrameObserver = (dir, env, bytes) => {
+    inner?.(dir, env, bytes);
+    const t = tap;
+    if (!t || sending || dir !== 'out' || env.kind !== 'res') return;
+    const c = connTap(t, conn);
+    t.sink(record(t, c, 'out', env, nowUs(), ++c.sent, undefined));
+  };
+  Object.defineProperty(conn, 'observer', { configurable: true, get: () => wrapped, set: (v: FrameObserver | undefined) => { inner = v; } });
+}
 
 /**
  * Starts recording frames into `sink`. Idempotent per process (a second
@@ -92,7 +120,13 @@ function patch(): void {
   const send = proto.sendEnvelope;
   proto.sendEnvelope = function tappedSend(this: RpcConnection, env: Envelope): void {
     const ts = nowUs();
-    send.call(this, env);
+    hookReplies(this);
+    sending = true;
+    try {
+      send.call(this, env);
+    } finally {
+      sending = false;
+    }
     // Counted only once sent: a frame that failed to encode never reached the peer.
     const t = tap;
     if (!t) return;
@@ -107,6 +141,7 @@ function patch(): void {
   proto.emit = function tappedEmit(this: RpcConnection, event: string | symbol, ...args: unknown[]): boolean {
     const t = tap;
     if (event === 'frame' && t) {
+      hookReplies(this);
       const env = args[0] as Envelope;
       const c = connTap(t, this);
       if (t.role === 'server' && c.dom === undefined) c.dom = helloDomid(env);
