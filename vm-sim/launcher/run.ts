@@ -130,15 +130,17 @@ export class Run {
   /** Records the child's exit when it comes, with its cause. */
   private watch(child: ManagedChild<unknown>, name: string, role: ProcessExit['role'], then?: (e: ProcessExit) => void): void {
     void child.exited.then((exit: ChildExit) => {
-      const e = processExit(name, role, child.pid, exit, performance.now() - this.startedAt, this.causeOf(child.pid, name), this.fatals.get(child.pid));
+      const e = processExit(name, role, child.pid, exit, performance.now() - this.startedAt, this.causeOf(child.pid, name, exit), this.fatals.get(child.pid));
       this.exits.push(e);
       if (e.cause === 'died') this.log(`${name} (pid ${child.pid}) died: ${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.code}`}${e.fatal ? ` (${e.fatal.code}: ${e.fatal.message})` : ''}`);
       then?.(e);
     });
   }
 
-  private causeOf(pid: number, name: string): ProcessExit['cause'] {
+  private causeOf(pid: number, name: string, exit: ChildExit): ProcessExit['cause'] {
     if (this.forcedPids.has(pid)) return 'forced';
+    // Asked to stop, but it did not stop cleanly (killed from outside before its exit was seen, or it failed).
+    if (this.askedToStop.has(pid) && exit.code !== 0 && exit.signal !== 'SIGTERM') return 'died';
     // Not the run's state: a process killed from outside while the cascade runs (or whose death made a step
     // fail and so started the cascade before its exit was seen) died; only one the cascade asked stopped.
     if (this.askedToStop.has(pid)) return 'shutdown';
