@@ -59,7 +59,7 @@ describe('SPEC 9 domains', () => {
     }
     const stats = await hv.stats();
     expect(stats.domains.find((d) => d.domid === g.domid)).toEqual({
-      domid: g.domid, name: g.name, state: 'created', connected: false, grantsInUse: 0, busyGrants: 0, mappings: 0, ports: 0,
+      domid: g.domid, name: g.name, state: 'created', connected: false, grantsInUse: 0, busyGrants: 0, mappings: 0, mappingsOfDead: 0, ports: 0,
     });
     expect(stats.shmFiles).toEqual(expect.arrayContaining([g.ramPath, g.grantTablePath]));
     await g.connect();
@@ -204,8 +204,8 @@ describe('SPEC 9 domains', () => {
     const stats = await hv.stats();
     expect(stats.domains.map((d) => d.domid)).not.toContain(0);
     const of = (id: number) => stats.domains.find((d) => d.domid === id);
-    expect(of(a.domid)).toEqual({ domid: a.domid, name: a.name, state: 'running', connected: true, grantsInUse: 3, busyGrants: 2, mappings: 0, ports: 2 });
-    expect(of(b.domid)).toEqual({ domid: b.domid, name: b.name, state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 3, ports: 0 });
+    expect(of(a.domid)).toEqual({ domid: a.domid, name: a.name, state: 'running', connected: true, grantsInUse: 3, busyGrants: 2, mappings: 0, mappingsOfDead: 0, ports: 2 });
+    expect(of(b.domid)).toEqual({ domid: b.domid, name: b.name, state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 3, mappingsOfDead: 0, ports: 0 });
     expect(of(idle.domid)).toMatchObject({ state: 'created', connected: false, ports: 0 });
     expect(stats.shmFiles).toEqual(expect.arrayContaining([a.ramPath, a.grantTablePath, b.ramPath, b.grantTablePath, idle.ramPath, idle.grantTablePath]));
     expect(stats.routedPending).toBe(1);

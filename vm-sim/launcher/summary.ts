@@ -47,8 +47,8 @@ export function summaryLines(r: RunResult): string[] {
   const ex = s.exports as { count: number; perSecond: number } | undefined;
   const un = s.unexports as { count: number; perSecond: number } | undefined;
   if (ex) lines.push(row('concurrent exports', `${ex.count} live at once, ${ex.perSecond} exports/s${un ? `; unexported and released at ${un.perSecond}/s` : ''}`));
-  const big = s.bigBuffer as { pages: number; bytes: number; mapRequests: number; dataBatches: number } | undefined;
-  if (big) lines.push(row('big buffer', `${formatBytes(big.bytes)} (${big.pages} pages) mapped with ${big.mapRequests} map requests (${big.dataBatches} data batches)`));
+  const big = s.bigBuffer as { pages: number; bytes: number; mapRequests: number; directoryMaps?: number; dataBatches: number } | undefined;
+  if (big) lines.push(row('big buffer', `${formatBytes(big.bytes)} (${big.pages} pages) mapped with ${big.mapRequests} map request(s) (${big.directoryMaps ? 'one directory map, v2' : `${big.dataBatches} data batches`})`));
   if (typeof s.importers === 'number') lines.push(row('importers', `${s.importers}, each mapping the same pages`));
   const f = s.fences as { frames: number; framesPerSecond: number; tornFrames: number; implicitMisses: number; longestWaitMs: number } | undefined;
   if (f) lines.push(row('frames streamed with fences', `${f.frames} frames, ${f.framesPerSecond} frames/s, torn ${f.tornFrames}, implicit misses ${f.implicitMisses}, longest wait ${f.longestWaitMs} ms`));
