@@ -15,17 +15,8 @@ export function mockFence(context = allocateFenceContexts(1), seqno = 1): DmaFen
   return new DmaFence(mockOps, context, seqno);
 }
 
-/** mulberry32: deterministic randomness so a failing stress run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, shared with the stress and random-kill tools: a failing randomised run can be replayed from its seed. */
+export { prng } from '../../vm-sim/prng.ts';
 
 /** Random integer in [0, n). */
 export function randInt(rand: () => number, n: number): number {

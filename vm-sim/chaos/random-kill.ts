@@ -25,6 +25,7 @@ import type { ProcessExit } from '../launcher/exits.ts';
 import { shmFilesOf, sweepShmFiles } from '../launcher/leaks.ts';
 import type { RunResult } from '../launcher/result.ts';
 import { isRunning } from '../process/child.ts';
+import { prng } from '../prng.ts';
 
 const BIN = fileURLToPath(new URL('../bin/hdmabuf.js', import.meta.url));
 
@@ -41,17 +42,6 @@ const SCENARIOS: ReadonlyArray<{ name: string; params: string[]; ms: number }> =
   { name: 'move', params: ['frames=300', 'moves=20'], ms: 6000 },
 ];
 
-/** A small seeded PRNG (mulberry32), so that a failing sequence can be run again. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The outcome of one run. */
 interface Outcome {

@@ -26,6 +26,7 @@ import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';
 import { CLASSES, type ClassContext, type Finding } from './classes.ts';
 import { saveEntry } from './corpus.ts';
 import { RawClient } from './raw-client.ts';
+import { prng as rng } from '../prng.ts';
 
 const SEND_BUDGET = 16 * 1024 * 1024;
 const HELLO_TIMEOUT_MS = 2000;
@@ -62,17 +63,6 @@ function options() {
   return { classMs, names, seed: Number(values.seed ?? Date.now() % 1e9), corpus: !values['no-corpus'], maxInputs: values.quick ? 2000 : 20_000 };
 }
 
-/** A small deterministic generator (mulberry32), so a run can be repeated with --seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function rssOf(pid: number): number {
   try {
