@@ -151,18 +151,17 @@ describe('PageAllocator', () => {
     expect(Math.max(...frames)).toBe(999);
   });
 
-  it('is fast for 65,536+ pages', () => {
-    // Bookkeeping only: scrubbing 1 GiB would measure memset, not the allocator.
+  it('serves and takes back 262,143 contiguous and 65,536 scattered pages, scrubbing each once per use', () => {
+    // Bookkeeping only: scrubbing 1 GiB would be memset, not the allocator. How fast this is belongs to the bench,
+    // not to a timed assertion (it failed under CPU load while the allocator was right).
     let scrubbed = 0;
     const alloc = new PageAllocator(262_144, { scrub: (_first, count) => { scrubbed += count; } });
-    const t0 = performance.now();
     const whole = alloc.alloc(262_143);
     alloc.free(whole);
     const scattered = alloc.alloc(65_536, { scattered: true });
     alloc.free(scattered);
     expect(alloc.usedPages).toBe(0);
     expect(scrubbed).toBe(2 * (262_143 + 65_536));
-    expect(performance.now() - t0).toBeLessThan(1000);
   });
 });
 
