@@ -18,12 +18,8 @@ import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
 import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
 
 const BUDGET = 8 * 1024 * 1024;
-/**
- * What the backend may add besides the queued replies: one socket read's replies in flight, heap growth of the
- * decoder and the handlers (the sliced map path of SPEC 7.7 keeps a batch's output alive across turns). 60 MiB
- * was measured with the sliced path; it still grows with the number of batches (79 MiB at 480), which is open work.
- */
-const CONSTANT = 64 * 1024 * 1024;
+/** What the backend may add besides the queued replies: one socket read's replies in flight, heap growth of the decoder and the handlers. */
+const CONSTANT = 48 * 1024 * 1024;
 const MiB = 2 ** 20;
 
 let hv: HvProcess | undefined;
