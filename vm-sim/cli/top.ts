@@ -37,6 +37,7 @@ export async function watchBackend(url: string, token: string, intervalMs: numbe
     }
   } finally {
     closing = true;
+    // Closing a connection the backend already closed may fail; that close is reported just below.
     await client.close().catch(() => undefined);
   }
   if (closed) await write(io.stderr, 'hdmabuf top: the backend closed the connection\n');

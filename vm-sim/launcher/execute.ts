@@ -166,6 +166,7 @@ async function runBody(scenario: Scenario, ctx: ScenarioContext): Promise<void> 
  * backend died rather than what each VM saw of it.
  */
 function untilBackendDied<T>(p: Promise<T>, run: Run): Promise<T> {
+  // When the backend wins the race, the step's own rejection follows and is not the run's error; the race still sees it otherwise.
   p.catch(() => undefined);
   return Promise.race([
     p,

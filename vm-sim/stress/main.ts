@@ -129,6 +129,7 @@ async function main(): Promise<void> {
         return { domid: d.domid, client: await RawClient.connect(hv.url, d.domid, d.token) };
       },
       async cleanup() {
+        // A hostile domain whose connection closed is already gone (ERR_NO_SUCH_DOMAIN); what is left is counted in the leftovers check.
         for (const domid of hostiles) await control.call(DOMAIN_DESTROY, { domid }).catch(() => undefined);
       },
     };
@@ -166,6 +167,8 @@ async function main(): Promise<void> {
   const leftovers = stats.domains.filter((d) => d.domid !== a.domid && d.domid !== b.domid);
   legit.send({ type: 'stop' });
   await legit.exited;
+  // The legitimate domains' connections closed with their process just above, which usually removed them
+  // (ERR_NO_SUCH_DOMAIN then); this sweeps one that remains.
   for (const domid of [a.domid, b.domid]) await control.call(DOMAIN_DESTROY, { domid }).catch(() => undefined);
   await control.close();
   const exit = await hv.child.reap(15_000);

@@ -233,7 +233,7 @@ export class BufferStream {
       this.#next = i;
       return result(i);
     } catch (e) {
-      for (const p of inFlight) p.catch(() => undefined);
+      // Every send left in inFlight was marked handled when it started (in-flight.ts): nothing to do for them here.
       this.#next = i + 1;
       const stop = e instanceof StopRun ? e : new StopRun(i, codeOf(e), (e as Error).message);
       return result(i, { frame: stop.frame, code: stop.code, message: stop.message, afterMs: performance.now() - t0, ...(stop.status !== undefined ? { status: stop.status } : {}) });
