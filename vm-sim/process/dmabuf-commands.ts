@@ -30,6 +30,7 @@ import { ObjectStore, type VmModule } from './commands.ts';
 import { moveCommands } from './dmabuf-move-commands.ts';
 import { argHid, badArg, st, type DmabufState, type Held } from './dmabuf-state.ts';
 import { consumeFrames, freshView, startProducer } from './dmabuf-stream.ts';
+import { windowed } from './sim-many.ts';
 
 /** The environment variable with the driver's options (JSON), if any. */
 export const DMABUF_OPTIONS_ENV = 'HDMABUF_DMABUF_OPTIONS';
@@ -346,9 +347,10 @@ export const dmabufModule: VmModule = {
         ctx.kernel.ram.page(buf.priv.frames[0]!).set([i & 0xff, (i >>> 8) & 0xff, seed & 0xff]);
         bufs.push(buf);
       }
-      // In parallel: many EXPORTs in flight on one connection.
+      // In parallel, but at most 256 EXPORTs in flight: the backend refuses more than 1,024 requests of one connection (SPEC 3.7).
       const dirFormat = args.dirFormat === undefined ? undefined : argStr(args, 'dirFormat', ['multilevel', 'linked'] as const);
-      const ids = await Promise.all(bufs.map((b) => d.exportRemote(b, domid, dirFormat ? { dirFormat } : {})));
+      const ids: Awaited<ReturnType<typeof d.exportRemote>>[] = new Array(bufs.length);
+      await windowed(bufs.length, 256, async (i) => { ids[i] = await d.exportRemote(bufs[i]!, domid, dirFormat ? { dirFormat } : {}); }, () => undefined);
       for (const id of ids) hids.push(hidKey(id));
       // The exports hold the buffers now; the final release frees them.
       await Promise.all(bufs.map((b) => b.put()));

@@ -12,7 +12,7 @@ import type { CommandHandler, VmContext } from './commands.ts';
 import { simState } from './sim-state.ts';
 
 /** Runs fn over 0..count-1 with at most `window` calls pending. Rejects with the first failure, after every started call settled. */
-async function windowed(count: number, window: number, fn: (i: number) => Promise<void>, onProgress: (done: number) => void): Promise<void> {
+export async function windowed(count: number, window: number, fn: (i: number) => Promise<void>, onProgress: (done: number) => void): Promise<void> {
   let next = 0;
   let done = 0;
   let failure: unknown;
