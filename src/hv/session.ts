@@ -30,6 +30,7 @@ import { killDomain } from './domain-death.ts';
 import { CONTROL_DOMID, tokenMatches } from './domain-registry.ts';
 import { hvHandler } from './handlers.ts';
 import type { Admission } from './server.ts';
+import { workReserve } from './work-reserve.ts';
 
 /** Session states. */
 export const SessionState = {
@@ -64,6 +65,7 @@ export class Session {
       name: `hv<-conn${nextSessionSerial++}`,
       maxFrameBytes: Math.min(MAX_HELLO_FRAME_BYTES, ctx.opts.maxFrameBytes),
       sendBudgetBytes: ctx.opts.backpressureBytes,
+      workReserve,
     });
     this.conn.onRequest((req) => this.onRequest(req));
     // Counted by the backend for HV_STATS `traffic` (src/hv/traffic.ts); frames before HELLO count for no domain.
@@ -82,7 +84,7 @@ export class Session {
     });
     this.conn.on('protocolError', (e: ProtocolError) => ctx.log(`${this.label}: protocol error ${e.code}: ${e.message}`));
     this.conn.on('close', (code: number) => this.onClose(code));
-    this.conn.on('paused', (unsent: number) => ctx.log(`${this.label}: over its send budget (${unsent} bytes unsent): not reading it until it drains`));
+    this.conn.on('paused', (unsent: number) => ctx.log(`${this.label}: over its send budget (${unsent} bytes unsent or reserved for requests being handled, SPEC 3.7): not reading it until it drains`));
     this.conn.on('resumed', () => ctx.log(`${this.label}: drained: reading it again`));
     admission.onExpired = () => {
       if (this.state === SessionState.AwaitingHello) void this.conn.close(1008, 'HELLO timeout');

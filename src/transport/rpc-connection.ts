@@ -34,6 +34,12 @@ export interface RpcConnectionOptions {
    * Default: none (the guest side).
    */
   sendBudgetBytes?: number;
+  /**
+   * Bytes an incoming request's handling may hold, counted against the send
+   * budget from when it is read until its reply is queued (SPEC 3.7's work
+   * reserve). Default: none.
+   */
+  workReserve?: (env: Envelope, decl: RequestDecl) => number;
   /** Default time a request waits for its reply. */
   requestTimeoutMs?: number;
 }
@@ -90,6 +96,9 @@ export class RpcConnection extends EventEmitter {
   /** Requests read and not yet answered by our handler (async handlers still running). */
   private handling = 0;
   private readingPaused = false;
+  /** Sum of the work reserves of the requests being handled. */
+  private reserved = 0;
+  private readonly workReserve: ((env: Envelope, decl: RequestDecl) => number) | undefined;
   private readonly requestTimeoutMs: number;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
@@ -105,6 +114,7 @@ export class RpcConnection extends EventEmitter {
     this.version = options.version ?? 1;
     this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.sendBudgetBytes = options.sendBudgetBytes ?? Infinity;
+    this.workReserve = options.workReserve;
     this.applyFrameLimit();
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     ws.binaryType = 'nodebuffer';
@@ -208,6 +218,11 @@ export class RpcConnection extends EventEmitter {
     this.sendFrame(bytes);
   }
 
+  /** Bytes held against the send budget: unsent bytes plus the work reserves of the requests being handled. */
+  private get committed(): number {
+    return this.ws.bufferedAmount + this.reserved;
+  }
+
   /**
    * Hands one frame to the socket and applies the send budget: over it,
    * stop reading; the write callback of a frame sent in the upper half of
@@ -219,17 +234,21 @@ export class RpcConnection extends EventEmitter {
       this.ws.send(bytes, { binary: true });
       return;
     }
-    const watch = this.ws.bufferedAmount + bytes.byteLength > this.sendBudgetBytes / 2;
+    const watch = this.committed + bytes.byteLength > this.sendBudgetBytes / 2;
     this.ws.send(bytes, { binary: true }, watch ? () => this.maybeResume() : undefined);
-    if (!this.readingPaused && this.ws.bufferedAmount > this.sendBudgetBytes && this.state === 'open') {
+    this.maybePause();
+  }
+
+  private maybePause(): void {
+    if (!this.readingPaused && this.committed > this.sendBudgetBytes && this.state === 'open') {
       this.readingPaused = true;
       this.ws.pause();
-      this.emit('paused', this.ws.bufferedAmount);
+      this.emit('paused', this.committed);
     }
   }
 
   private maybeResume(): void {
-    if (!this.readingPaused || this.ws.bufferedAmount > this.sendBudgetBytes / 2 || this.state !== 'open') return;
+    if (!this.readingPaused || this.committed > this.sendBudgetBytes / 2 || this.state !== 'open') return;
     this.readingPaused = false;
     this.ws.resume();
     this.emit('resumed');
@@ -354,9 +373,22 @@ export class RpcConnection extends EventEmitter {
    * requester's answer; anything else it throws, and a reply of ours that
    * fails its own declaration, is our failure: the requester gets
    * ERR_INTERNAL (SPEC 6.1 rule 9) and 'internalError' is emitted, never the
-   * validation error as if the request had been bad.
+   * validation error as if the request had been bad. The request's work
+   * reserve counts against the send budget until its reply is queued.
    */
   private async dispatchRequest(env: Envelope, decl: RequestDecl): Promise<void> {
+    const reserve = this.sendBudgetBytes === Infinity ? 0 : this.workReserve?.(env, decl) ?? 0;
+    this.reserved += reserve;
+    if (reserve > 0) this.maybePause();
+    try {
+      await this.handleRequest(env, decl);
+    } finally {
+      this.reserved -= reserve;
+      if (reserve > 0) this.maybeResume();
+    }
+  }
+
+  private async handleRequest(env: Envelope, decl: RequestDecl): Promise<void> {
     this.handling++;
     let body: Record<string, unknown> | typeof REPLY_DEFERRED;
     try {

@@ -129,4 +129,23 @@ describe('budgets (SPEC 3.7)', () => {
     }
     expect(nonces).toEqual(Array.from({ length: 40 }, (_, i) => i));
   }, 20_000);
+
+  it('the work reserve of a batch being handled counts against the send budget: a domain that reads everything is still paused while its batches are built, and every batch is answered', async () => {
+    const watch = logWatcher();
+    // A 16,384-entry batch reserves 4,096 + 16,384 x 64 bytes: just over this budget on its own.
+    const hv = await startBackend({ backpressureBytes: 1024 * 1024, log: watch.log });
+    const d = await hv.createDomain({ name: 'batcher', memPages: 16 });
+    const c = await RawClient.connect(hv.url, d.domid, d.token);
+    onCleanup(() => { c.terminate(); });
+    const refs = Array.from({ length: 16_384 }, (_, i) => 1_000_000 + i);
+    for (let i = 0; i < 6; i++) c.send({ v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id: 300 + i, body: { dom: d.domid, flags: 1, refs } });
+    const paused = await watch.next(/over its send budget \((\d+) bytes/);
+    expect(Number(/\((\d+) bytes/.exec(paused)![1])).toBeGreaterThanOrEqual(4096 + 16_384 * 64);
+    for (let i = 0; i < 6; i++) {
+      const r = await c.next((e) => e.id === 300 + i && e.kind !== 'evt', 10_000);
+      expect(r?.kind).toBe('res');
+      expect((r!.body as { status: number[] }).status).toHaveLength(16_384);
+    }
+    await watch.next(/drained: reading it again/);
+  }, 20_000);
 });

@@ -36,6 +36,15 @@ export interface HvProcess {
   readonly pid: number;
 }
 
+/**
+ * Node flags of the backend process (SPEC.md 3.7): a young generation of at
+ * most 1 MiB per semi-space, so that the garbage of large batch replies is
+ * collected within a megabyte of allocation instead of growing the heap
+ * (V8's default lets new space alone reach 32 MiB, which a domain that never
+ * reads its replies would make the backend keep after it has gone).
+ */
+export const HV_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
 /** Forks hv-main and waits for its ready report. */
 export async function spawnHv(options: SpawnHvOptions = {}): Promise<HvProcess> {
   const args = [...(options.args ?? [])];
@@ -45,6 +54,7 @@ export async function spawnHv(options: SpawnHvOptions = {}): Promise<HvProcess> 
   const child = await ManagedChild.start<HvReadyMessage>({
     name: 'hv',
     script: HV_MAIN,
+    execArgv: ['--import', 'tsx', ...HV_NODE_FLAGS],
     args,
     ...(options.env ? { env: options.env } : {}),
     ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
