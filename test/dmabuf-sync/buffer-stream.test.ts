@@ -6,7 +6,7 @@
  * and the reservation objects stay small (the rule recycles entries).
  */
 import { describe, expect, it } from 'vitest';
-import { BufferStream } from '../../src/hyper_dmabuf/sync/workloads/buffer-stream.ts';
+import { BufferStream } from '../../workloads/buffer-stream.ts';
 import { startSyncWorld } from './world.ts';
 
 describe('buffer stream over hyper_dmabuf buffers', () => {

@@ -1,28 +1,11 @@
 /**
  * The frame stream between in-process peers (the multi-process version is
- * test/multiprocess/fence-frames.test.ts), and the frame checks themselves.
+ * test/multiprocess/fence-frames.test.ts); the frame checks themselves are in
+ * test/workloads/frame-pattern.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { checkFrame, expectedChecksum, writeFrame } from '../../src/fence-remote/workloads/frame-pattern.ts';
-import { FrameStream } from '../../src/fence-remote/workloads/frame-stream.ts';
+import { FrameStream } from '../../workloads/fence-frame-stream.ts';
 import { fenceResources, NOTHING, startPeers } from './pair.ts';
-
-describe('frame pattern', () => {
-  it('tells a whole frame from a torn, a stale and a corrupted one', () => {
-    const words = new Uint32Array(1024);
-    writeFrame(words, 7);
-    expect(checkFrame(words, 7, expectedChecksum(7, 1024))).toMatchObject({ ok: true, frame: 7 });
-    expect(checkFrame(words, 8, expectedChecksum(8, 1024))).toMatchObject({ ok: false, problem: 'stale' });
-    const next = new Uint32Array(1024);
-    writeFrame(next, 8);
-    words.set(next.subarray(0, 600)); // the writer got halfway: new header, half the new payload
-    expect(checkFrame(words, 8, expectedChecksum(8, 1024))).toMatchObject({ ok: false, problem: 'torn' });
-    writeFrame(words, 9);
-    words[1] = expectedChecksum(9, 1024) ^ 1;
-    words[5]! ^= 1;
-    expect(checkFrame(words, 9, expectedChecksum(9, 1024)).ok).toBe(false);
-  });
-});
 
 describe('frame stream between in-process peers', () => {
   it('streams 300 frames over three buffers with no torn frame, then releases everything', async () => {

@@ -1,6 +1,6 @@
 /** The MPSC stress between in-process peers (the multi-process run is in test/multiprocess/fence-sync.test.ts). */
 import { describe, expect, it } from 'vitest';
-import { MpscStress } from '../../src/fence-remote/workloads/mpsc-stress.ts';
+import { MpscStress } from '../../workloads/mpsc-stress.ts';
 import { fenceResources, NOTHING, startPeers } from './pair.ts';
 
 describe('multi-producer single-consumer stress between in-process peers', () => {

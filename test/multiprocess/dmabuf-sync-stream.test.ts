@@ -12,7 +12,7 @@
  * issue's full run, as `hdmabuf run fences --param frames=10000` does).
  */
 import { describe, expect, it } from 'vitest';
-import type { BufferRunResult as RunResult } from '../../src/hyper_dmabuf/sync/workloads/buffer-stream.ts';
+import type { BufferRunResult as RunResult } from '../../workloads/buffer-stream.ts';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import { domainStats, startRun, startVm, type Run } from './harness.ts';
 

@@ -29,7 +29,7 @@ import { argBool, argInt } from './args.ts';
 import { ObjectStore, type VmModule } from './commands.ts';
 import { moveCommands } from './dmabuf-move-commands.ts';
 import { argHid, badArg, st, type DmabufState, type Held } from './dmabuf-state.ts';
-import { consumeFrames, freshView, startProducer } from './dmabuf-stream.ts';
+import { consumeFrames, freshView, startProducer } from '../../workloads/move-stream.ts';
 import { windowed } from './sim-many.ts';
 
 /** The environment variable with the driver's options (JSON), if any. */

@@ -7,7 +7,7 @@ import type { Attachment, DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
 import { parseHid, type Hid, type HyperDmabuf } from '../../src/hyper_dmabuf/index.ts';
 import type { ObjectStore, VmContext } from './commands.ts';
-import type { ProducerRun } from './dmabuf-stream.ts';
+import type { ProducerRun } from '../../workloads/move-stream.ts';
 
 /** A buffer or an fd, with the one vmap the commands keep for it. */
 export interface Held<P> {

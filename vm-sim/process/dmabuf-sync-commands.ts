@@ -33,7 +33,7 @@ import type { FenceHost, PreparedExport } from '../../src/fence-remote/fence-hos
 import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import { parseHid } from '../../src/hyper_dmabuf/hid.ts';
 import { DmabufSync, usageOf, usageToWire } from '../../src/hyper_dmabuf/sync/index.ts';
-import { BufferStream } from '../../src/hyper_dmabuf/sync/workloads/buffer-stream.ts';
+import { BufferStream } from '../../workloads/buffer-stream.ts';
 import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
 import { badArg, st as dmabufState } from './dmabuf-state.ts';

@@ -22,8 +22,8 @@ import { mergeFences } from '../../src/fence/unwrap.ts';
 import { FenceHost } from '../../src/fence-remote/fence-host.ts';
 import { FenceRemoteError } from '../../src/fence-remote/errors.ts';
 import type { SharedTimeline } from '../../src/fence-remote/shared-timeline.ts';
-import { FrameStream } from '../../src/fence-remote/workloads/frame-stream.ts';
-import { MpscStress } from '../../src/fence-remote/workloads/mpsc-stress.ts';
+import { FrameStream } from '../../workloads/fence-frame-stream.ts';
+import { MpscStress } from '../../workloads/mpsc-stress.ts';
 import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
 

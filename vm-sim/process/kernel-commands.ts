@@ -12,7 +12,7 @@ import { copyPages } from '../../src/guest/grant-copy.ts';
 import { revokeAndFree, type GrantRelease } from '../../src/guest/grant-release.ts';
 import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
-import { checkPage, checksumPages, fillPage, pageWords, wordsOf } from './pattern.ts';
+import { checkPage, checksumPages, fillPage, pageWords, wordsOf } from '../../workloads/frame-pattern.ts';
 
 /** A buffer of this VM's own pages. */
 interface Buffer {

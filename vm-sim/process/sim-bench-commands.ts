@@ -24,7 +24,7 @@ import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { argInt, argU32s } from './args.ts';
 import type { CommandHandler } from './commands.ts';
-import { drawFrame, wordsOf } from './sim-frames.ts';
+import { drawStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
 import { argHid, fdOfHid, simState, viewOf } from './sim-state.ts';
 
 async function timed(iterations: number, warmup: number, fn: () => Promise<unknown>): Promise<Float64Array> {
@@ -57,7 +57,7 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const check = (typeof args.check === 'string' && (FRAME_CHECKS as readonly string[]).includes(args.check) ? args.check : 'stamp') as FrameCheck;
     let frame = argInt(args, 'firstFrame', 1);
     const one = async (): Promise<number> => {
-      drawFrame(words, frame, 'stamp');
+      drawStampedFrame(words, frame, 'stamp');
       const t0 = nowUs();
       const r = await ctx.kernel.hv.peerRequest(SIM_FRAME_HANDOFF, to, { hid, frame, check });
       const us = nowUs() - t0;

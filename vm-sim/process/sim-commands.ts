@@ -25,7 +25,8 @@ import type { CommandHandler, VmContext, VmModule } from './commands.ts';
 import { simBenchCommands } from './sim-bench-commands.ts';
 import { closeWs, installCopyHandler, simBenchCopyCommands } from './sim-bench-copy.ts';
 import { handleHandoff } from './sim-consumer.ts';
-import { checkFrame, drawFrame, encodeFramebufferInfo, FORMATS, wordsOf } from './sim-frames.ts';
+import { checkStampedFrame, drawStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
+import { encodeFramebufferInfo, FORMATS } from './framebuffer-info.ts';
 import { manyCommands } from './sim-many.ts';
 import { renderLoop, type LoopBuffer } from './sim-render.ts';
 import { argHid, attachToDriver, countCopies, fdOfHid, simState, viewOf, type HeldBuf, type SimState } from './sim-state.ts';
@@ -63,7 +64,7 @@ const commands: Record<string, CommandHandler> = {
     }
     const view = await viewOf(t.held);
     const t0 = nowUs();
-    const bytes = drawFrame(wordsOf(view), argInt(args, 'frame'), oneOf(args, 'mode', 'full', ['full', 'stamp'] as const));
+    const bytes = drawStampedFrame(wordsOf(view), argInt(args, 'frame'), oneOf(args, 'mode', 'full', ['full', 'stamp'] as const));
     childTrace()?.span(`draw ${t.what}`, 'sim', t0, { bytes });
     return { bytes, us: Math.round(nowUs() - t0) };
   },
@@ -74,7 +75,7 @@ const commands: Record<string, CommandHandler> = {
     const view = await viewOf(t.held);
     if (view.byteLength === 0) throw bad(`${t.what} is no longer mapped (its view is detached)`, 'ERR_STATE');
     const t0 = nowUs();
-    const r = checkFrame(wordsOf(view), argInt(args, 'frame'), oneOf(args, 'mode', 'full', FRAME_CHECKS) as FrameCheck);
+    const r = checkStampedFrame(wordsOf(view), argInt(args, 'frame'), oneOf(args, 'mode', 'full', FRAME_CHECKS) as FrameCheck);
     childTrace()?.span(`verify ${t.what}`, 'sim', t0, { bytes: r.checkedBytes, ok: r.ok });
     return { ...r, us: Math.round(nowUs() - t0) };
   },

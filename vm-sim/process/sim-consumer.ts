@@ -10,7 +10,7 @@ import type { SIM_FRAME_HANDOFF } from '../../protocol/messages/sim.ts';
 import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { childTrace } from '../trace/child-trace.ts';
-import { checkFrame, wordsOf } from './sim-frames.ts';
+import { checkStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
 import { fdOfHid, viewOf, type SimState } from './sim-state.ts';
 
 /** Answers one handoff. */
@@ -22,7 +22,7 @@ export async function handleHandoff(s: SimState, body: RequestOf<typeof SIM_FRAM
   // A view detached by a release is a refusal, never a crash.
   if (view.byteLength === 0) throw new ProtocolError('ERR_BAD_ARGUMENT', `${formatHid(body.hid)} is no longer mapped`);
   const t0 = nowUs();
-  const r = checkFrame(wordsOf(view), body.frame, body.check);
+  const r = checkStampedFrame(wordsOf(view), body.frame, body.check);
   const checkUs = Math.round(nowUs() - t0);
   const c = s.consumer;
   c.handoffs++;

@@ -4,7 +4,8 @@
  * been handed back. With inFlight 1 each frame waits for the previous
  * handback (the latency of one handoff is then exactly its round trip);
  * with inFlight = B the consumer may hold every buffer (triple buffering at
- * B = 3), which is how throughput is measured.
+ * B = 3), which is how throughput is measured. Runs on the frame-stream
+ * engine (workloads/frame-loop.ts).
  */
 import type { FrameCheck } from '../../protocol/messages/sim.ts';
 import { SIM_FRAME_HANDOFF } from '../../protocol/messages/sim.ts';
@@ -12,7 +13,8 @@ import type { Hid } from '../../src/hyper_dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { childTrace } from '../trace/child-trace.ts';
 import type { VmContext } from './commands.ts';
-import { drawFrame, wordsOf } from './sim-frames.ts';
+import { runFrameLoop } from '../../workloads/frame-loop.ts';
+import { drawStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
 import { summarize, type SampleSummary } from './sim-stats.ts';
 import { viewOf, type HeldBuf } from './sim-state.ts';
 
@@ -66,37 +68,34 @@ export async function renderLoop(ctx: VmContext, bufs: readonly LoopBuffer[], o:
   const latency = new Float64Array(o.frames);
   const check = new Float64Array(o.frames);
   const draw = new Float64Array(o.frames);
-  const busy: Array<Promise<void> | undefined> = bufs.map(() => undefined);
-  const inFlight = Math.max(1, Math.min(o.inFlight, bufs.length));
-  const outstanding = new Set<Promise<void>>();
   let verified = 0;
   let failed = 0;
   let bytesDrawn = 0;
   let bytesChecked = 0;
   let firstFailure: RenderLoopResult['firstFailure'] = null;
-  // The first handoff that failed outright (the consumer died, refused...): ends the loop.
-  let error: unknown;
   let lastProgress = performance.now();
-  const start = performance.now();
-
-  for (let n = 0; n < o.frames && error === undefined; n++) {
-    const slot = n % bufs.length;
-    const b = bufs[slot]!;
-    // Reuse a buffer only after its handback; never have more than inFlight out.
-    if (busy[slot]) await busy[slot];
-    while (outstanding.size >= inFlight) await Promise.race(outstanding);
-    if (error !== undefined) break;
+  const progress = (done: number): void => {
+    if (performance.now() - lastProgress < o.progressMs) return;
+    lastProgress = performance.now();
+    ctx.emit('progress', { what: 'frames', done, total: o.frames });
+  };
+  // Frame n draws into buffer n mod B; at most inFlight (<= B) handoffs are out, the oldest awaited
+  // first, so a buffer is drawn into again only after its handback. A handoff that fails outright
+  // (the consumer died, refused...) ends the loop once the others are back.
+  const inFlight = Math.max(1, Math.min(o.inFlight, bufs.length));
+  const run = await runFrameLoop({ first: 0, frames: o.frames, window: inFlight, drainOnError: true, onFrame: progress }, async (n, send) => {
+    const b = bufs[n % bufs.length]!;
     const frame = o.firstFrame + n;
     const t0 = nowUs();
     if (o.draw !== 'none') {
       const view = b.held.view ?? await viewOf(b.held);
-      bytesDrawn += drawFrame(wordsOf(view), frame, o.draw);
+      bytesDrawn += drawStampedFrame(wordsOf(view), frame, o.draw);
     }
     const t1 = nowUs();
     draw[n] = t1 - t0;
     if (o.draw === 'full') trace?.span(`draw frame ${frame}`, 'sim', t0, { buffer: b.label });
     const sent = nowUs();
-    const p = hv.peerRequest(SIM_FRAME_HANDOFF, o.to, { hid: b.hid, frame, check: o.check }).then((r) => {
+    send(hv.peerRequest(SIM_FRAME_HANDOFF, o.to, { hid: b.hid, frame, check: o.check }).then((r) => {
       latency[n] = nowUs() - sent;
       check[n] = r.checkUs;
       bytesChecked += r.checkedBytes;
@@ -105,22 +104,10 @@ export async function renderLoop(ctx: VmContext, bufs: readonly LoopBuffer[], o:
         failed++;
         firstFailure ??= { frame, badOffset: r.badOffset ?? -1 };
       }
-    }, (e: unknown) => { error ??= e; });
-    // Never rejects: failures are kept in `error`, so nothing is left unhandled.
-    const settled = p.finally(() => {
-      outstanding.delete(settled);
-      if (busy[slot] === settled) busy[slot] = undefined;
-    });
-    busy[slot] = settled;
-    outstanding.add(settled);
-    if (performance.now() - lastProgress >= o.progressMs) {
-      lastProgress = performance.now();
-      ctx.emit('progress', { what: 'frames', done: n + 1, total: o.frames });
-    }
-  }
-  await Promise.all(outstanding);
-  if (error !== undefined) throw error;
-  const elapsedMs = performance.now() - start;
+    }), 'handoff');
+  });
+  if (run.error) throw run.cause;
+  const elapsedMs = run.elapsedMs;
   ctx.emit('progress', { what: 'frames', done: o.frames, total: o.frames });
   return {
     frames: o.frames, verified, failed, firstFailure,

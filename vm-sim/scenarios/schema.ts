@@ -12,7 +12,7 @@
  */
 import { MAX_MEM_PAGES, MAX_NAME, PAGE_SIZE } from '../../protocol/limits.ts';
 import { vmModules } from '../process/modules.ts';
-import { FORMATS } from '../process/sim-frames.ts';
+import { FORMATS } from '../process/framebuffer-info.ts';
 
 /** Bounds of scenario values (each is in the schema, with its meaning). */
 export const LIMITS = {

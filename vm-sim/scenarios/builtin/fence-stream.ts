@@ -5,7 +5,7 @@
  * once, check them against each other, and release everything with a leak
  * check of both VMs.
  */
-import type { BufferRunResult } from '../../../src/hyper_dmabuf/sync/workloads/buffer-stream.ts';
+import type { BufferRunResult } from '../../../workloads/buffer-stream.ts';
 import type { ScenarioContext } from '../context.ts';
 
 /** What `dmabuf.sync.stream.run` answers. */

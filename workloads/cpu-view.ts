@@ -5,7 +5,7 @@
  * generation changed. Used between begin_cpu_access and end_cpu_access
  * only, when no move can run.
  */
-import type { DmaBuf } from '../../../dmabuf/dma-buf.ts';
+import type { DmaBuf } from '../src/dmabuf/dma-buf.ts';
 
 /** A vmap of one buffer, refreshed after moves. */
 export class CpuView {

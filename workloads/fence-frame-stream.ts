@@ -12,20 +12,21 @@
  *     3. check the frame (number, checksum), 4. signal point i+1.
  *
  * The buffers are the producer's pages granted read-only to the consumer
- * (kernel-level grants; phase 2 replaces them with hyper_dmabuf buffers).
+ * (kernel-level grants; workloads/buffer-stream.ts is the same stream over
+ * hyper_dmabuf buffers).
  * Producer and consumer run in different processes, so a broken fence would
  * show up as a torn or stale frame. A fence error, a timeout or a dead peer
  * ends the run with a report, never a hang.
  */
-import { PAGE_SIZE } from '../../../protocol/limits.ts';
-import { revokeAndFree } from '../../guest/grant-release.ts';
-import type { ForeignMapping } from '../../guest/foreign-mapping.ts';
-import type { GuestKernel } from '../../guest/kernel.ts';
-import { fenceErrnoName } from '../errno.ts';
-import type { FenceHost } from '../fence-host.ts';
-import type { SharedTimeline } from '../shared-timeline.ts';
-import { checkFrame, expectedChecksum, writeFrame } from './frame-pattern.ts';
-import { handled } from './in-flight.ts';
+import { PAGE_SIZE } from '../protocol/limits.ts';
+import { revokeAndFree } from '../src/guest/grant-release.ts';
+import type { ForeignMapping } from '../src/guest/foreign-mapping.ts';
+import type { GuestKernel } from '../src/guest/kernel.ts';
+import { fenceErrnoName } from '../src/fence-remote/errno.ts';
+import type { FenceHost } from '../src/fence-remote/fence-host.ts';
+import type { SharedTimeline } from '../src/fence-remote/shared-timeline.ts';
+import { runFrameLoop, StopRun, type RunError } from './frame-loop.ts';
+import { checkFrame, Digest, writeFrame } from './frame-pattern.ts';
 
 /** Role of one side. */
 export type FrameRole = 'producer' | 'consumer';
@@ -59,7 +60,7 @@ export interface FrameRunResult {
   /** FNV of every frame checksum, in order: producer and consumer must agree. */
   digest: string;
   /** Why the run stopped early. */
-  error?: { frame: number; code: string; status?: number; message: string; afterMs: number };
+  error?: RunError;
   /** Largest single fence wait (ms). */
   maxWaitMs: number;
 }
@@ -67,12 +68,6 @@ export interface FrameRunResult {
 interface Ring {
   readonly words: Uint32Array[];
   readonly wordsPerBuffer: number;
-}
-
-class StopRun extends Error {
-  constructor(readonly frame: number, readonly code: string, message: string, readonly status?: number) {
-    super(message);
-  }
 }
 
 async function waitImport(host: FenceHost, peer: number, cookie: number, frame: number, timeoutMs: number): Promise<number> {
@@ -89,12 +84,6 @@ async function waitImport(host: FenceHost, peer: number, cookie: number, frame: 
   const status = file.fence.getStatus();
   if (status < 0) throw new StopRun(frame, 'ERR_FENCE', `fence of frame ${frame} signalled with ${fenceErrnoName(status)}`, status);
   return waited;
-}
-
-function digestOf(sums: number[]): string {
-  let h = 0x811c9dc5;
-  for (const s of sums) h = Math.imul(h ^ s, 0x01000193);
-  return (h >>> 0).toString(16).padStart(8, '0');
 }
 
 /** One side of a frame stream. */
@@ -159,51 +148,34 @@ export class FrameStream {
   /** Streams `frames` more frames (continuing the frame numbers of earlier runs). */
   async run(options: FrameRunOptions): Promise<FrameRunResult> {
     const timeoutMs = options.waitTimeoutMs ?? 10_000;
-    const window = Math.max(1, options.window ?? 3);
     const n = this.#ring.words.length;
-    const sums: number[] = [];
-    const inFlight: Promise<void>[] = [];
+    const digest = new Digest();
     let torn = 0;
     let maxWaitMs = 0;
-    const t0 = performance.now();
-    const first = this.#next;
-    const end = first + options.frames;
-    const result = (frame: number, error?: FrameRunResult['error']): FrameRunResult => ({
-      role: this.role, frames: frame - first, elapsedMs: performance.now() - t0, torn, digest: digestOf(sums), maxWaitMs,
-      ...(error ? { error } : {}),
-    });
-    let i = first;
-    try {
-      for (; i < end; i++) {
-        const words = this.#ring.words[i % n]!;
-        if (this.role === 'producer') {
-          if (i >= n) maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i - n, i, timeoutMs));
-          inFlight.push(handled((await this.#exportPoint(i)).sent));
-          if (i === options.stallAt) {
-            words.fill(0xdeadbeef, 0, words.length >>> 1);
-            await new Promise((r) => setTimeout(r, options.stallMs ?? 60_000));
-          }
-          sums.push(writeFrame(words, i));
-          this.#tl.signal(i + 1);
-        } else {
-          inFlight.push(handled((await this.#exportPoint(i)).sent));
-          maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i, i, timeoutMs));
-          const check = checkFrame(words, i, expectedChecksum(i, words.length));
-          if (!check.ok) torn++;
-          sums.push(check.checksum);
-          this.#tl.signal(i + 1);
+    const run = await runFrameLoop({ first: this.#next, frames: options.frames, window: options.window ?? 3 }, async (i, send) => {
+      const words = this.#ring.words[i % n]!;
+      if (this.role === 'producer') {
+        if (i >= n) maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i - n, i, timeoutMs));
+        send((await this.#exportPoint(i)).sent, 'export');
+        if (i === options.stallAt) {
+          words.fill(0xdeadbeef, 0, words.length >>> 1);
+          await new Promise((r) => setTimeout(r, options.stallMs ?? 60_000));
         }
-        if (inFlight.length >= window) await this.#settle(inFlight.shift()!, i);
+        digest.add(writeFrame(words, i));
+      } else {
+        send((await this.#exportPoint(i)).sent, 'export');
+        maxWaitMs = Math.max(maxWaitMs, await waitImport(this.#host, this.peer, i, i, timeoutMs));
+        const check = checkFrame(words, i);
+        if (!check.ok) torn++;
+        digest.add(check.checksum);
       }
-      for (const p of inFlight.splice(0)) await this.#settle(p, i);
-      this.#next = i;
-      return result(i);
-    } catch (e) {
-      // Every send left in inFlight was marked handled when it started (in-flight.ts): nothing to do for them here.
-      this.#next = i + 1;
-      const stop = e instanceof StopRun ? e : new StopRun(i, (e as { code?: string }).code ?? 'ERR_INTERNAL', (e as Error).message);
-      return result(i, { frame: stop.frame, code: stop.code, message: stop.message, afterMs: performance.now() - t0, ...(stop.status !== undefined ? { status: stop.status } : {}) });
-    }
+      this.#tl.signal(i + 1);
+    });
+    this.#next = run.next;
+    return {
+      role: this.role, frames: run.frames, elapsedMs: run.elapsedMs, torn, digest: digest.hex(), maxWaitMs,
+      ...(run.error ? { error: run.error } : {}),
+    };
   }
 
   /**
@@ -232,14 +204,6 @@ export class FrameStream {
   async #exportPoint(i: number): Promise<{ sent: Promise<void> }> {
     const prepared = await this.#host.prepareExport(this.peer, this.#tl.createFence(i + 1));
     return { sent: this.#host.sendExport(prepared, { cookie: i }) };
-  }
-
-  async #settle(sent: Promise<void>, frame: number): Promise<void> {
-    try {
-      await sent;
-    } catch (e) {
-      throw new StopRun(frame, (e as { code?: string }).code ?? 'ERR_INTERNAL', `export: ${(e as Error).message}`);
-    }
   }
 }
 

@@ -4,13 +4,9 @@
  * buffer, the importer VM reads and checks each through its mapping, and
  * the exporter may move the buffer's pages at any time in between.
  *
- * Frame f, as little-endian u32 words over the buffer's first 4*floor(size/4) bytes:
- *
- *   word 0   magic 0x5453564d ('MVST')
- *   word 1   f (1, 2, 3, ...)
- *   word 2   checksum: FNV-1a over the words from 4 on, as written
- *   word 3   flags: 1 = the last frame of the stream
- *   word 4.. pattern word of (f, index): differs for every word of every frame
+ * Frame f is a checked frame of workloads/frame-pattern.ts (header:
+ * magic, f = 1, 2, 3, ..., checksum, flags; flag 1 marks the last frame of
+ * the stream), over the buffer's whole 32-bit words.
  *
  * Hand-off, in lockstep over one interdomain event channel (no data in
  * messages): the producer writes frame f once the consumer has sent f-1
@@ -25,15 +21,10 @@
  * both fetch their view again whenever the buffer's generation changed: a
  * move detaches the old one.
  */
-import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { EventChannels } from '../../src/guest/event-channels.ts';
-
-/** Frame header magic. */
-export const FRAME_MAGIC = 0x5453564d;
-/** Header words before the pattern. */
-export const FRAME_HEADER_WORDS = 4;
-/** Flag of the last frame. */
-export const FRAME_LAST = 1;
+import type { DmaBuf } from '../src/dmabuf/dma-buf.ts';
+import type { EventChannels } from '../src/guest/event-channels.ts';
+import { runFrameLoop } from './frame-loop.ts';
+import { checkFrame, wordsOf, writeFrame, type FrameVerdict } from './frame-pattern.ts';
 
 /** A buffer (or fd) with the view kept for it and the generation that view belongs to. */
 export interface ViewHolder {
@@ -64,63 +55,6 @@ export async function freshView(h: ViewHolder): Promise<{ view: Uint8Array; refe
   return { view: h.view, refetched };
 }
 
-/** Word i of frame f's pattern. */
-function patternWord(f: number, i: number): number {
-  return (Math.imul(i + 0x9e37, 0x85ebca6b) ^ Math.imul(f, 0xc2b2ae35)) >>> 0;
-}
-
-function wordsOf(view: Uint8Array): Uint32Array {
-  if (view.byteOffset % 4 !== 0) throw Object.assign(new Error('a stream buffer must start on a 4-byte boundary'), { code: 'ERR_BAD_ARGUMENT' });
-  const n = view.byteLength >>> 2;
-  if (n <= FRAME_HEADER_WORDS) throw Object.assign(new Error(`a stream buffer needs more than ${FRAME_HEADER_WORDS * 4} bytes`), { code: 'ERR_BAD_ARGUMENT' });
-  return new Uint32Array(view.buffer, view.byteOffset, n);
-}
-
-/** Writes frame f (little-endian hosts: the words are the bytes the spec names). */
-export function writeFrame(view: Uint8Array, f: number, last: boolean): void {
-  const w = wordsOf(view);
-  let h = 0x811c9dc5;
-  for (let i = FRAME_HEADER_WORDS; i < w.length; i++) {
-    const v = patternWord(f, i);
-    w[i] = v;
-    h = Math.imul(h ^ v, 0x01000193);
-  }
-  w[0] = FRAME_MAGIC;
-  w[1] = f;
-  w[2] = h >>> 0;
-  w[3] = last ? FRAME_LAST : 0;
-}
-
-/** What reading one frame found. */
-export interface FrameVerdict {
-  ok: boolean;
-  /** The frame number in the header. */
-  frame: number;
-  last: boolean;
-  /** Why not ok: 'detached', 'magic', 'number', 'checksum' or 'pattern'. */
-  problem?: string;
-}
-
-/** Reads and checks frame `expected` (header, checksum over what was read, and every pattern word). */
-export function checkFrame(view: Uint8Array, expected: number): FrameVerdict {
-  if (view.byteLength === 0) return { ok: false, frame: -1, last: false, problem: 'detached' };
-  const w = wordsOf(view);
-  const frame = w[1]!;
-  const last = (w[3]! & FRAME_LAST) !== 0;
-  if (w[0] !== FRAME_MAGIC) return { ok: false, frame, last, problem: 'magic' };
-  if (frame !== expected) return { ok: false, frame, last, problem: 'number' };
-  let h = 0x811c9dc5;
-  let patternOk = true;
-  for (let i = FRAME_HEADER_WORDS; i < w.length; i++) {
-    const v = w[i]!;
-    if (v !== patternWord(frame, i)) patternOk = false;
-    h = Math.imul(h ^ v, 0x01000193);
-  }
-  if ((h >>> 0) !== w[2]) return { ok: false, frame, last, problem: 'checksum' };
-  if (!patternOk) return { ok: false, frame, last, problem: 'pattern' };
-  return { ok: true, frame, last };
-}
-
 /** A producer's controls and result. */
 export interface ProducerRun {
   /** Asks the producer to make its next frame the last. */
@@ -146,9 +80,7 @@ export function startProducer(h: ViewHolder, evtchn: EventChannels, port: number
     const t0 = performance.now();
     const base = evtchn.received(port);
     let refetches = 0;
-    let f = 0;
-    for (;;) {
-      f++;
+    const loop = await runFrameLoop({ first: 1, frames: frames > 0 ? frames : Infinity }, async (f) => {
       // The consumer has read frame f-1.
       await evtchn.waitForEvents(port, base + f - 1);
       const last = stopping || (frames > 0 && f >= frames);
@@ -156,15 +88,16 @@ export function startProducer(h: ViewHolder, evtchn: EventChannels, port: number
       try {
         const { view, refetched } = await freshView(h);
         if (refetched) refetches++;
-        writeFrame(view, f, last);
+        writeFrame(wordsOf(view), f, last);
       } finally {
         await h.buf.endCpuAccess('to_device');
       }
       await evtchn.send(port);
-      if (last) break;
-    }
-    await evtchn.waitForEvents(port, base + f);
-    return { frames: f, refetches, generation: h.buf.generation, ms: performance.now() - t0 };
+      return last ? 'last' : undefined;
+    });
+    if (loop.error) throw loop.cause;
+    await evtchn.waitForEvents(port, base + loop.frames);
+    return { frames: loop.frames, refetches, generation: h.buf.generation, ms: performance.now() - t0 };
   };
   return { stop: () => { stopping = true; }, done: run() };
 }
@@ -206,7 +139,7 @@ export async function consumeFrames(h: ViewHolder, evtchn: EventChannels, port: 
   const generations = new Set<number>();
   let pinnedUntil = 0;
   let pinGen = -1;
-  for (let f = 1; ; f++) {
+  const loop = await runFrameLoop({ first: 1, frames: Infinity }, async (f) => {
     await evtchn.waitForEvents(port, base + f);
     if (opts.pinEvery && pinnedUntil === 0 && f % opts.pinEvery === 0) {
       await h.buf.pin();
@@ -220,7 +153,7 @@ export async function consumeFrames(h: ViewHolder, evtchn: EventChannels, port: 
       const { view, refetched } = await freshView(h);
       if (refetched) r.refetches++;
       generations.add(h.buf.generation);
-      verdict = checkFrame(view, f);
+      verdict = checkFrame(wordsOf(view), f);
     } finally {
       await h.buf.endCpuAccess('from_device');
     }
@@ -239,8 +172,9 @@ export async function consumeFrames(h: ViewHolder, evtchn: EventChannels, port: 
       }
     }
     await evtchn.send(port);
-    if (verdict.last) break;
-  }
+    return verdict.last ? 'last' : undefined;
+  });
+  if (loop.error) throw loop.cause;
   r.generationsSeen = generations.size;
   r.generation = h.buf.generation;
   r.ms = performance.now() - t0;

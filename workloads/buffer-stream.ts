@@ -31,21 +31,21 @@
  * a wrong frame as torn. A fence error, a timeout or a dead peer ends the
  * run with a report, never a hang.
  */
-import { PAGE_SIZE } from '../../../../protocol/limits.ts';
-import type { DmaBuf } from '../../../dmabuf/dma-buf.ts';
-import type { SystemHeapPriv } from '../../../dmabuf/system-heap.ts';
-import type { SyncFile } from '../../../fence/sync-file.ts';
-import { fenceErrnoName } from '../../../fence-remote/errno.ts';
-import type { FenceHost } from '../../../fence-remote/fence-host.ts';
-import type { SharedTimeline } from '../../../fence-remote/shared-timeline.ts';
-import { checkFrame, expectedChecksum, writeFrame } from '../../../fence-remote/workloads/frame-pattern.ts';
-import { handled } from '../../../fence-remote/workloads/in-flight.ts';
-import type { HyperDmabuf } from '../../driver.ts';
-import { formatHid, hidKey, parseHid, type Hid } from '../../hid.ts';
-import type { SyncMode } from '../../options.ts';
-import type { DmabufSync } from '../dmabuf-sync.ts';
-import type { ImportedFd } from '../resv-client.ts';
+import { PAGE_SIZE } from '../protocol/limits.ts';
+import type { DmaBuf } from '../src/dmabuf/dma-buf.ts';
+import type { SystemHeapPriv } from '../src/dmabuf/system-heap.ts';
+import type { SyncFile } from '../src/fence/sync-file.ts';
+import { fenceErrnoName } from '../src/fence-remote/errno.ts';
+import type { FenceHost } from '../src/fence-remote/fence-host.ts';
+import type { SharedTimeline } from '../src/fence-remote/shared-timeline.ts';
+import type { HyperDmabuf } from '../src/hyper_dmabuf/driver.ts';
+import { formatHid, hidKey, parseHid, type Hid } from '../src/hyper_dmabuf/hid.ts';
+import type { SyncMode } from '../src/hyper_dmabuf/options.ts';
+import type { DmabufSync } from '../src/hyper_dmabuf/sync/dmabuf-sync.ts';
+import type { ImportedFd } from '../src/hyper_dmabuf/sync/resv-client.ts';
 import { CpuView } from './cpu-view.ts';
+import { codeOf, runFrameLoop, StopRun, type RunError, type SendInFlight } from './frame-loop.ts';
+import { checkFrame, Digest, writeFrame } from './frame-pattern.ts';
 
 /** Role of one side. */
 export type BufferStreamRole = 'producer' | 'consumer';
@@ -108,24 +108,7 @@ export interface BufferRunResult {
   maxResvEntries: number;
   /** CPU views fetched again after moves. */
   viewRefreshes: number;
-  error?: { frame: number; code: string; status?: number; message: string; afterMs: number };
-}
-
-class StopRun extends Error {
-  constructor(readonly frame: number, readonly code: string, message: string, readonly status?: number) {
-    super(message);
-  }
-}
-
-function digestOf(sums: number[]): string {
-  let h = 0x811c9dc5;
-  for (const s of sums) h = Math.imul(h ^ s, 0x01000193);
-  return (h >>> 0).toString(16).padStart(8, '0');
-}
-
-function codeOf(e: unknown): string {
-  const c = (e as { code?: unknown }).code;
-  return typeof c === 'string' ? c : 'ERR_INTERNAL';
+  error?: RunError;
 }
 
 /** One side of a buffer stream. */
@@ -205,39 +188,23 @@ export class BufferStream {
   /** Streams `frames` more frames (continuing the frame numbers of earlier runs). */
   async run(options: BufferRunOptions): Promise<BufferRunResult> {
     const timeoutMs = options.waitTimeoutMs ?? 10_000;
-    const window = Math.max(1, options.window ?? 3);
     const n = this.#bufs.length;
-    const sums: number[] = [];
-    const inFlight: Promise<void>[] = [];
+    const digest = new Digest();
     const stats = { torn: 0, implicitMisses: 0, maxWaitMs: 0, maxResvEntries: 0 };
     const waitedBefore = this.#implicitWaited();
-    const t0 = performance.now();
-    const first = this.#next;
-    const end = first + options.frames;
-    const result = (frame: number, error?: BufferRunResult['error']): BufferRunResult => ({
-      role: this.role, frames: frame - first, elapsedMs: performance.now() - t0, digest: digestOf(sums), ...stats,
-      implicitWaits: this.#implicitWaited() - waitedBefore,
-      viewRefreshes: this.#views.reduce((s, v) => s + v.refreshes, 0), ...(error ? { error } : {}),
+    const loop = { first: this.#next, frames: options.frames, window: options.window ?? 3, ...(options.onFrame ? { onFrame: options.onFrame } : {}) };
+    const run = await runFrameLoop(loop, async (i, send) => {
+      this.#reach(i);
+      const b = i % n;
+      if (this.role === 'producer') await this.#produce(i, b, n, timeoutMs, stats, digest, send, options);
+      else await this.#consume(i, b, timeoutMs, stats, digest, send);
     });
-    let i = first;
-    try {
-      for (; i < end; i++) {
-        this.#reach(i);
-        const b = i % n;
-        if (this.role === 'producer') await this.#produce(i, b, n, timeoutMs, stats, sums, inFlight, options);
-        else await this.#consume(i, b, timeoutMs, stats, sums, inFlight);
-        options.onFrame?.(i - first + 1);
-        if (inFlight.length >= window) await this.#settle(inFlight.shift()!, i);
-      }
-      for (const p of inFlight.splice(0)) await this.#settle(p, i);
-      this.#next = i;
-      return result(i);
-    } catch (e) {
-      // Every send left in inFlight was marked handled when it started (in-flight.ts): nothing to do for them here.
-      this.#next = i + 1;
-      const stop = e instanceof StopRun ? e : new StopRun(i, codeOf(e), (e as Error).message);
-      return result(i, { frame: stop.frame, code: stop.code, message: stop.message, afterMs: performance.now() - t0, ...(stop.status !== undefined ? { status: stop.status } : {}) });
-    }
+    this.#next = run.next;
+    return {
+      role: this.role, frames: run.frames, elapsedMs: run.elapsedMs, digest: digest.hex(), ...stats,
+      implicitWaits: this.#implicitWaited() - waitedBefore,
+      viewRefreshes: this.#views.reduce((s, v) => s + v.refreshes, 0), ...(run.error ? { error: run.error } : {}),
+    };
   }
 
   /**
@@ -265,7 +232,7 @@ export class BufferStream {
     return results.every((r) => r.status === 'fulfilled');
   }
 
-  async #produce(i: number, b: number, n: number, timeoutMs: number, stats: { maxWaitMs: number; maxResvEntries: number }, sums: number[], inFlight: Promise<void>[], options: BufferRunOptions): Promise<void> {
+  async #produce(i: number, b: number, n: number, timeoutMs: number, stats: { maxWaitMs: number; maxResvEntries: number }, digest: Digest, send: SendInFlight, options: BufferRunOptions): Promise<void> {
     const { fences, sync } = this.#deps;
     const buf = this.#bufs[b]!;
     if (i >= n) {
@@ -278,21 +245,21 @@ export class BufferStream {
       await sync.addFence(buf, ready, 'write');
       const file = await sync.exportSyncFile(buf, 'read');
       const prepared = await fences.prepareExport(this.peer, file);
-      inFlight.push(handled(fences.sendExport(prepared, { cookie: i })));
+      send(fences.sendExport(prepared, { cookie: i }), 'export');
       stats.maxResvEntries = Math.max(stats.maxResvEntries, sync.registry.get(buf)?.resv.numFences ?? 0);
       const words = await this.#views[b]!.words();
       if (i === options.stallAt) {
         words.fill(0xdeadbeef, 0, words.length >>> 1);
         await new Promise((r) => setTimeout(r, options.stallMs ?? 60_000));
       }
-      sums.push(writeFrame(words, i));
+      digest.add(writeFrame(words, i));
     } finally {
       await buf.endCpuAccess('to_device');
     }
     this.#tl.signal(i + 1);
   }
 
-  async #consume(i: number, b: number, timeoutMs: number, stats: { torn: number; implicitMisses: number; maxWaitMs: number }, sums: number[], inFlight: Promise<void>[]): Promise<void> {
+  async #consume(i: number, b: number, timeoutMs: number, stats: { torn: number; implicitMisses: number; maxWaitMs: number }, digest: Digest, send: SendInFlight): Promise<void> {
     const { fences, sync } = this.#deps;
     const fd = this.#bufs[b]! as ImportedFd;
     const ready = await this.#take(i, i, timeoutMs, stats);
@@ -305,14 +272,14 @@ export class BufferStream {
     try {
       if (added.status === 'rejected') throw new StopRun(i, codeOf(added.reason), `adding the read fence: ${(added.reason as Error).message}`);
       const prepared = await fences.prepareExport(this.peer, release);
-      inFlight.push(handled(fences.sendExport(prepared, { cookie: i })));
+      send(fences.sendExport(prepared, { cookie: i }), 'export');
       const status = ready.fence.getStatus();
       if (status < 0) throw new StopRun(i, 'ERR_FENCE', `ready fence of frame ${i} signalled with ${fenceErrnoName(status)}`, status);
       if (status === 0) stats.implicitMisses++;
       const words = await this.#views[b]!.words();
-      const check = checkFrame(words, i, expectedChecksum(i, words.length));
+      const check = checkFrame(words, i);
       if (!check.ok) stats.torn++;
-      sums.push(check.checksum);
+      digest.add(check.checksum);
     } finally {
       await fd.endCpuAccess('from_device');
     }
@@ -349,13 +316,6 @@ export class BufferStream {
     return this.role === 'producer' ? cpu.exporter.waited : cpu.importer.waited;
   }
 
-  async #settle(sent: Promise<void>, frame: number): Promise<void> {
-    try {
-      await sent;
-    } catch (e) {
-      throw new StopRun(frame, codeOf(e), `export: ${(e as Error).message}`);
-    }
-  }
 
   /** Debug text. */
   toString(): string {

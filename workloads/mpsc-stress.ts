@@ -18,14 +18,14 @@
  * A status other than "signalled" ends the run with a report (the original
  * allows no ERROR status either).
  */
-import type { ForeignMapping } from '../../guest/foreign-mapping.ts';
-import type { GuestKernel } from '../../guest/kernel.ts';
-import { revokeAndFree } from '../../guest/grant-release.ts';
-import { mergeFences } from '../../fence/unwrap.ts';
-import { PAGE_SIZE } from '../../../protocol/limits.ts';
-import { fenceErrnoName } from '../errno.ts';
-import type { FenceHost } from '../fence-host.ts';
-import type { SharedTimeline } from '../shared-timeline.ts';
+import type { ForeignMapping } from '../src/guest/foreign-mapping.ts';
+import type { GuestKernel } from '../src/guest/kernel.ts';
+import { revokeAndFree } from '../src/guest/grant-release.ts';
+import { mergeFences } from '../src/fence/unwrap.ts';
+import { PAGE_SIZE } from '../protocol/limits.ts';
+import { fenceErrnoName } from '../src/fence-remote/errno.ts';
+import type { FenceHost } from '../src/fence-remote/fence-host.ts';
+import type { SharedTimeline } from '../src/fence-remote/shared-timeline.ts';
 
 /** How a stress run ended. */
 export interface MpscResult {
