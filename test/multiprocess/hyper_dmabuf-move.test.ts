@@ -12,6 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { ConsumerResult, ProducerResult } from '../../workloads/move-stream.ts';
 import { domainStats, startRun, startVm, type Run } from './harness.ts';
 
 const FHD = 1920 * 1080 * 4;
@@ -34,20 +35,8 @@ interface MoveLoop {
   waited: { pinned: number; cpuAccess: number };
 }
 
-interface Consumed {
-  frames: number;
-  ok: number;
-  bad: number;
-  badFrames: unknown[];
-  refetches: number;
-  generationsSeen: number;
-  generation: number;
-  pinWindows: number;
-  pinnedFrames: number;
-  pinViolations: number;
-}
-
-interface Produced { frames: number; refetches: number; generation: number }
+type Consumed = Omit<ConsumerResult, 'ms'>;
+type Produced = Omit<ProducerResult, 'ms'>;
 
 /** Nothing of the driver left in the VM, nothing busy or mapped at the backend, `freePages` free. */
 async function expectClean(run: Run, vm: VmProcess, freePages: number): Promise<void> {
