@@ -9,7 +9,9 @@ import type { CheckResult } from './suite.ts';
 
 /** Everything one run found. */
 export interface ConformanceReport {
-  target: { url: string; hello?: HelloAnswer };
+  /** What was checked: a backend, or a domain (its command line as `url`, its announced layers). */
+  kind: 'backend' | 'domain';
+  target: { url: string; hello?: HelloAnswer; layers?: string[] };
   liveness: Liveness;
   checks: CheckResult[];
   verdict: 'conforms' | 'does not conform' | 'not live';
@@ -58,7 +60,7 @@ export function livenessLines(l: Liveness): string[] {
 export function resultLines(checks: readonly CheckResult[]): string[] {
   const rows = sectionTotals(checks);
   const width = Math.max(7, ...rows.map((r) => r.section.length));
-  const out = [`${'section'.padEnd(width)}  pass  fail  skip`, `${'-'.repeat(width)}  ----  ----  ----`];
+  const out = [`${'section'.padEnd(width)}  pass  fail  skip (skip: not applicable)`, `${'-'.repeat(width)}  ----  ----  ----`];
   for (const r of rows) out.push(`${r.section.padEnd(width)}  ${String(r.pass).padStart(4)}  ${String(r.fail).padStart(4)}  ${String(r.skip).padStart(4)}${r.fail > 0 ? '  FAIL' : ''}`);
   const failed = checks.filter((c) => c.state === 'fail');
   if (failed.length > 0) out.push('', `${failed.length} failed check(s):`);
@@ -94,7 +96,7 @@ export function toJunit(report: ConformanceReport): string {
   for (const row of sectionTotals(report.checks)) {
     const cases = report.checks.filter((c) => sectionKey(c.section) === sectionKey(row.section)).map((c) => {
       const head = `    <testcase classname="${xml(`SPEC ${c.section}`)}" name="${xml(c.name)}" time="${(c.durationMs / 1000).toFixed(3)}"`;
-      if (c.state === 'skip') return `${head}><skipped/></testcase>`;
+      if (c.state === 'skip') return c.message ? `${head}><skipped message="${xml(c.message)}"/></testcase>` : `${head}><skipped/></testcase>`;
       if (c.state === 'pass') return `${head}/>`;
       const detail = [c.message ?? '', ...(c.transcript ?? [])].join('\n');
       return `${head}><failure message="${xml(`SPEC ${c.rule}`)}">${xml(detail)}</failure></testcase>`;
@@ -102,5 +104,5 @@ export function toJunit(report: ConformanceReport): string {
     suites.push(`  <testsuite name="${xml(`SPEC ${row.section}`)}" tests="${row.pass + row.fail + row.skip}" failures="${row.fail}" skipped="${row.skip}">\n${cases.join('\n')}\n  </testsuite>`);
   }
   const failures = report.checks.filter((c) => c.state === 'fail').length + (live.ok ? 0 : 1);
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="hdmabuf conformance backend ${xml(report.target.url)}" tests="${report.checks.length + 1}" failures="${failures}">\n${suites.join('\n')}\n</testsuites>\n`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="hdmabuf conformance ${report.kind} ${xml(report.target.url)}" tests="${report.checks.length + 1}" failures="${failures}">\n${suites.join('\n')}\n</testsuites>\n`;
 }

@@ -221,10 +221,18 @@ export class WireClient {
     if (this.closeInfo) return Promise.reject(new Error(`${this.label}: ${type}: connection closed`));
     const id = opts.id ?? this.allocId();
     const reply = this.awaitReply(id, type);
-    this.send({
-      v: opts.v ?? this.version, kind: 'req', type, id, body,
-      ...(opts.src !== undefined ? { src: opts.src } : {}), ...(opts.dst !== undefined ? { dst: opts.dst } : {}),
-    });
+    try {
+      this.send({
+        v: opts.v ?? this.version, kind: 'req', type, id, body,
+        ...(opts.src !== undefined ? { src: opts.src } : {}), ...(opts.dst !== undefined ? { dst: opts.dst } : {}),
+      });
+    } catch (e) {
+      // Not sent (the codec refused the body): no reply will come, so nothing waits for one.
+      const p = this.pending.get(id);
+      if (p) { clearTimeout(p.timer); this.pending.delete(id); }
+      void reply.catch(() => undefined);
+      return Promise.reject(e);
+    }
     return reply;
   }
 
