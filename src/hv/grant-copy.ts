@@ -54,39 +54,73 @@ function resolveSide(ctx: HvContext, caller: Domain, side: CopySide, isGref: boo
   return { status: GNTST.okay, domain: granter, frame: r, pinned: true };
 }
 
+/** Most ops of a copy batch processed per event-loop turn. */
+export const COPY_SLICE_OPS = 4096;
+/** Most bytes a slice of a copy batch copies before it ends (a slice ends after the op that reaches it). */
+export const COPY_SLICE_BYTES = 4 * 1024 * 1024;
+
+function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
 /**
  * Runs a batch of copy ops for `caller`. Per op, in order:
  *  1. source.offset + len and dest.offset + len must not exceed 4096: else GNTST_bad_copy_arg.
  *  2. Resolve the source (read use), then the destination (write use); see resolveSide.
  *  3. Copy, then drop the pins taken in step 2.
- * Each op has its own status; a failed op changes nothing.
+ * Each op has its own status; a failed op changes nothing. A long batch is
+ * processed in slices (COPY_SLICE_OPS ops or COPY_SLICE_BYTES copied,
+ * whichever comes first) with a turn of the event loop between them, so
+ * that 65,536 ops do not stall every other domain (SPEC.md 7.6 step 5); if
+ * the caller died in between, the rest is not processed (nobody reads the
+ * answer, and its RAM is going away).
  */
-export function copyBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof GNTTAB_COPY>): ResponseOf<typeof GNTTAB_COPY> {
-  const status = new Array<number>(body.ops.length);
-  const openRam = (d: Domain) => () => ctx.files.open(d.ramPath);
-  for (let i = 0; i < body.ops.length; i++) {
-    const op = body.ops[i]!;
-    if (op.source.offset + op.len > PAGE_SIZE || op.dest.offset + op.len > PAGE_SIZE) {
-      status[i] = GNTST.bad_copy_arg;
-      continue;
+export async function copyBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof GNTTAB_COPY>): Promise<ResponseOf<typeof GNTTAB_COPY>> {
+  const n = body.ops.length;
+  const status = new Array<number>(n);
+  let i = 0;
+  while (i < n) {
+    if (i > 0) {
+      await nextTurn();
+      if (!caller.alive) {
+        status.fill(GNTST.general_error, i);
+        break;
+      }
     }
-    const src = resolveSide(ctx, caller, op.source, (op.flags & GNTCOPY.source_gref) !== 0, false);
-    if (src.status !== GNTST.okay) {
-      status[i] = src.status;
-      continue;
-    }
-    const dst = resolveSide(ctx, caller, op.dest, (op.flags & GNTCOPY.dest_gref) !== 0, true);
-    if (dst.status === GNTST.okay && op.len > 0) {
-      const from = src.domain!.ram(openRam(src.domain!));
-      const to = dst.domain!.ram(openRam(dst.domain!));
-      const at = Domain.frameOffset(src.frame) + op.source.offset;
-      // TypedArray.set copies as if through a temporary when both views share a buffer.
-      to.set(from.subarray(at, at + op.len), Domain.frameOffset(dst.frame) + op.dest.offset);
-    }
-    if (dst.pinned) releaseGrant(dst.domain!, op.dest.ref, true);
-    if (src.pinned) releaseGrant(src.domain!, op.source.ref, false);
-    status[i] = dst.status;
-    if (dst.status === GNTST.okay) ctx.traffic.grantCopy(caller.domid, op.len);
+    i = copySlice(ctx, caller, body.ops, i, status);
   }
   return { status };
+}
+
+/** Runs ops from `start` until a slice's ops or bytes are used up; returns the index of the next op. */
+function copySlice(ctx: HvContext, caller: Domain, ops: RequestOf<typeof GNTTAB_COPY>['ops'], start: number, status: number[]): number {
+  const openRam = (d: Domain) => () => ctx.files.open(d.ramPath);
+  const end = Math.min(ops.length, start + COPY_SLICE_OPS);
+  let copied = 0;
+  let i = start;
+  while (i < end && copied < COPY_SLICE_BYTES) {
+    const op = ops[i]!;
+    status[i] = copyOne(ctx, caller, op, openRam);
+    if (status[i] === GNTST.okay) copied += op.len;
+    i++;
+  }
+  return i;
+}
+
+function copyOne(ctx: HvContext, caller: Domain, op: RequestOf<typeof GNTTAB_COPY>['ops'][number], openRam: (d: Domain) => () => number): number {
+  if (op.source.offset + op.len > PAGE_SIZE || op.dest.offset + op.len > PAGE_SIZE) return GNTST.bad_copy_arg;
+  const src = resolveSide(ctx, caller, op.source, (op.flags & GNTCOPY.source_gref) !== 0, false);
+  if (src.status !== GNTST.okay) return src.status;
+  const dst = resolveSide(ctx, caller, op.dest, (op.flags & GNTCOPY.dest_gref) !== 0, true);
+  if (dst.status === GNTST.okay && op.len > 0) {
+    const from = src.domain!.ram(openRam(src.domain!));
+    const to = dst.domain!.ram(openRam(dst.domain!));
+    const at = Domain.frameOffset(src.frame) + op.source.offset;
+    // TypedArray.set copies as if through a temporary when both views share a buffer.
+    to.set(from.subarray(at, at + op.len), Domain.frameOffset(dst.frame) + op.dest.offset);
+  }
+  if (dst.pinned) releaseGrant(dst.domain!, op.dest.ref, true);
+  if (src.pinned) releaseGrant(src.domain!, op.source.ref, false);
+  if (dst.status === GNTST.okay) ctx.traffic.grantCopy(caller.domid, op.len);
+  return dst.status;
 }

@@ -60,7 +60,7 @@ guest(GNTTAB_UNMAP_GRANT_REF, (ctx, caller, body) => unmapGrantBatch(ctx, caller
 guest(GNTTAB_COPY, (ctx, caller, body) => copyBatch(ctx, caller, body));
 guest(GNTTAB_MAP_GRANT_REF_V2, (ctx, caller, body) => mapGrantBatchV2(ctx, caller, body));
 guest(GNTTAB_UNMAP_GRANT_REF_V2, (ctx, caller, body) => unmapGrantBatchV2(ctx, caller, body));
-guest(GNTTAB_COPY_V2, (ctx, caller, body) => ({ status: Int16Array.from(copyBatch(ctx, caller, body).status) }));
+guest(GNTTAB_COPY_V2, async (ctx, caller, body) => ({ status: Int16Array.from((await copyBatch(ctx, caller, body)).status) }));
 guest(GNTTAB_MAP_DIRECTORY, (ctx, caller, body) => mapDirectory(ctx, caller, body));
 other(HV_GRANT_STATS, (ctx) => ({ ...ctx.grantStats }));
 
