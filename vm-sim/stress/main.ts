@@ -1,7 +1,7 @@
 /**
  * `npm run stress`: the backend under hostile load (issue 9; SPEC.md 3.7).
  *
- *   tsx vm-sim/stress/main.ts [--quick] [--class NAME]... [--seed N] [--class-ms MS] [--no-corpus]
+ *   tsx vm-sim/stress/main.ts [--quick] [--class NAME]... [--seed N] [--class-ms MS] [--no-corpus] [--help]
  *
  * Starts a backend process on loopback, boots two legitimate domains in a
  * process of their own (vm-sim/stress/legit-main.ts: grant, map, check,
@@ -53,9 +53,14 @@ function options() {
       seed: { type: 'string' },
       'class-ms': { type: 'string' },
       'no-corpus': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
+  if (values.help) {
+    process.stdout.write(usage());
+    process.exit(0);
+  }
   const classMs = values['class-ms'] !== undefined ? Number(values['class-ms']) : values.quick ? 2000 : 8000;
   if (!Number.isInteger(classMs) || classMs < 100) throw new RangeError('--class-ms must be an integer >= 100');
   const names = values.class ?? CLASSES.map((c) => c.name);
@@ -63,6 +68,25 @@ function options() {
   return { classMs, names, seed: Number(values.seed ?? Date.now() % 1e9), corpus: !values['no-corpus'], maxInputs: values.quick ? 2000 : 20_000 };
 }
 
+/** The --help text: the options and every class with what it throws. */
+function usage(): string {
+  const classes = CLASSES.map((c) => `  ${c.name.padEnd(18)} ${c.doc}`).join('\n');
+  return `npm run stress -- [options]: the backend under hostile load (SPEC.md 3.7); loopback only, bounded in count and time.
+
+Options:
+  --quick            2 s per class and at most 2,000 inputs (default: 8 s and 20,000)
+  --class NAME       run only this class (repeatable)
+  --class-ms MS      time per class in milliseconds (>= 100)
+  --seed N           seed of the random inputs (default: from the clock; printed, to replay a run)
+  --no-corpus        do not add mis-answered or stalling inputs to test/stress/corpus/
+  -h, --help         this text
+
+Classes:
+${classes}
+
+Exit status 1 if the backend crashed, a legitimate operation failed, or an answer disagreed with SPEC.md.
+`;
+}
 
 function rssOf(pid: number): number {
   try {
