@@ -154,6 +154,9 @@ export class Importer {
     }
     const fdId = entry.allocFdId();
     entry.pendingFds++;
+    // The map is sent with the EXPORT_FD, not after its answer (SPEC 11.2 rule 3): it needs nothing
+    // from that answer, and the two round trips overlap. A refusal unmaps below (unmapIfIdle).
+    const mapped = this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
     try {
       try {
         await this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId });
@@ -167,18 +170,19 @@ export class Importer {
           // No answer: the exporter may still count this fd. Undo exactly it.
           this.sendFdFailed(entry, fdId, 'ERR_TIMEOUT');
         }
+        await mapped;
         throw e;
       }
-      let mapping: ForeignMapping;
-      try {
-        mapping = await this.ensureMapped(entry);
-      } catch (e) {
+      const got = await mapped;
+      if (!('m' in got)) {
+        const e = got.e;
         this.counters.mapFailures++;
         const err = e instanceof ProtocolError && e.code === 'ERR_BAD_DIRECTORY'
           ? e : new ProtocolError('ERR_MAP_FAILED', `mapping ${formatHid(hid)} failed: ${(e as Error).message}`);
         this.sendFdFailed(entry, fdId, err.code);
         throw err;
       }
+      const mapping = got.m;
       const sync = opts.sync ?? this.options.syncMode;
       const buf = new DmaBuf<ImportedFdPriv>({
         ops: this.ops, geometry: entry.geometry, priv: { entry, fdId, sync }, name: `${formatHid(entry.hid)}#fd${fdId}`,

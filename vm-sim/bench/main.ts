@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [-- --out FILE] [-- --quick]
+ * npm run bench [-- --json] [-- --out FILE] [-- --quick] [-- --only 4k] [-- --trials N]
  *
  * Measures every figure of the issue in ONE run, on the same processes: a
  * backend; an exporter VM and an importer VM on the newest protocol version
@@ -13,7 +13,9 @@
  * the load average, the machine) instead of the table; --out FILE writes
  * that JSON to FILE as well, only when the run completed without failure or
  * leak. --quick runs every figure at small sizes, once (for the test of the
- * report's shape; not figures to quote). Exit code 0 when the run completed
+ * report's shape; not figures to quote). --only 4k runs only the 4K share
+ * and map figures of the newest version (for profiling; not a run to
+ * record); --trials N sets the share trials and map iterations. Exit code 0 when the run completed
  * without leaks (a missed target is reported, not an error).
  */
 import { writeFileSync } from 'node:fs';
@@ -30,7 +32,7 @@ import { handoffFigure, throughputFigure } from './handoff-figures.ts';
 import { loadNow, runMeta } from './meta.ts';
 import { reportLines } from './report.ts';
 import { scaleCurve } from './scale-figures.ts';
-import { fanOutFigure, shareFigures } from './share-figures.ts';
+import { fanOutFigure, fourKNewest, shareFigures } from './share-figures.ts';
 import type { BackendCost, BenchReport, BenchResult, ScaleRow } from './types.ts';
 
 async function pairOf(exporter: VmHandle, importer: VmHandle): Promise<Pair> {
@@ -40,9 +42,13 @@ async function pairOf(exporter: VmHandle, importer: VmHandle): Promise<Pair> {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' }, 'run-tag': { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ options: { json: { type: 'boolean' }, quick: { type: 'boolean' }, out: { type: 'string' }, 'run-tag': { type: 'string' }, only: { type: 'string' }, trials: { type: 'string' } }, strict: true });
+  if (values.only !== undefined && values.out !== undefined) throw new Error('--only runs a subset: not a run to write with --out');
   const json = values.json === true;
-  const config = values.quick ? QUICK : FULL;
+  const trials = values.trials === undefined ? undefined : Number(values.trials);
+  if (trials !== undefined && !(Number.isInteger(trials) && trials > 0)) throw new Error(`--trials ${values.trials}: a positive integer`);
+  const base = values.quick ? QUICK : FULL;
+  const config = trials === undefined ? base : { ...base, shareTrials: trials, mapIterations: trials };
   const out = json ? process.stderr : process.stdout;
   const log = (line: string): void => { out.write(`[bench] ${line}\n`); };
   const meta = runMeta();
@@ -71,7 +77,9 @@ async function main(): Promise<number> {
     log(`protocol versions: exporter and importer v${newest.version}, exporter-v1 and importer-v1 v${v1.version}`);
     const ctx: BenchContext = { run, config, exporter: newest.exporter, importer: newest.importer, newest, v1, fans: vms.slice(1, 1 + config.fanOut), log };
     // Exports last: it leaves the most behind in the importer's queue (drained) and tables (freed).
-    for (const figure of [shareFigures, handoffFigure, throughputFigure, fanOutFigure, exportsFigure]) {
+    if (values.only !== undefined && values.only !== '4k') throw new Error(`--only ${values.only}: the only subset is '4k'`);
+    const figures = values.only === '4k' ? [fourKNewest] : [shareFigures, handoffFigure, throughputFigure, fanOutFigure, exportsFigure];
+    for (const figure of figures) {
       if (guard.signal.aborted) throw new Error(`interrupted by ${String(guard.signal.reason)}`);
       const got = await figure(ctx);
       for (const r of got) log(`${r.id}: ${r.value} ${r.unit}${r.ratio !== null ? `, ratio ${r.ratio}` : ''}${r.met !== null ? ` (${r.target}: ${r.met ? 'met' : 'NOT met'})` : ''}`);

@@ -138,6 +138,34 @@ async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
   ];
 }
 
+/**
+ * The two figures of the fast first share alone, on the newest pair: the
+ * 4K first share against one warm memcpy, and the map of an imported 4K
+ * buffer against the direct map (bench --only 4k: for profiling the path
+ * without the copying baselines' traffic around it).
+ */
+export async function fourKNewest(ctx: BenchContext): Promise<BenchResult[]> {
+  const { newest } = ctx;
+  ctx.log(`first share 4K, high-order chunks, v${newest.version}: ${ctx.config.shareTrials} trials, memcpy, the map figures`);
+  const a = await allocBuffer(ctx, FB_4K, false, newest.exporter);
+  await drainEvents(newest.importer);
+  const share = ms(await shareTimes(ctx, a.buf, [newest.importer], ctx.config.shareTrials, newest.exporter));
+  const memcpy = ms(await memcpyTimes(newest.exporter, a.buf, ctx.config.copyTrials));
+  const map = await mapTimes(ctx, newest, a.buf);
+  await freeBuffer(ctx, a.buf, newest.exporter);
+  const s = median(share);
+  return [
+    result({
+      id: 'first-share-4k-vs-memcpy', name: `first share of a 4K buffer from high-order chunks (${a.runs} runs of pages) vs one warm memcpy`,
+      value: s, unit: 'ms', trials: share.length, version: newest.version,
+      baseline: median(memcpy), baselineName: `one warm memcpy of the same ${FB_4K} bytes inside one process (TypedArray.set)`,
+      ratio: median(memcpy) / s, ratioMeaning: 'copy / share: times faster than copying', target: { op: '>=', value: 2, source: 'issue' },
+      samples: { value: share, baseline: memcpy },
+    }),
+    ...mapResults(map, '4K (high-order chunks)', 'map-4k', newest.version, 10),
+  ];
+}
+
 /** The fully scattered 4K buffer: first share on both versions against the import floor. */
 async function scattered4K(ctx: BenchContext): Promise<BenchResult[]> {
   const { shareTrials } = ctx.config;

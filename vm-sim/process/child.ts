@@ -46,6 +46,18 @@ export interface StartChildOptions<R> {
 }
 
 const OUTPUT_TAIL_BYTES = 16 * 1024;
+
+/**
+ * HDMABUF_CHILD_CPU_PROF=DIR: every child writes a V8 CPU profile into DIR
+ * when it exits (node refuses --cpu-prof in NODE_OPTIONS, so it is passed
+ * here); HDMABUF_CHILD_CPU_PROF_INTERVAL sets the sampling interval in µs.
+ */
+function cpuProfileArgs(): string[] {
+  const dir = process.env.HDMABUF_CHILD_CPU_PROF;
+  if (!dir) return [];
+  const interval = process.env.HDMABUF_CHILD_CPU_PROF_INTERVAL;
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, ...(interval ? [`--cpu-prof-interval=${interval}`] : [])];
+}
 const registry = new Set<ManagedChild<unknown>>();
 
 /** A forked child process. Events: 'message' (msg), 'exit' (ChildExit). */
@@ -92,7 +104,7 @@ export class ManagedChild<R> extends EventEmitter {
   /** Forks the child and resolves once it reported ready; rejects (after reaping it) if it exits or times out first. */
   static async start<R>(options: StartChildOptions<R>): Promise<ManagedChild<R>> {
     const child = fork(options.script, options.args ?? [], {
-      execArgv: options.execArgv ?? ['--import', 'tsx'],
+      execArgv: [...(options.execArgv ?? ['--import', 'tsx']), ...cpuProfileArgs()],
       env: { ...process.env, ...options.env },
       serialization: options.serialization ?? 'json',
       stdio: options.output === 'inherit' ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'pipe', 'ipc'],
