@@ -6,7 +6,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { MAX_DOMID } from '../../protocol/index.ts';
 import type { Domain } from './domain.ts';
-import type { Session } from './session.ts';
+import type { SessionLink } from './session-link.ts';
 
 /** The control domain's id (the toolstack, Xen's dom0). It has no RAM and no grant table. */
 export const CONTROL_DOMID = 0;
@@ -30,7 +30,7 @@ export class DomainRegistry {
   /** Token of read-only observers of domain 0 (SPEC.md 9.6): HV_STATS only. */
   readonly observerToken = newToken();
   private readonly domains = new Map<number, Domain>();
-  private readonly sessions = new Map<number, Session>();
+  private readonly sessions = new Map<number, SessionLink>();
 
   /** A guest domain by id (any state until removed). */
   get(domid: number): Domain | undefined {
@@ -65,22 +65,22 @@ export class DomainRegistry {
   }
 
   /** The live session of a domain (0 included). */
-  sessionOf(domid: number): Session | undefined {
+  sessionOf(domid: number): SessionLink | undefined {
     return this.sessions.get(domid);
   }
 
   /** Records the live session of a domain. */
-  attach(domid: number, session: Session): void {
+  attach(domid: number, session: SessionLink): void {
     this.sessions.set(domid, session);
   }
 
   /** Forgets a domain's session, if it is still `session`. */
-  detach(domid: number, session: Session): void {
+  detach(domid: number, session: SessionLink): void {
     if (this.sessions.get(domid) === session) this.sessions.delete(domid);
   }
 
   /** Every live session. */
-  connected(): Session[] {
+  connected(): SessionLink[] {
     return [...this.sessions.values()];
   }
 }

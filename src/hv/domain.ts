@@ -11,7 +11,7 @@ import { nativeMem } from '../memory/native.ts';
 import { ActiveGrants } from './active-grants.ts';
 import { EventChannels } from './event-channels.ts';
 import { Maptrack } from './maptrack.ts';
-import type { Session } from './session.ts';
+import type { SessionLink } from './session-link.ts';
 
 /**
  * Domain lifecycle:
@@ -60,7 +60,7 @@ export class Domain {
   readonly grantTablePath: string;
   state: DomainState = DomainState.Created;
   /** The live connection, while running. */
-  session: Session | undefined;
+  session: SessionLink | undefined;
   /** Grant-table frames in use: refs >= nrFrames*512 are GNTST_bad_gntref. */
   nrFrames: number;
   /** The backend's view of the domain's grant table (the whole file, maxGrantFrames frames). */

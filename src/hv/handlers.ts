@@ -22,19 +22,17 @@ import * as evtchn from './evtchn-ops.ts';
 import { copyBatch } from './grant-copy.ts';
 import { mapDirectory } from './grant-directory.ts';
 import { mapGrantBatch, mapGrantBatchV2, unmapGrantBatch, unmapGrantBatchV2 } from './grant-map.ts';
-import type { Session } from './session.ts';
 import { collectStats } from './stats.ts';
 
 /** A handler: the session's domain (undefined for the control domain) and the validated body. */
-type Handler = (ctx: HvContext, session: Session, body: Record<string, unknown>) =>
+type Handler = (ctx: HvContext, caller: Domain | undefined, body: Record<string, unknown>) =>
   Record<string, unknown> | Promise<Record<string, unknown>>;
 
 const table = new Map<MessageDecl, Handler>();
 
 /** Registers the handler of a guest request: it runs with the caller's Domain. */
 function guest<D extends RequestDecl>(decl: D, fn: (ctx: HvContext, caller: Domain, body: RequestOf<D>) => Record<string, unknown> | Promise<Record<string, unknown>>): void {
-  table.set(decl, (ctx, session, body) => {
-    const caller = session.domain;
+  table.set(decl, (ctx, caller, body) => {
     if (!caller) throw new ProtocolError('ERR_NOT_PERMITTED', `${decl.type} is a guest operation; the control domain has no grant table or ports`);
     return fn(ctx, caller, body as RequestOf<D>);
   });
@@ -42,7 +40,7 @@ function guest<D extends RequestDecl>(decl: D, fn: (ctx: HvContext, caller: Doma
 
 /** Registers the handler of a control or any-caller request. */
 function other<D extends RequestDecl>(decl: D, fn: (ctx: HvContext, body: RequestOf<D>) => Record<string, unknown> | Promise<Record<string, unknown>>): void {
-  table.set(decl, (ctx, _session, body) => fn(ctx, body as RequestOf<D>));
+  table.set(decl, (ctx, _caller, body) => fn(ctx, body as RequestOf<D>));
 }
 
 other(PING, (_ctx, body) => ({ nonce: body.nonce }));

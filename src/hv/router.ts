@@ -14,7 +14,7 @@
  */
 import { ProtocolError, type Envelope } from '../../protocol/index.ts';
 import type { DomainRegistry } from './domain-registry.ts';
-import type { Session } from './session.ts';
+import type { SessionLink } from './session-link.ts';
 
 /** One routed request awaiting its reply. */
 interface Route {
@@ -63,7 +63,7 @@ export class Router {
    * ERR_NO_SUCH_DOMAIN (dst not connected), ERR_BACKPRESSURE (dst's
    * connection holds more than the high-water mark unsent).
    */
-  forwardRequest(from: Session, env: Envelope): void {
+  forwardRequest(from: SessionLink, env: Envelope): void {
     const srcDom = from.domid!;
     if (env.dst === undefined) throw new ProtocolError('ERR_BAD_ENVELOPE', `${env.type} is routed and needs dst`, 'envelope.dst');
     const out = this.outgoing.get(srcDom);
@@ -86,7 +86,7 @@ export class Router {
    * the requester) is dropped and logged: the requester either never asked
    * or was already answered (ERR_PEER_GONE, or it died).
    */
-  forwardReply(from: Session, env: Envelope): void {
+  forwardReply(from: SessionLink, env: Envelope): void {
     const dstDom = from.domid!;
     const route = this.incoming.get(dstDom)?.get(env.id);
     if (!route || route.type !== env.type || (env.dst !== undefined && env.dst !== route.srcDom)) {
@@ -110,7 +110,7 @@ export class Router {
    * (events have no reply): ERR_BAD_ENVELOPE (no dst), ERR_NO_SUCH_DOMAIN,
    * ERR_BACKPRESSURE.
    */
-  forwardEvent(from: Session, env: Envelope): void {
+  forwardEvent(from: SessionLink, env: Envelope): void {
     try {
       if (env.dst === undefined) throw new ProtocolError('ERR_BAD_ENVELOPE', `${env.type} is routed and needs dst`, 'envelope.dst');
       const dest = this.destination(env.dst);
@@ -148,7 +148,7 @@ export class Router {
     return answered;
   }
 
-  private destination(dst: number): Session {
+  private destination(dst: number): SessionLink {
     const dest = this.registry.sessionOf(dst);
     if (!dest || !dest.isOpen) throw new ProtocolError('ERR_NO_SUCH_DOMAIN', `domain ${dst} is not connected`, 'envelope.dst');
     if (dest.conn.bufferedAmount > this.backpressureBytes) {
@@ -162,7 +162,7 @@ export class Router {
    * (only the backend sends frames without one, so the requester accepts it
    * in place of the destination's reply).
    */
-  private replyError(requester: Session, route: Route, error: ProtocolError): void {
+  private replyError(requester: SessionLink, route: Route, error: ProtocolError): void {
     try {
       requester.conn.sendEnvelope({
         v: requester.version, kind: 'err', type: route.type, id: route.srcId,

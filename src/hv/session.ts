@@ -30,6 +30,7 @@ import { killDomain } from './domain-death.ts';
 import { CONTROL_DOMID, tokenMatches } from './domain-registry.ts';
 import { hvHandler } from './handlers.ts';
 import type { Admission } from './server.ts';
+import type { SessionLink } from './session-link.ts';
 import { workReserve } from './work-reserve.ts';
 
 /** Session states. */
@@ -44,7 +45,7 @@ export type SessionState = (typeof SessionState)[keyof typeof SessionState];
 let nextSessionSerial = 1;
 
 /** The backend's end of one connection. */
-export class Session {
+export class Session implements SessionLink {
   readonly conn: RpcConnection;
   state: SessionState = SessionState.AwaitingHello;
   /** The authenticated domain (after HELLO). */
@@ -141,7 +142,7 @@ export class Session {
     if (env.dst !== undefined) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} is a backend request and takes no dst`, 'envelope.dst');
     const handler = hvHandler(decl);
     if (!handler) throw new ProtocolError('ERR_UNKNOWN_TYPE', `${env.type} is not implemented by this backend`);
-    return handler(this.ctx, this, env.body);
+    return handler(this.ctx, this.domain, env.body);
   }
 
   /** Replies, errors and events. */
