@@ -26,7 +26,7 @@ import { ProtocolError } from '../../protocol/errors.ts';
 import type { DmaDirection } from '../../protocol/messages/dmabuf.ts';
 import { bufferSize, type Geometry } from './geometry.ts';
 import { MoveGate } from './move-gate.ts';
-import { moveBuffer, type MoveOptions, type MoveResult, type Relocation } from './move.ts';
+import { moveBuffer, type MoveNotifyResult, type MoveOptions, type MoveResult, type Relocation } from './move.ts';
 import type { SgTable } from './sg-table.ts';
 
 /** What an exporter implements. Methods may return promises. */
@@ -93,11 +93,7 @@ export interface DynamicImporterOps {
   moveNotify(att: Attachment): Promise<MoveNotifyResult | void> | MoveNotifyResult | void;
 }
 
-/** What a dynamic importer's moveNotify may return. */
-export interface MoveNotifyResult {
-  /** Resolves when nothing of the importer references the old location any more. */
-  readonly released: Promise<void>;
-}
+export type { MoveNotifyResult } from './move.ts';
 
 /**
  * Implicit synchronisation of CPU access: what dma_buf_begin_cpu_access does
@@ -409,7 +405,7 @@ export class DmaBuf<P = unknown> {
    * none of them uses them. Resolves when the old pages are freed.
    */
   move(opts: MoveOptions = {}): Promise<MoveResult> {
-    return moveBuffer(this, opts);
+    return moveBuffer<DmaBuf, Attachment>(this, opts);
   }
 
   /**

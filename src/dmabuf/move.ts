@@ -23,9 +23,39 @@
  * the old pages simply stay allocated until it lets go.
  */
 import { ProtocolError } from '../../protocol/errors.ts';
-import type { Attachment, DmaBuf } from './dma-buf.ts';
-import type { MoveBlocker, MoveWaitOptions } from './move-gate.ts';
+import type { MoveBlocker, MoveGate, MoveWaitOptions } from './move-gate.ts';
 import type { SgTable } from './sg-table.ts';
+
+/** What a dynamic importer's moveNotify may return. */
+export interface MoveNotifyResult {
+  /** Resolves when nothing of the importer references the old location any more. */
+  readonly released: Promise<void>;
+}
+
+/**
+ * What a move needs of an attachment (dma-buf.ts's Attachment): its
+ * importer's move callbacks. Declared here so that this file does not import
+ * dma-buf.ts, which imports it (imports run one way).
+ */
+export interface MovingAttachment<A> {
+  readonly importerOps?: {
+    prepareMove?(att: A, to: SgTable): Promise<void> | void;
+    abortMove?(att: A): Promise<void> | void;
+    moveNotify(att: A): Promise<MoveNotifyResult | void> | MoveNotifyResult | void;
+  } | undefined;
+}
+
+/** What a move needs of a buffer (dma-buf.ts's DmaBuf). */
+export interface MovableBuffer<B, A extends MovingAttachment<A>> {
+  readonly name: string;
+  readonly generation: number;
+  readonly gate: MoveGate;
+  readonly ops: { readonly exporter: string; relocate?(buf: B): Promise<Relocation> | Relocation };
+  get(): unknown;
+  put(): Promise<void>;
+  dynamicAttachments(): A[];
+  invalidateViews(generation: number): void;
+}
 
 /** How an exporter moves one buffer (what its relocate returns). */
 export interface Relocation {
@@ -68,7 +98,7 @@ export interface MoveResult {
 }
 
 /** Runs the steps above on `buf`. */
-export async function moveBuffer(buf: DmaBuf, opts: MoveOptions = {}): Promise<MoveResult> {
+export async function moveBuffer<B extends MovableBuffer<B, A>, A extends MovingAttachment<A>>(buf: B, opts: MoveOptions = {}): Promise<MoveResult> {
   const ops = buf.ops;
   if (!ops.relocate) {
     throw new ProtocolError('ERR_BAD_ARGUMENT', `${buf.name}: its exporter (${ops.exporter}) cannot move it (a system-heap buffer must be allocated movable)`);
@@ -120,8 +150,8 @@ export async function moveBuffer(buf: DmaBuf, opts: MoveOptions = {}): Promise<M
 }
 
 /** Step 3: prepares every attachment, or undoes the ones prepared and the relocation. */
-async function prepareAll(atts: Attachment[], reloc: Relocation): Promise<void> {
-  const prepared: Attachment[] = [];
+async function prepareAll<A extends MovingAttachment<A>>(atts: A[], reloc: Relocation): Promise<void> {
+  const prepared: A[] = [];
   try {
     for (const att of atts) {
       await att.importerOps!.prepareMove?.(att, reloc.to);
@@ -134,7 +164,7 @@ async function prepareAll(atts: Attachment[], reloc: Relocation): Promise<void> 
 }
 
 /** Aborts the prepared attachments (newest first) and gives the new location back. */
-async function undoPrepared(prepared: Attachment[], reloc: Relocation): Promise<void> {
+async function undoPrepared<A extends MovingAttachment<A>>(prepared: A[], reloc: Relocation): Promise<void> {
   for (const att of [...prepared].reverse()) {
     try {
       await att.importerOps!.abortMove?.(att);

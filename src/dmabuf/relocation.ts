@@ -15,7 +15,7 @@ import type { PageAllocator } from '../guest/page-allocator.ts';
 import type { DmaBuf } from './dma-buf.ts';
 import type { Relocation } from './move.ts';
 import { SgTable } from './sg-table.ts';
-import type { SystemHeapPriv } from './system-heap.ts';
+import type { SystemHeapPriv } from './system-heap-priv.ts';
 
 /** What a relocation needs of the guest kernel. */
 export interface RelocationHost {

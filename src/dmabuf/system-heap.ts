@@ -20,6 +20,7 @@ import { DmaBuf, type Attachment, type DmaBufOps } from './dma-buf.ts';
 import { geometryFor } from './geometry.ts';
 import { viewFrames, type FramesView } from './ram-vmap.ts';
 import { relocateFrames } from './relocation.ts';
+import type { SystemHeapPriv } from './system-heap-priv.ts';
 import { SgTable } from './sg-table.ts';
 
 /** What the heap needs of a guest kernel. */
@@ -29,23 +30,7 @@ export interface SystemHeapHost {
   readonly allocator: PageAllocator;
 }
 
-/** Exporter-private data of a system-heap buffer. */
-export interface SystemHeapPriv {
-  /** Owning domain. */
-  readonly dom: number;
-  /** Frames, in buffer order (replaced by a move). */
-  frames: Uint32Array;
-  /** Whether the pages may move (allocated movable). */
-  readonly movable: boolean;
-  /** Allocated scattered (a move keeps the placement style). */
-  readonly scattered: boolean;
-  /** The vmap in use, if any. */
-  vmapping: FramesView | undefined;
-  /** kmap views of a movable buffer, each its own mapping, by view. */
-  readonly kmappings: Map<Uint8Array, FramesView>;
-  /** True once the frames went back to the allocator. */
-  freed: boolean;
-}
+export type { SystemHeapPriv } from './system-heap-priv.ts';
 
 /** Options of one allocation. */
 export interface SystemHeapAllocOptions {
