@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { renderBenchPage } from '../../vm-sim/bench/page.ts';
 import { MAX_DOTS, PLOT_PATH, renderPlot } from '../../vm-sim/bench/plot.ts';
 import { RECORDED_PATH } from '../../vm-sim/bench/readme.ts';
 import type { BenchReport } from '../../vm-sim/bench/types.ts';
@@ -61,5 +62,16 @@ describe('docs/pictures/bench.svg', () => {
       }
       expect(marks(committed, 'line', { 'data-figure': fig.id, 'data-kind': 'median' }), fig.id).toHaveLength(1);
     }
+  });
+});
+
+describe('npm run bench:plot -- --html FILE', () => {
+  it('is one self-contained page: the picture inline, a row per figure and per scale size, nothing fetched, no script', () => {
+    const html = renderBenchPage(recorded);
+    // The SVG namespace is a name, not a request.
+    expect(html.replace(/xmlns="[^"]*"/g, '')).not.toMatch(/<script|<link|<img|<iframe|url\(|@import|https?:/i);
+    expect(html).toContain(renderPlot(recorded).replace(/^<svg /, '<svg class="plot" '));
+    expect(/<table class="figures">([\s\S]*?)<\/table>/.exec(html)![1]!.match(/<tr>/g)).toHaveLength(recorded.results.length + 1);
+    expect(/<table class="scale">([\s\S]*?)<\/table>/.exec(html)![1]!.match(/<tr>/g)).toHaveLength(recorded.scale.length + 1);
   });
 });
