@@ -23,7 +23,7 @@ describe('stress regression corpus', () => {
     let client: RawClient;
     if (entry.state === 'authenticated') {
       const d = await hv.createDomain({ name: 'corpus', memPages: 16 });
-      client = await RawClient.connect(hv.url, d.domid, d.token);
+      client = await RawClient.connect(hv.url, d.domid, d.token, entry.version ?? 1);
     } else {
       client = await RawClient.open(hv.url);
     }

@@ -18,6 +18,8 @@ export interface Finding {
   /** The single frame that caused it, when there is one. */
   frame?: Uint8Array;
   state?: 'authenticated' | 'unauthenticated';
+  /** Protocol version of the connection it was sent on (absent: 1). */
+  version?: number;
   expected?: Expected;
 }
 
@@ -26,8 +28,8 @@ export interface ClassContext {
   readonly url: string;
   /** Legitimate domains: hostile frames must not be routed to them except by the spoofing class. */
   readonly legit: readonly number[];
-  /** Creates a fresh hostile domain and connects it (HELLO done). */
-  hostile(): Promise<{ domid: number; client: RawClient }>;
+  /** Creates a fresh hostile domain and connects it (HELLO done, in protocol `version`, default 1). */
+  hostile(version?: number): Promise<{ domid: number; client: RawClient }>;
   /** Destroys hostile domains that are still alive. */
   cleanup(): Promise<void>;
   /** True while the class may go on (inputs and time left). */
@@ -53,9 +55,23 @@ export interface HostileClass {
 }
 
 interface Vector { name: string; envelope: unknown; hex: string }
-const vectors: Vector[] = JSON.parse(readFileSync(new URL('../../protocol/vectors/v1.json', import.meta.url), 'utf8')) as Vector[];
-const vectorBytes = vectors.map((v) => Uint8Array.from(Buffer.from(v.hex, 'hex')));
-const requestVectors = vectors.filter((v) => v.name.endsWith('.req')).map((v) => fromJsonValue(v.envelope) as Envelope);
+/** The golden vectors of a protocol version, each to be sent on a connection of that version. */
+function loadVectors(version: number) {
+  const vectors = JSON.parse(readFileSync(new URL(`../../protocol/vectors/v${version}.json`, import.meta.url), 'utf8')) as Vector[];
+  return {
+    bytes: vectors.map((v) => Uint8Array.from(Buffer.from(v.hex, 'hex'))),
+    requests: vectors.filter((v) => v.name.endsWith('.req')).map((v) => fromJsonValue(v.envelope) as Envelope),
+  };
+}
+/** Versions the hostile classes speak: every class alternates between them (v2: packed batches, GNTTAB_MAP_DIRECTORY). */
+const VERSIONS = [1, 2] as const;
+const VECTORS = new Map(VERSIONS.map((v) => [v, loadVectors(v)] as const));
+
+/** A u32 batch as version 2 carries it: a packed array (SPEC 4.1), little-endian bytes. */
+function packedU32(values: readonly number[]): Uint8Array {
+  const a = Uint32Array.from(values);
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
 
 const int = (rng: () => number, n: number) => Math.floor(rng() * n);
 
@@ -65,7 +81,7 @@ async function oneFrame(ctx: ClassContext, h: { client: RawClient }, bytes: Uint
   const env = decoded(bytes);
   if (env?.dst !== undefined && ctx.legit.includes(env.dst)) return;
   ctx.input();
-  const expected = expectedAnswer(bytes, MAX_FRAME_BYTES);
+  const expected = expectedAnswer(bytes, MAX_FRAME_BYTES, h.client.version);
   const got = await h.client.exchange(bytes);
   // Replies may come in any order (SPEC 6): a handler that yields between slices of a large batch
   // answers after the barrier PING. Wait for the reply itself before judging.
@@ -75,17 +91,22 @@ async function oneFrame(ctx: ClassContext, h: { client: RawClient }, bytes: Uint
     if (late) got.frames.push(late);
   }
   const bad = disagreement(expected, got);
-  if (bad) ctx.find({ what: bad, frame: bytes, state: 'authenticated', expected });
+  if (bad) ctx.find({ what: `v${h.client.version}: ${bad}`, frame: bytes, state: 'authenticated', version: h.client.version, expected });
 }
 
-/** Keeps one hostile domain connected, replacing it when a frame closed its connection. */
+/**
+ * Keeps one hostile domain connected per protocol version, replacing it when
+ * a frame closed its connection; `body` runs on each in turn (its connection's
+ * version in `h.client.version`).
+ */
 async function withHostile(ctx: ClassContext, body: (h: { domid: number; client: RawClient }) => Promise<void>): Promise<void> {
-  let h = await ctx.hostile();
-  while (ctx.more()) {
-    if (!h.client.isOpen) h = await ctx.hostile();
-    await body(h);
+  const hs = await Promise.all(VERSIONS.map((v) => ctx.hostile(v)));
+  for (let turn = 0; ctx.more(); turn++) {
+    const k = turn % hs.length;
+    if (!hs[k]!.client.isOpen) hs[k] = await ctx.hostile(VERSIONS[k]);
+    await body(hs[k]!);
   }
-  h.client.terminate();
+  for (const h of hs) h.client.terminate();
 }
 
 function mutate(rng: () => number, src: Uint8Array): Uint8Array {
@@ -125,50 +146,62 @@ export const CLASSES: HostileClass[] = [
   },
   {
     name: 'mutated',
-    doc: 'golden vectors (protocol/vectors/v1.json) with bytes flipped, inserted, deleted, truncated, duplicated',
+    doc: 'golden vectors (protocol/vectors/v1.json and v2.json, each on a connection of its version) with bytes flipped, inserted, deleted, truncated, duplicated',
     async run(ctx) {
       await withHostile(ctx, async (h) => {
-        await oneFrame(ctx, h, mutate(ctx.rng, vectorBytes[int(ctx.rng, vectorBytes.length)]!));
+        const { bytes } = VECTORS.get(h.client.version as 1 | 2)!;
+        await oneFrame(ctx, h, mutate(ctx.rng, bytes[int(ctx.rng, bytes.length)]!));
       });
     },
   },
   {
     name: 'type-confusion',
-    doc: 'every request vector with each envelope and body field replaced by a value of every other kind',
+    doc: 'every request vector of v1 and v2 (packed fields included) with each envelope and body field replaced by a value of every other kind',
     async run(ctx) {
-      const cases: Uint8Array[] = [];
-      for (const env of requestVectors) {
-        const head = { v: env.v, kind: env.kind, type: env.type, id: env.id } as Record<string, unknown>;
-        for (const key of [...Object.keys(head), ...Object.keys(env.body)]) {
-          for (const value of CONFUSION) {
-            const body: Record<string, unknown> = { ...env.body };
-            const h2 = { ...head };
-            if (key in head) h2[key] = value; else body[key] = value;
-            cases.push(packRaw({ ...h2, body }));
+      const casesOf = (version: 1 | 2) => {
+        const cases: Uint8Array[] = [];
+        for (const env of VECTORS.get(version)!.requests) {
+          const head = { v: env.v, kind: env.kind, type: env.type, id: env.id } as Record<string, unknown>;
+          for (const key of [...Object.keys(head), ...Object.keys(env.body)]) {
+            for (const value of CONFUSION) {
+              const body: Record<string, unknown> = { ...env.body };
+              const h2 = { ...head };
+              if (key in head) h2[key] = value; else body[key] = value;
+              cases.push(packRaw({ ...h2, body }));
+            }
           }
         }
-      }
+        return cases;
+      };
+      const cases = new Map(VERSIONS.map((v) => [v, casesOf(v)] as const));
       let i = 0;
       await withHostile(ctx, async (h) => {
-        await oneFrame(ctx, h, cases[i++ % cases.length]!);
+        const mine = cases.get(h.client.version as 1 | 2)!;
+        await oneFrame(ctx, h, mine[(i++ >> 1) % mine.length]!);
       });
     },
   },
   {
     name: 'largest-batches',
-    doc: 'GNTTAB_MAP_GRANT_REF and GNTTAB_UNMAP_GRANT_REF of 65,536 entries, GNTTAB_COPY of 65,536 ops (all refused per entry)',
+    doc: 'GNTTAB_MAP_GRANT_REF and GNTTAB_UNMAP_GRANT_REF of 65,536 entries (v2: packed), GNTTAB_COPY of 65,536 ops, GNTTAB_MAP_DIRECTORY of 65,536 pages (v2; all refused per entry)',
     async run(ctx) {
       const refs = Array.from({ length: 65_536 }, (_, i) => 1_000_000 + i);
+      const packed = packedU32(refs);
       const ops = Array.from({ length: 65_536 }, (_, i) => ({ source: { ref: i, dom: 0x7fef, offset: 0 }, dest: { ref: i, dom: 0x7fef, offset: 0 }, len: 8, flags: 3 }));
       let n = 0;
       await withHostile(ctx, async (h) => {
         const id = 10 + (n % 1000);
-        const which = n++ % 3;
+        const v = h.client.version;
+        const which = (n++ >> 1) % 4;
+        const batch = v === 2 ? packed : refs;
         const env = which === 0
-          ? { v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id, body: { dom: h.domid, flags: GNTMAP.host_map, refs } }
+          ? { v, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id, body: { dom: h.domid, flags: GNTMAP.host_map, refs: batch } }
           : which === 1
-            ? { v: 1, kind: 'req', type: 'GNTTAB_UNMAP_GRANT_REF', id, body: { handles: refs } }
-            : { v: 1, kind: 'req', type: 'GNTTAB_COPY', id, body: { ops } };
+            ? { v, kind: 'req', type: 'GNTTAB_UNMAP_GRANT_REF', id, body: { handles: batch } }
+            : which === 2 || v === 1
+              ? { v, kind: 'req', type: 'GNTTAB_COPY', id, body: { ops } }
+              // A directory its own table does not hold: the first directory page's map fails, nothing is mapped.
+              : { v, kind: 'req', type: 'GNTTAB_MAP_DIRECTORY', id, body: { dom: h.domid, flags: GNTMAP.host_map, format: 'linked', dirRef: 1_000_000, nents: 65_536 } };
         await oneFrame(ctx, h, packRaw(env));
       });
     },
@@ -244,25 +277,27 @@ export const CLASSES: HostileClass[] = [
   },
   {
     name: 'never-read',
-    doc: 'a domain that sends 65,536-ref GNTTAB_MAP_GRANT_REF batches and never reads the replies (about 460 KB each)',
+    doc: 'a domain that sends 65,536-ref GNTTAB_MAP_GRANT_REF batches and never reads the replies (about 460 KB each in v1, 655 KB packed in v2; alternately)',
     async run(ctx) {
       const refs = Array.from({ length: 65_536 }, (_, i) => 1_000_000 + i);
-      while (ctx.more()) {
-        const h = await ctx.hostile();
+      const packed = packedU32(refs);
+      for (let round = 0; ctx.more(); round++) {
+        const version = VERSIONS[round % VERSIONS.length]!;
+        const h = await ctx.hostile(version);
         const before = ctx.sampleRss();
         h.client.ws.pause();
         let peak = before;
         // Send until the backend has stopped reading us: our own unsent bytes pile up.
         for (let i = 0; i < 400 && ctx.more() && h.client.ws.bufferedAmount < 32 * 1024 * 1024; i++) {
           ctx.input();
-          h.client.sendBytes(packRaw({ v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id: 100 + i, body: { dom: h.domid, flags: GNTMAP.host_map, refs } }));
+          h.client.sendBytes(packRaw({ v: version, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id: 100 + i, body: { dom: h.domid, flags: GNTMAP.host_map, refs: version === 2 ? packed : refs } }));
           await new Promise((r) => setTimeout(r, 5));
           peak = Math.max(peak, ctx.sampleRss());
         }
         for (let i = 0; i < 10; i++) { await new Promise((r) => setTimeout(r, 100)); peak = Math.max(peak, ctx.sampleRss()); }
         const grew = peak - before;
-        const allowed = ctx.sendBudget + 64 * 1024 * 1024;
-        if (grew > allowed) ctx.find({ what: `backend RSS grew ${(grew / 2 ** 20).toFixed(0)} MiB for a domain that never reads (budget ${(ctx.sendBudget / 2 ** 20).toFixed(0)} MiB + 64 MiB allowed)` });
+        const allowed = ctx.sendBudget + 48 * 1024 * 1024;
+        if (grew > allowed) ctx.find({ what: `backend RSS grew ${(grew / 2 ** 20).toFixed(0)} MiB for a domain that never reads (budget ${(ctx.sendBudget / 2 ** 20).toFixed(0)} MiB + 48 MiB allowed, SPEC 3.7)` });
         h.client.terminate();
         await h.client.closed;
       }

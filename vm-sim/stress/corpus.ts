@@ -20,6 +20,8 @@ export interface CorpusEntry {
   class: string;
   /** Connection state the frame is sent in. */
   state: 'authenticated' | 'unauthenticated';
+  /** Protocol version the authenticated connection negotiated (absent: 1). */
+  version?: number;
   /** The frame, as hex. */
   frameHex: string;
   /** The answer SPEC.md requires. */

@@ -147,10 +147,10 @@ async function main(): Promise<void> {
       input: () => { row.inputs++; },
       find: (f) => { row.disagreements++; if (row.findings.length < 50) row.findings.push(f); },
       sampleRss: () => { const r = rssOf(hv.pid); row.rss.peak = Math.max(row.rss.peak, r); return r; },
-      async hostile() {
+      async hostile(version = 1) {
         const d = await create(`hostile-${name}`.slice(0, 60), 16);
         hostiles.add(d.domid);
-        return { domid: d.domid, client: await RawClient.connect(hv.url, d.domid, d.token) };
+        return { domid: d.domid, client: await RawClient.connect(hv.url, d.domid, d.token, version) };
       },
       async cleanup() {
         // A hostile domain whose connection closed is already gone (ERR_NO_SUCH_DOMAIN); what is left is counted in the leftovers check.
@@ -216,7 +216,7 @@ async function main(): Promise<void> {
     if (!opts.corpus) continue;
     for (const f of r.findings) {
       if (!f.frame || !f.expected || !f.state || f.frame.byteLength > 256 * 1024) continue;
-      saveEntry({ class: r.name, state: f.state, frameHex: Buffer.from(f.frame).toString('hex'), expected: f.expected, note: `found by npm run stress (seed ${opts.seed}): ${f.what.slice(0, 500)}` });
+      saveEntry({ class: r.name, state: f.state, ...(f.version !== undefined && f.version !== 1 ? { version: f.version } : {}), frameHex: Buffer.from(f.frame).toString('hex'), expected: f.expected, note: `found by npm run stress (seed ${opts.seed}): ${f.what.slice(0, 500)}` });
       saved++;
     }
   }

@@ -25,14 +25,14 @@ export type Expected =
   /** Well-formed and not predicted (routed traffic, replies, events). */
   | { answer: 'any' };
 
-/** The expected answer on a connection whose largest accepted frame is `maxFrameBytes`, in protocol version 1. */
-export function expectedAnswer(bytes: Uint8Array, maxFrameBytes: number): Expected {
+/** The expected answer on a connection whose largest accepted frame is `maxFrameBytes`, in protocol `version` (the one its HELLO negotiated). */
+export function expectedAnswer(bytes: Uint8Array, maxFrameBytes: number, version = 1): Expected {
   if (bytes.byteLength > maxFrameBytes) return { answer: 'close', code: 1009 };
   const r = decodeFrame(bytes, maxFrameBytes);
   if (!r.ok) {
     const { partial } = r;
     const field = r.error.field;
-    if (partial.kind === 'req' && partial.id !== undefined && partial.type !== undefined && lookupMessage(partial.type, 1)?.kind === 'request') {
+    if (partial.kind === 'req' && partial.id !== undefined && partial.type !== undefined && lookupMessage(partial.type, version)?.kind === 'request') {
       return { answer: 'err', type: partial.type, id: partial.id, code: r.error.code, ...(field !== undefined ? { field } : {}) };
     }
     return { answer: 'PROTOCOL_ERROR', code: r.error.code, ...(field !== undefined ? { field } : {}) };

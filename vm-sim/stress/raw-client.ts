@@ -44,6 +44,8 @@ export class RawClient {
   private bad: string[] = [];
   private wake: (() => void) | undefined;
   private barrier = 0;
+  /** Protocol version negotiated by connect() (1 until then): the barrier PING is sent in it. */
+  version = 1;
 
   private constructor(ws: WebSocket) {
     this.ws = ws;
@@ -75,15 +77,16 @@ export class RawClient {
     });
   }
 
-  /** Opens a connection and completes HELLO. */
-  static async connect(url: string, domid: number, token: string): Promise<RawClient> {
+  /** Opens a connection and completes HELLO in protocol `version` (1 or 2). */
+  static async connect(url: string, domid: number, token: string, version = 1): Promise<RawClient> {
     const c = await RawClient.open(url);
-    c.send({ v: 1, kind: 'req', type: 'HELLO', id: 1, body: { minVersion: 1, maxVersion: 1, domid, token, caps: ['gnttab.v1'] } });
+    c.send({ v: 1, kind: 'req', type: 'HELLO', id: 1, body: { minVersion: version, maxVersion: version, domid, token, caps: ['gnttab.v1'] } });
     const reply = await c.next((e) => e.id === 1 && (e.kind === 'res' || e.kind === 'err'), 5000);
     if (!reply || reply.kind !== 'res') {
       c.ws.terminate();
       throw new Error(`HELLO as d${domid} failed: ${JSON.stringify(reply?.body)}`);
     }
+    c.version = version;
     return c;
   }
 
@@ -119,7 +122,7 @@ export class RawClient {
     this.bad = [];
     const id = BARRIER_BASE + (this.barrier++ % 0xfffff);
     this.sendBytes(bytes);
-    this.send({ v: 1, kind: 'req', type: 'PING', id, body: { nonce: id } });
+    this.send({ v: this.version, kind: 'req', type: 'PING', id, body: { nonce: id } });
     const isBarrier = (e: Envelope) => e.type === 'PING' && e.id === id && (e.kind === 'res' || e.kind === 'err');
     const got = await this.next(isBarrier, deadlineMs);
     const frames = this.inbox;
