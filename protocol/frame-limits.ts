@@ -6,7 +6,7 @@
  * largest legitimate one.
  */
 import { envelopeFields, errorBodyFields } from './envelope.ts';
-import { messages } from './registry.ts';
+import { revisions } from './registry.ts';
 import type { FieldType, Fields } from './schema.ts';
 import type { StructureLimits } from './plain-msgpack.ts';
 
@@ -44,7 +44,8 @@ export function deriveStructureLimits(): StructureLimits {
   const acc = { array: 0, map: 0 };
   let body = 0;
   const bodies: Fields[] = [errorBodyFields];
-  for (const decl of messages.values()) {
+  // Every revision, not only each type's first declaration: a v2 revision may be the larger one.
+  for (const decl of [...revisions.values()].flat()) {
     if (decl.kind === 'request') bodies.push(decl.request, decl.response);
     else bodies.push(decl.body);
   }

@@ -33,7 +33,7 @@ export const DOMAIN_DESTROY = defineRequest({
   response: {},
 });
 
-const DOMAIN_STATS = t.struct({
+const DOMAIN_STATS_V1_FIELDS = {
   domid: req(t.uint(MAX_DOMID), 'Domain id.'),
   name: req(t.str(MAX_NAME), 'Name.'),
   state: req(DOMAIN_STATE, 'Lifecycle state.'),
@@ -41,8 +41,23 @@ const DOMAIN_STATS = t.struct({
   grantsInUse: req(U32, 'Entries of its grant table with GTF_permit_access set.'),
   busyGrants: req(U32, 'Entries of its grant table with GTF_reading or GTF_writing set.'),
   mappings: req(U32, 'Live maptrack entries: grants of others that it maps.'),
-  mappingsOfDead: req(U32, 'Those of its mappings whose granter is dying or dead: kept by design until it unmaps them (SPEC 11.4).'),
   ports: req(U32, 'Open event-channel ports.'),
+} as const;
+
+/** A domain's entry of HV_STATS in version 1. */
+const DOMAIN_STATS_V1 = t.struct(DOMAIN_STATS_V1_FIELDS);
+
+/** A domain's entry of HV_STATS (v2): version 1's, and mappingsOfDead (before ports, the order of the vectors). */
+const DOMAIN_STATS = t.struct({
+  domid: DOMAIN_STATS_V1_FIELDS.domid,
+  name: DOMAIN_STATS_V1_FIELDS.name,
+  state: DOMAIN_STATS_V1_FIELDS.state,
+  connected: DOMAIN_STATS_V1_FIELDS.connected,
+  grantsInUse: DOMAIN_STATS_V1_FIELDS.grantsInUse,
+  busyGrants: DOMAIN_STATS_V1_FIELDS.busyGrants,
+  mappings: DOMAIN_STATS_V1_FIELDS.mappings,
+  mappingsOfDead: req(U32, 'Those of its mappings whose granter is dying or dead: kept by design until it unmaps them (SPEC 11.4).'),
+  ports: DOMAIN_STATS_V1_FIELDS.ports,
 });
 
 /** Byte counts that may exceed 2^32 in a long run: integers exact in a double. */
@@ -66,9 +81,21 @@ export const HV_STATS = defineRequest({
   doc: 'A snapshot of the backend: every domain not yet fully removed, and the shared-memory files it still owns.',
   request: {},
   response: {
-    domains: req(t.array(DOMAIN_STATS, MAX_DOMID), 'Per-domain counts.'),
+    domains: req(t.array(DOMAIN_STATS_V1, MAX_DOMID), 'Per-domain counts.'),
     shmFiles: req(t.array(t.str(MAX_PATH), 2 * MAX_DOMID), 'Shared-memory files that exist.'),
     routedPending: req(U32, 'Routed requests awaiting their reply.'),
+  },
+});
+
+/** HV_STATS in v2: version 1's answer, and the backend's error and traffic counters and each domain's mappings of dead granters. */
+export const HV_STATS_V2 = defineRequest({
+  ...HV_STATS,
+  since: 2,
+  doc: `${HV_STATS.doc} v2 adds mappingsOfDead to each domain entry, internalErrors and traffic; the fields of v1 keep their meaning (a v1 session gets v1's answer, without them).`,
+  response: {
+    domains: req(t.array(DOMAIN_STATS, MAX_DOMID), 'Per-domain counts.'),
+    shmFiles: HV_STATS.response.shmFiles,
+    routedPending: HV_STATS.response.routedPending,
     internalErrors: req(U32, 'Requests answered ERR_INTERNAL since the backend started: a handler failed unexpectedly or its reply failed its own declaration (SPEC 6.1 rule 9). Each is logged.'),
     traffic: req(t.array(DOMAIN_TRAFFIC, MAX_DOMID + 1), 'What the backend moved for every domain that ever had a session (removed domains included), by domain id.'),
   },

@@ -56,11 +56,9 @@ export const samples: Record<string, Sample> = {
   HV_STATS: {
     req: {},
     res: {
-      domains: [{ domid: 1, name: 'render', state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 0, mappingsOfDead: 0, ports: 0 }],
+      domains: [{ domid: 1, name: 'render', state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 0, ports: 0 }],
       shmFiles: ['/dev/shm/hdmabuf-1-d1-ram', '/dev/shm/hdmabuf-1-d1-gnttab'],
       routedPending: 0,
-      internalErrors: 0,
-      traffic: [{ domid: 1, dataBytes: 4096, routedBytes: 0, grantCopyBytes: 4096, framesIn: 12, framesOut: 11, bytesIn: 1420, bytesOut: 980, largestFrame: 310 }],
     },
   },
   DMABUF_PEER_HELLO: {
@@ -137,6 +135,16 @@ export const samplesV2: Record<string, Sample> = {
       dirRefs: Uint32Array.of(40, 41), dirStatus: Int16Array.of(0, 0),
       status: Int16Array.of(0, 0), handle: Uint32Array.of(1, 2), frame: Uint32Array.of(256, 257),
       ramPath: '/dev/shm/hdmabuf-1-d1-ram',
+    },
+  },
+  HV_STATS: {
+    req: {},
+    res: {
+      domains: [{ domid: 1, name: 'render', state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 0, mappingsOfDead: 0, ports: 0 }],
+      shmFiles: ['/dev/shm/hdmabuf-1-d1-ram', '/dev/shm/hdmabuf-1-d1-gnttab'],
+      routedPending: 0,
+      internalErrors: 0,
+      traffic: [{ domid: 1, dataBytes: 4096, routedBytes: 0, grantCopyBytes: 4096, framesIn: 12, framesOut: 11, bytesIn: 1420, bytesOut: 980, largestFrame: 310 }],
     },
   },
   HV_GRANT_STATS: {

@@ -5,7 +5,7 @@
  * session has already checked authentication, version, source and caller.
  */
 import { ProtocolError, type MessageDecl, type RequestDecl, type RequestOf } from '../../protocol/index.ts';
-import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS } from '../../protocol/messages/control.ts';
+import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS, HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import {
   EVTCHN_ALLOC_UNBOUND, EVTCHN_BIND_INTERDOMAIN, EVTCHN_CLOSE, EVTCHN_SEND, EVTCHN_STATUS,
 } from '../../protocol/messages/evtchn.ts';
@@ -22,7 +22,7 @@ import * as evtchn from './evtchn-ops.ts';
 import { copyBatch } from './grant-copy.ts';
 import { mapDirectory } from './grant-directory.ts';
 import { mapGrantBatch, mapGrantBatchV2, unmapGrantBatch, unmapGrantBatchV2 } from './grant-map.ts';
-import { collectStats } from './stats.ts';
+import { collectStats, statsV1 } from './stats.ts';
 
 /** A handler: the session's domain (undefined for the control domain) and the validated body. */
 type Handler = (ctx: HvContext, caller: Domain | undefined, body: Record<string, unknown>) =>
@@ -75,7 +75,8 @@ other(DOMAIN_DESTROY, async (ctx, body) => {
   await killDomain(ctx, domain, 'destroyed');
   return {};
 });
-other(HV_STATS, (ctx) => collectStats(ctx));
+other(HV_STATS, (ctx) => statsV1(collectStats(ctx)));
+other(HV_STATS_V2, (ctx) => collectStats(ctx));
 
 /** The handler of a backend request declaration (the revision in force in the session's version), if this backend implements it. */
 export function hvHandler(decl: MessageDecl): Handler | undefined {

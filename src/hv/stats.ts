@@ -1,11 +1,23 @@
 /** HV_STATS: a snapshot of every domain's resources and of the files, for leak checks. */
 import type { ResponseOf } from '../../protocol/index.ts';
-import type { HV_STATS } from '../../protocol/messages/control.ts';
+import type { HV_STATS, HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import type { HvContext } from './context.ts';
 import type { Maptrack } from './maptrack.ts';
 
-/** The HV_STATS response body. */
-export type HvStatsBody = ResponseOf<typeof HV_STATS>;
+/** The HV_STATS response body (v2, the whole snapshot). */
+export type HvStatsBody = ResponseOf<typeof HV_STATS_V2>;
+
+/** The HV_STATS response body of a version-1 session. */
+export type HvStatsBodyV1 = ResponseOf<typeof HV_STATS>;
+
+/** Version 1's answer: the same snapshot without the fields v2 added (SPEC 12, HV_STATS). */
+export function statsV1(s: HvStatsBody): HvStatsBodyV1 {
+  return {
+    domains: s.domains.map(({ mappingsOfDead: _dead, ...d }) => d),
+    shmFiles: s.shmFiles,
+    routedPending: s.routedPending,
+  };
+}
 
 /** Live maptrack entries whose granting domain is dying, dead or gone. */
 function mappingsOfDead(ctx: HvContext, maptrack: Maptrack): number {

@@ -59,7 +59,7 @@ describe('SPEC 9 domains', () => {
     }
     const stats = await hv.stats();
     expect(stats.domains.find((d) => d.domid === g.domid)).toEqual({
-      domid: g.domid, name: g.name, state: 'created', connected: false, grantsInUse: 0, busyGrants: 0, mappings: 0, mappingsOfDead: 0, ports: 0,
+      domid: g.domid, name: g.name, state: 'created', connected: false, grantsInUse: 0, busyGrants: 0, mappings: 0, ports: 0,
     });
     expect(stats.shmFiles).toEqual(expect.arrayContaining([g.ramPath, g.grantTablePath]));
     await g.connect();
@@ -204,8 +204,8 @@ describe('SPEC 9 domains', () => {
     const stats = await hv.stats();
     expect(stats.domains.map((d) => d.domid)).not.toContain(0);
     const of = (id: number) => stats.domains.find((d) => d.domid === id);
-    expect(of(a.domid)).toEqual({ domid: a.domid, name: a.name, state: 'running', connected: true, grantsInUse: 3, busyGrants: 2, mappings: 0, mappingsOfDead: 0, ports: 2 });
-    expect(of(b.domid)).toEqual({ domid: b.domid, name: b.name, state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 3, mappingsOfDead: 0, ports: 0 });
+    expect(of(a.domid)).toEqual({ domid: a.domid, name: a.name, state: 'running', connected: true, grantsInUse: 3, busyGrants: 2, mappings: 0, ports: 2 });
+    expect(of(b.domid)).toEqual({ domid: b.domid, name: b.name, state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 3, ports: 0 });
     expect(of(idle.domid)).toMatchObject({ state: 'created', connected: false, ports: 0 });
     expect(stats.shmFiles).toEqual(expect.arrayContaining([a.ramPath, a.grantTablePath, b.ramPath, b.grantTablePath, idle.ramPath, idle.grantTablePath]));
     expect(stats.routedPending).toBe(1);
@@ -216,5 +216,32 @@ describe('SPEC 9 domains', () => {
     expect(after.routedPending).toBe(0);
     expect(after.domains.find((d) => d.domid === a.domid)).toMatchObject({ busyGrants: 0 });
     expect(after.domains.find((d) => d.domid === b.domid)).toMatchObject({ mappings: 0 });
+  });
+
+  it('9.4, 12 HV_STATS over v1: exactly the fields of v1 (no field v2 added, so a strict v1 receiver accepts it)', async () => {
+    await hv.guest();
+    const stats = await hv.stats();
+    expect(Object.keys(stats).sort()).toEqual(['domains', 'routedPending', 'shmFiles']);
+    for (const d of stats.domains) expect(Object.keys(d).sort()).toEqual(['busyGrants', 'connected', 'domid', 'grantsInUse', 'mappings', 'name', 'ports', 'state']);
+  });
+
+  it('9.4, 12 HV_STATS (v2): v1\'s fields, and mappingsOfDead per domain, internalErrors and traffic', async () => {
+    const a = await hv.guest({ maxVersion: 2 });
+    // One frame after HELLO (frames before a successful HELLO count for no domain, 9.4).
+    await a.client.call('PING', { nonce: 1 });
+    const control = await hv.reconnectControl(2);
+    try {
+      const reply = await control.call<Record<string, unknown> & { domains: Record<string, unknown>[]; traffic: Record<string, unknown>[] }>('HV_STATS', {});
+      expect(Object.keys(reply).sort()).toEqual(['domains', 'internalErrors', 'routedPending', 'shmFiles', 'traffic']);
+      expect(reply.domains.find((d) => d.domid === a.domid)).toEqual({
+        domid: a.domid, name: a.name, state: 'running', connected: true, grantsInUse: 0, busyGrants: 0, mappings: 0, mappingsOfDead: 0, ports: 0,
+      });
+      expect(reply.internalErrors).toBe(0);
+      const t = reply.traffic.find((x) => x.domid === a.domid);
+      expect(t, 'a domain that had a session is listed in traffic').toBeDefined();
+      expect(t!.framesIn as number).toBeGreaterThanOrEqual(1);
+    } finally {
+      await hv.reconnectControl(1);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * ms, drawn in place on a TTY (one screen per sample otherwise). Stops on
  * Ctrl-C, after --count samples, or when the backend goes away.
  */
-import { HV_STATS } from '../../protocol/messages/control.ts';
+import { HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
 import { renderTop, type TopSample } from '../live/top-view.ts';
 import { UsageError, type Command, type Io } from './command.ts';
@@ -24,7 +24,7 @@ export async function watchBackend(url: string, token: string, intervalMs: numbe
       if (closed || signal?.aborted) break;
       let stats;
       try {
-        stats = await client.call(HV_STATS, {}, 10_000);
+        stats = await client.call(HV_STATS_V2, {}, 10_000);
       } catch (e) {
         if (closed) break;
         throw e;

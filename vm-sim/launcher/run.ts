@@ -19,7 +19,7 @@
  * process that ended on its own during the run (the backend too) `died`.
  */
 import type { ResponseOf } from '../../protocol/message.ts';
-import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
+import { DOMAIN_CREATE, HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
 import type { HvStatsBody } from '../../src/hv/stats.ts';
 import { reapAll, type ChildExit, type ManagedChild } from '../process/child.ts';
@@ -229,7 +229,7 @@ export class Run {
 
   /** A HV_STATS snapshot. */
   hvStats(timeoutMs = 10_000): Promise<HvStatsBody> {
-    return this.control.call(HV_STATS, {}, timeoutMs);
+    return this.control.call(HV_STATS_V2, {}, timeoutMs);
   }
 
   /** Shuts everything down and measures leaks (see the close cascade above). Idempotent. */

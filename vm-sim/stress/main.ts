@@ -20,7 +20,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { HvClient } from '../../src/client/hv-client.ts';
-import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS } from '../../protocol/messages/control.ts';
+import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import { ManagedChild } from '../process/child.ts';
 import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';
 import { CLASSES, type ClassContext, type Finding } from './classes.ts';
@@ -187,7 +187,7 @@ async function main(): Promise<void> {
   }
 
   // Nothing of the hostile classes may remain: only the two legitimate domains, no routed requests pending.
-  const stats = await control.call(HV_STATS, {});
+  const stats = await control.call(HV_STATS_V2, {});
   const leftovers = stats.domains.filter((d) => d.domid !== a.domid && d.domid !== b.domid);
   legit.send({ type: 'stop' });
   await legit.exited;

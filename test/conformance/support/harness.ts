@@ -48,7 +48,7 @@ export interface DomainCreated {
   maxGrantFrames: number;
 }
 
-/** One HV_STATS domain entry (SPEC 9.4). */
+/** One HV_STATS domain entry (SPEC 9.4; mappingsOfDead over v2 only). */
 export interface DomainStats {
   domid: number;
   name: string;
@@ -57,6 +57,7 @@ export interface DomainStats {
   grantsInUse: number;
   busyGrants: number;
   mappings: number;
+  mappingsOfDead?: number;
   ports: number;
 }
 
@@ -97,8 +98,10 @@ export interface BackendUnderTest {
   readonly controlToken: string;
   /** Our own backend process, or undefined for an external target. */
   readonly target: Target;
-  /** The control domain's connection (domain 0). */
+  /** The control domain's connection (domain 0), over version 1 unless reconnectControl chose another. */
   readonly control: WireClient;
+  /** Closes the control connection and says HELLO again offering versions 1..maxVersion (the target has one control connection). */
+  reconnectControl(maxVersion: number): Promise<WireClient>;
   /** Creates a domain (DOMAIN_CREATE), maps its files, and by default connects it. */
   guest(opts?: GuestOptions): Promise<Guest>;
   /** Opens a raw connection (not authenticated); terminated after the file. */
@@ -175,6 +178,14 @@ export function useBackend(): BackendUnderTest {
       created.push(g);
       if (opts.connect !== false) await g.connect();
       return g;
+    },
+
+    async reconnectControl(maxVersion) {
+      const old = api.control;
+      await old.close();
+      control = await WireClient.connect(api.url, 0, api.controlToken, `control-v${maxVersion}`, { maxVersion });
+      clients.push(control);
+      return control;
     },
 
     async open(label, opts = {}) {
