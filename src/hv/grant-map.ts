@@ -43,6 +43,19 @@ export function mapOutput(n: number): MapOutput {
   return { status: new Int16Array(n), handle: new Uint32Array(n), frame: new Uint32Array(n) };
 }
 
+/**
+ * A typed array's values as a plain array (v1 replies). An indexed loop:
+ * Array.from goes through the iterator protocol and took about four times as
+ * long for a 65,536-entry v1 reply's three arrays (15 ms of CPU against 4 ms,
+ * measured on a loaded machine), one synchronous stretch that every other
+ * domain waits for.
+ */
+function plainArray(values: ArrayLike<number>): number[] {
+  const out = new Array<number>(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i]!;
+  return out;
+}
+
 function nextTurn(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
 }
@@ -133,7 +146,7 @@ export function mapGrantBatchV2(ctx: HvContext, caller: Domain, body: RequestOf<
 /** GNTTAB_MAP_GRANT_REF in v1: the same work, the results as arrays. */
 export async function mapGrantBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof GNTTAB_MAP_GRANT_REF>): Promise<MapResult> {
   const r = await mapBatch(ctx, caller, body.dom, body.flags, body.refs);
-  return { status: Array.from(r.status), handle: Array.from(r.handle), frame: Array.from(r.frame), ramPath: r.ramPath };
+  return { status: plainArray(r.status), handle: plainArray(r.handle), frame: plainArray(r.frame), ramPath: r.ramPath };
 }
 
 /**
@@ -202,5 +215,5 @@ export async function unmapGrantBatchV2(ctx: HvContext, caller: Domain, body: Re
 export async function unmapGrantBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof GNTTAB_UNMAP_GRANT_REF>): Promise<ResponseOf<typeof GNTTAB_UNMAP_GRANT_REF>> {
   const status = new Int16Array(body.handles.length);
   await unmapInto(ctx, caller, body.handles, status);
-  return { status: Array.from(status) };
+  return { status: plainArray(status) };
 }
