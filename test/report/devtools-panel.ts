@@ -1,7 +1,7 @@
 /**
  * Opens a trace in the Performance panel of the DevTools that ship inside
  * Chromium (devtools://devtools/bundled/trace_app.html, the panel's stand-alone
- * page), as a person does with "Load profile…", and reports what the panel
+ * page), as a person does with "Load trace…", and reports what the panel
  * made of it: the flows it bound (it draws an arrow only for those) and its
  * tracks. showFlow() then zooms onto one message's flow and selects its last
  * slice, so that the panel draws the arrows from the sender through hv to the
@@ -43,7 +43,7 @@ export async function openInPerformancePanel(browser: Browser, traceJson: string
   await browser.page('Runtime.enable');
   await browser.page('Page.navigate', { url: 'devtools://devtools/bundled/trace_app.html' });
   await until(browser, `(async () => { const UI = await import('./ui/legacy/legacy.js'); await UI.ViewManager.ViewManager.instance().showView('timeline'); return true; })()`, 'the Performance panel showing');
-  // The file goes in as a File object, the same path as "Load profile…" and drag and drop take.
+  // The file goes in as a File object, the same path as "Load trace…" and drag and drop take.
   await until(browser, `(async () => { ${PANEL} await p.loadFromFile(new File([${JSON.stringify(traceJson)}], ${JSON.stringify(fileName)}, { type: 'application/json' })); return true; })()`, 'loading the trace');
   return until<PanelView>(browser, `(async () => { ${PANEL} const pt = p.getParsedTraceForLayoutTests(); const groups = p.getFlameChart().getMainFlameChart().timelineData().groups; return pt && { flows: pt.Flows.flows.length, tracks: groups.map((g) => g.name) }; })()`, 'parsing the trace');
 }
