@@ -107,7 +107,7 @@ export function makeRunCommand(runner: ScenarioRunner = runScenario): Command {
     args: '[scenario|file]',
     options: {
       json: { type: 'boolean', help: 'print the result as one JSON object on stdout (progress goes to stderr)' },
-      trace: { type: 'string', arg: 'FILE', help: "write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev or in Chrome DevTools' Performance panel: Load profile)" },
+      trace: { type: 'string', arg: 'FILE', help: "write a Chrome trace, gzipped if FILE ends in .gz (open it in https://ui.perfetto.dev or in Chrome DevTools' Performance panel: Load trace)" },
       mermaid: { type: 'string', arg: 'FILE', help: 'write a Mermaid sequence diagram of the protocol messages' },
       'mermaid-max-lines': { type: 'string', arg: 'N', help: 'most lines of that diagram (default 1000, 0: no limit): past it the middle of the run is left out, never the start-up or the teardown' },
       live: { type: 'boolean', help: 'show the backend live while the run goes (hdmabuf top, on stderr), instead of the progress lines' },
