@@ -1,13 +1,16 @@
 /**
  * Renders SPEC.md's generated sections from the declarations, so the spec
  * cannot drift from the code: the message index, each message's field
- * tables, and the error table. A test fails when SPEC.md is stale.
+ * tables, the error table, and every state machine's tables and diagram.
+ * A test fails when SPEC.md is stale.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { ErrorCodes } from '../errors.ts';
+import { MACHINES } from '../machines/index.ts';
 import type { MessageDecl } from '../message.ts';
 import { revisions } from '../registry.ts';
 import { PACKED_ELEMENTS, type Field, type FieldType, type Fields } from '../schema.ts';
+import { renderMachine } from './machine-diagrams.ts';
 
 /** Renders a field type as a short spec string, e.g. `uint 0..65535`. */
 export function typeText(type: FieldType): string {
@@ -140,6 +143,7 @@ export function renderVectors(): string {
 export function fillGenerated(spec: string): string {
   const sections: Record<string, () => string> = {
     messages: renderMessages, errors: renderErrors, extension_messages: renderExtensionMessages, vectors: renderVectors,
+    ...Object.fromEntries(MACHINES.map((m) => [`machine_${m.decl.id}`, () => renderMachine(m)])),
   };
   return spec.replace(/<!-- BEGIN GENERATED: (\w+) -->[\s\S]*?<!-- END GENERATED: \1 -->/g, (whole, name: string) => {
     const render = sections[name];

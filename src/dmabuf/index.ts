@@ -3,7 +3,8 @@ export {
   Attachment, AttachmentState, DmaBuf, DmaBufState, type DmaBufInit, type DmaBufOps, type DmaBufUse, type DynamicImporterOps, type MoveNotifyResult,
 } from './dma-buf.ts';
 export { bufferSize, checkGeometry, geometryFor, type Geometry } from './geometry.ts';
-export { MoveGate, MoveGateState, type MoveBlocker, type MoveBlockingUse, type MoveStart, type MoveWaitOptions } from './move-gate.ts';
+export { MoveGateMachine, MoveGateState } from '../../protocol/machines/move-gate.ts';
+export { MoveGate, type MoveBlocker, type MoveBlockingUse, type MoveStart, type MoveWaitOptions } from './move-gate.ts';
 export { moveBuffer, type MoveOptions, type MoveResult, type Relocation } from './move.ts';
 export { isOneRun, viewFrames, type FramesView } from './ram-vmap.ts';
 export { copyFrames, relocateFrames, RelocationState, type RelocationCounters, type RelocationHost } from './relocation.ts';

@@ -17,18 +17,13 @@
  * deadlock: an importer's end_cpu_access queued behind a new
  * begin_cpu_access (remote-sync operations of one buffer are applied in
  * order) still reaches the exporter. Moves run one at a time.
+ *
+ * Its states are a declared machine (protocol/machines/move-gate.ts, drawn
+ * in SPEC.md 11.8.4); the count of waiting moves only says which event a
+ * move's end or give-up is.
  */
 import { ProtocolError } from '../../protocol/errors.ts';
-
-/** States of a buffer with respect to moves. */
-export enum MoveGateState {
-  /** No move requested. */
-  Idle = 'idle',
-  /** A move was requested and waits for pins and CPU accesses to go (uses are not held back). */
-  MoveWaiting = 'move-waiting',
-  /** A move runs: new uses wait until it completed. */
-  Moving = 'moving',
-}
+import { MoveGateMachine, MoveGateState } from '../../protocol/machines/move-gate.ts';
 
 /** A use that holds the buffer where it is. */
 export type MoveBlockingUse = 'pin' | 'cpu' | 'static-map';
@@ -55,14 +50,19 @@ export interface MoveStart {
 /** The move gate of one buffer. */
 export class MoveGate {
   private readonly holds: Record<MoveBlockingUse, number> = { pin: 0, cpu: 0, 'static-map': 0 };
-  private moving = false;
+  private readonly machine = MoveGateMachine.start();
+  /** Moves that called beginMove and have not started or given up. */
   private waitingMoves = 0;
   private wakers: Array<() => void> = [];
 
   /** Where the buffer stands. */
   get state(): MoveGateState {
-    if (this.moving) return MoveGateState.Moving;
-    return this.waitingMoves > 0 ? MoveGateState.MoveWaiting : MoveGateState.Idle;
+    return this.machine.state;
+  }
+
+  /** True while a move runs. */
+  private get moving(): boolean {
+    return this.machine.is(MoveGateState.Moving);
   }
 
   /** Uses held now, by kind. */
@@ -110,6 +110,8 @@ export class MoveGate {
     const waitedFor: MoveBlocker[] = [];
     const deadline = opts.timeoutMs === undefined ? undefined : t0 + opts.timeoutMs;
     this.waitingMoves++;
+    if (this.machine.is(MoveGateState.Idle)) this.machine.apply('move-requested');
+    let started = false;
     try {
       for (;;) {
         const b = this.blocker();
@@ -126,16 +128,18 @@ export class MoveGate {
         }
         await this.changed(left);
       }
+      this.machine.apply('move-starts');
+      started = true;
     } finally {
       this.waitingMoves--;
+      if (!started && this.waitingMoves === 0 && this.machine.is(MoveGateState.MoveWaiting)) this.machine.apply('moves-given-up');
     }
-    this.moving = true;
     return { waitedMs: performance.now() - t0, waitedFor };
   }
 
   /** Ends a move; waiting uses go ahead. */
   endMove(): void {
-    this.moving = false;
+    this.machine.apply(this.waitingMoves > 0 ? 'move-ends-another-waits' : 'move-ends');
     this.wake();
   }
 

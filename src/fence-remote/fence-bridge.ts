@@ -13,7 +13,8 @@
  */
 import { type DmaFence, DmaFenceCb } from '../fence/dma-fence.ts';
 import { ENOENT } from '../fence/errno.ts';
-import { type SharedFence, type SharedTimeline, TimelineState } from './shared-timeline.ts';
+import { TimelineState } from '../../protocol/machines/fence.ts';
+import type { SharedFence, SharedTimeline } from './shared-timeline.ts';
 
 interface BridgeEntry {
   readonly tl: SharedTimeline;

@@ -16,3 +16,6 @@ export * from './import-inbox.ts';
 export * from './fence-bridge.ts';
 export * from './fence-host.ts';
 export type { FenceKernel } from './host-kernel.ts';
+export {
+  FenceMachine, FenceShareMachine, FenceShareState, FenceState, TimelineImportMachine, TimelineImportState, TimelineMachine, TimelineState,
+} from '../../protocol/machines/fence.ts';

@@ -9,6 +9,8 @@
  * happens after it is followed by an event. The check reads the seqno, then
  * the slot statuses the seqno covers (the owner stored them first).
  */
+import { TimelineImportMachine, TimelineImportState } from '../../protocol/machines/fence.ts';
+import { MachineState } from '../../protocol/state-machine.ts';
 import { isErrno } from '../fence/errno.ts';
 import { allocateFenceContexts } from '../fence/fence-context.ts';
 import { FENCE_ERR_CLOSED, FENCE_ERR_PROTOCOL } from './errno.ts';
@@ -16,16 +18,6 @@ import { FenceRemoteError } from './errors.ts';
 import { RemoteFence, type RemoteFenceSource } from './remote-fence.ts';
 import { PageState, type TimelinePageReader } from './timeline-page.ts';
 import { firstAtOrAfter } from './seqno-order.ts';
-
-/** Import lifecycle (observer side). */
-export const ImportState = {
-  /** Page mapped, port bound: points can be imported and signal. */
-  Mapped: 'mapped',
-  /** Finalised: every point it held has signalled; page and port are being (or have been) released. */
-  Closed: 'closed',
-} as const;
-/** An ImportState value. */
-export type ImportState = (typeof ImportState)[keyof typeof ImportState];
 
 /** Construction options of a {@link RemoteTimeline}. */
 export interface RemoteTimelineOptions {
@@ -58,7 +50,8 @@ export class RemoteTimeline implements RemoteFenceSource {
   readonly timelineName: string;
   readonly #reader: TimelinePageReader;
   readonly #release: (slots: readonly number[]) => void;
-  #state: ImportState = ImportState.Mapped;
+  /** Lifecycle (SPEC.md 11A.4): made once its import is set up, so it starts mapped. */
+  readonly #lifecycle = new MachineState(TimelineImportMachine, TimelineImportState.Mapped);
   // Pending imported points in seqno order, one per seqno, with the slot counts each holds.
   #pending: RemoteFence[] = [];
   readonly #bySeqno = new Map<number, RemoteFence>();
@@ -77,8 +70,8 @@ export class RemoteTimeline implements RemoteFenceSource {
     this.#release = options.release;
   }
 
-  get state(): ImportState {
-    return this.#state;
+  get state(): TimelineImportState {
+    return this.#lifecycle.state;
   }
 
   /** Imported points still pending. */
@@ -95,7 +88,7 @@ export class RemoteTimeline implements RemoteFenceSource {
 
   /** The owner's last signalled seqno, as the page says now (the last one read, once finalised). */
   get value(): number {
-    if (this.#state === ImportState.Mapped) this.#lastValue = this.#reader.seqno();
+    if (this.#lifecycle.state === TimelineImportState.Mapped) this.#lastValue = this.#reader.seqno();
     return this.#lastValue;
   }
 
@@ -111,7 +104,7 @@ export class RemoteTimeline implements RemoteFenceSource {
    * @throws FenceRemoteError ERR_BAD_ARGUMENT, ERR_STATE when finalised
    */
   checkRef(seqno: number, slot: number): void {
-    if (this.#state !== ImportState.Mapped) throw new FenceRemoteError('ERR_STATE', `timeline ${this.timelineName} is closed`);
+    if (this.#lifecycle.state !== TimelineImportState.Mapped) throw new FenceRemoteError('ERR_STATE', `timeline ${this.timelineName} is closed`);
     if (!Number.isInteger(slot) || slot < 0 || slot >= this.#reader.slotCount) {
       throw new FenceRemoteError('ERR_BAD_ARGUMENT', `slot ${slot} is outside the page's ${this.#reader.slotCount} slots`);
     }
@@ -155,7 +148,7 @@ export class RemoteTimeline implements RemoteFenceSource {
    * their slot counts to the owner.
    */
   poll(): void {
-    if (this.#state !== ImportState.Mapped || this.#polling) return;
+    if (this.#lifecycle.state !== TimelineImportState.Mapped || this.#polling) return;
     this.#polling = true;
     try {
       this.#stats.polls++;
@@ -180,7 +173,7 @@ export class RemoteTimeline implements RemoteFenceSource {
    * @returns how many points signalled with an error because of this
    */
   finalize(status: number): number {
-    if (this.#state !== ImportState.Mapped) return 0;
+    if (this.#lifecycle.state !== TimelineImportState.Mapped) return 0;
     let errored = 0;
     this.#polling = true;
     try {
@@ -193,7 +186,7 @@ export class RemoteTimeline implements RemoteFenceSource {
       this.#pending = [];
       this.#bySeqno.clear();
       this.#holds.clear();
-      this.#state = ImportState.Closed;
+      this.#lifecycle.apply('torn-down');
       for (const [, s] of done) if (s < 0) errored++;
       this.#signalAll(done);
     } finally {

@@ -15,6 +15,7 @@
  * their event channels). Nothing here awaits, so an advance is atomic with
  * respect to every other task of the process.
  */
+import { TimelineMachine, TimelineState } from '../../protocol/machines/fence.ts';
 import { DmaFence, type DmaFenceOps } from '../fence/dma-fence.ts';
 import { isErrno } from '../fence/errno.ts';
 import { allocateFenceContexts } from '../fence/fence-context.ts';
@@ -24,16 +25,6 @@ import { FENCE_ERR_CLOSED } from './errno.ts';
 import { SlotTable, type ReleaseResult } from './slot-table.ts';
 import type { TimelinePageWriter } from './timeline-page.ts';
 import { firstAtOrAfter } from './seqno-order.ts';
-
-/** Timeline lifecycle (owner side). */
-export const TimelineState = {
-  /** Points can be created and signalled. */
-  Live: 'live',
-  /** Destroyed: every point has signalled; nothing more can happen on it. */
-  Closed: 'closed',
-} as const;
-/** A TimelineState value. */
-export type TimelineState = (typeof TimelineState)[keyof typeof TimelineState];
 
 /** Driver name of fences on shared timelines (sync_fence_info.driver_name). */
 export const SHARED_FENCE_DRIVER = 'hdmabuf-fence';
@@ -86,7 +77,8 @@ export class SharedTimeline {
   readonly context: number;
 
   #value = 0;
-  #state: TimelineState = TimelineState.Live;
+  /** Lifecycle (SPEC.md 11A.3); changes only through its transition table. */
+  readonly #lifecycle = TimelineMachine.start();
   // Unsignalled points in seqno order, one per seqno.
   #pending: SharedFence[] = [];
   readonly #slotOf = new Map<SharedFence, number>();
@@ -110,7 +102,7 @@ export class SharedTimeline {
   }
 
   get state(): TimelineState {
-    return this.#state;
+    return this.#lifecycle.state;
   }
 
   /** Points created and not yet signalled. */
@@ -239,9 +231,9 @@ export class SharedTimeline {
    * @returns the number of points that were still pending
    */
   close(status: number = FENCE_ERR_CLOSED): number {
-    if (this.#state === TimelineState.Closed) return 0;
+    if (!this.#lifecycle.allows('destroy')) return 0;
     if (!isErrno(status)) throw new FenceRemoteError('ERR_BAD_ARGUMENT', `close status ${status} is not a negative errno`);
-    this.#state = TimelineState.Closed;
+    this.#lifecycle.apply('destroy');
     const pending = this.#pending;
     this.#pending = [];
     const peers = new Set<number>();
@@ -270,7 +262,7 @@ export class SharedTimeline {
   }
 
   #checkLive(what: string): void {
-    if (this.#state !== TimelineState.Live) throw new FenceRemoteError('ERR_STATE', `cannot ${what}: timeline ${this.name} is closed`);
+    if (this.#lifecycle.state !== TimelineState.Live) throw new FenceRemoteError('ERR_STATE', `cannot ${what}: timeline ${this.name} is closed`);
   }
 
 }

@@ -24,19 +24,19 @@ import { FENCE_ERR_CLOSED, FENCE_ERR_DETACHED, FENCE_ERR_OWNER_DIED } from './er
 import { FenceRemoteError } from './errors.ts';
 import type { FenceKernel } from './host-kernel.ts';
 import { RemoteFence } from './remote-fence.ts';
-import { ImportState, RemoteTimeline } from './remote-timeline.ts';
+import { TimelineImportMachine, TimelineImportState, type TimelineImportEvent } from '../../protocol/machines/fence.ts';
+import type { MachineState } from '../../protocol/state-machine.ts';
+import { RemoteTimeline } from './remote-timeline.ts';
 import { TimelinePageError, TimelinePageReader } from './timeline-page.ts';
 
 /** A fence reference as decoded from a message. */
 export type FenceRef = Infer<(typeof FENCE_REF)['fields']>;
 
-/** Import record lifecycle (adds the handshake to ImportState). */
-type RecordState = 'setting-up' | ImportState;
-
 interface ImportRecord {
   readonly owner: number;
   readonly tl: number;
-  state: RecordState;
+  /** Lifecycle (SPEC.md 11A.4); changes only through its transition table. */
+  readonly lifecycle: MachineState<TimelineImportState, TimelineImportEvent>;
   rt: RemoteTimeline | undefined;
   mapping: ForeignMapping | undefined;
   port: number;
@@ -98,12 +98,12 @@ export class TimelineObserver {
   /** The imported timeline `tl` of `owner`, while mapped. */
   get(owner: number, tl: number): RemoteTimeline | undefined {
     const rec = this.#imports.get(key(owner, tl));
-    return rec?.state === ImportState.Mapped ? rec.rt : undefined;
+    return rec?.lifecycle.state === TimelineImportState.Mapped ? rec.rt : undefined;
   }
 
   /** Every mapped import. */
   timelines(): RemoteTimeline[] {
-    return [...this.#imports.values()].flatMap((r) => (r.state === ImportState.Mapped && r.rt ? [r.rt] : []));
+    return [...this.#imports.values()].flatMap((r) => (r.lifecycle.state === TimelineImportState.Mapped && r.rt ? [r.rt] : []));
   }
 
   /**
@@ -114,7 +114,7 @@ export class TimelineObserver {
     const k = key(src, body.tl);
     if (this.#imports.has(k)) throw new ProtocolError('ERR_BAD_ARGUMENT', `timeline ${body.tl} of d${src} is already shared with d${this.#k.domid}`, 'body.tl');
     if (this.#imports.size >= this.#maxTimelines) throw new ProtocolError('ERR_LIMIT', `d${this.#k.domid} already imports ${this.#imports.size} timelines`);
-    const rec: ImportRecord = { owner: src, tl: body.tl, state: 'setting-up', rt: undefined, mapping: undefined, port: 0, unlisten: () => undefined, ownerDied: false };
+    const rec: ImportRecord = { owner: src, tl: body.tl, lifecycle: TimelineImportMachine.start(), rt: undefined, mapping: undefined, port: 0, unlisten: () => undefined, ownerDied: false };
     this.#imports.set(k, rec);
     try {
       try {
@@ -141,7 +141,7 @@ export class TimelineObserver {
         this.#counters.eventsReceived++;
         rt.poll();
       });
-      rec.state = ImportState.Mapped;
+      rec.lifecycle.apply('set-up');
       return {};
     } catch (e) {
       await this.#teardown(rec);
@@ -156,7 +156,7 @@ export class TimelineObserver {
    */
   async onUnshare(src: number, body: RequestOf<typeof FENCE_TIMELINE_UNSHARE>): Promise<ResponseOf<typeof FENCE_TIMELINE_UNSHARE>> {
     const rec = this.#imports.get(key(src, body.tl));
-    if (!rec || rec.state !== ImportState.Mapped || !rec.rt) {
+    if (!rec || rec.lifecycle.state !== TimelineImportState.Mapped || !rec.rt) {
       throw new ProtocolError('ERR_FENCE_UNKNOWN_TIMELINE', `d${src} shares no timeline ${body.tl} with d${this.#k.domid}`, 'body.tl');
     }
     // Counts still queued are dropped: the owner drops this observer's counts itself after the answer.
@@ -193,10 +193,10 @@ export class TimelineObserver {
     const recs = [...this.#imports.values()].filter((r) => r.owner === owner);
     for (const rec of recs) {
       this.#toRelease.delete(key(rec.owner, rec.tl));
-      if (rec.state === 'setting-up') { rec.ownerDied = true; continue; }
+      if (rec.lifecycle.state === TimelineImportState.SettingUp) { rec.ownerDied = true; continue; }
       rec.rt?.finalize(FENCE_ERR_OWNER_DIED);
     }
-    await Promise.all(recs.filter((r) => r.state !== 'setting-up').map((r) => this.#teardown(r)));
+    await Promise.all(recs.filter((r) => r.lifecycle.state !== TimelineImportState.SettingUp).map((r) => this.#teardown(r)));
   }
 
   /**
@@ -205,7 +205,7 @@ export class TimelineObserver {
    * told (FENCE_TIMELINE_DETACHED) so it can close the share.
    */
   async closeAll(): Promise<void> {
-    const recs = [...this.#imports.values()].filter((r) => r.state !== 'setting-up');
+    const recs = [...this.#imports.values()].filter((r) => r.lifecycle.state !== TimelineImportState.SettingUp);
     this.#toRelease.clear();
     for (const rec of recs) rec.rt?.finalize(FENCE_ERR_DETACHED);
     await Promise.all(recs.map(async (rec) => {
@@ -224,7 +224,7 @@ export class TimelineObserver {
       timelines: 0, pendingPoints: 0, slotHolds: 0, ...this.#counters, ...this.#retired,
     };
     for (const rec of this.#imports.values()) {
-      if (rec.state === ImportState.Mapped && rec.rt) s.timelines++;
+      if (rec.lifecycle.state === TimelineImportState.Mapped && rec.rt) s.timelines++;
       if (!rec.rt) continue;
       s.pendingPoints += rec.rt.pendingPoints;
       s.slotHolds += rec.rt.holdCount;
@@ -267,7 +267,7 @@ export class TimelineObserver {
     this.#flushQueued = false;
     for (const [k, slots] of this.#toRelease) {
       const rec = this.#imports.get(k);
-      if (!rec || rec.state !== ImportState.Mapped) continue;
+      if (!rec || rec.lifecycle.state !== TimelineImportState.Mapped) continue;
       for (let i = 0; i < slots.length; i += FENCE_MAX_RELEASE) {
         const chunk = slots.slice(i, i + FENCE_MAX_RELEASE);
         try {
@@ -293,7 +293,7 @@ export class TimelineObserver {
       this.#retired.protocolErrors += r.protocolErrors;
       rec.rt = undefined;
     }
-    rec.state = ImportState.Closed;
+    if (rec.lifecycle.allows('torn-down')) rec.lifecycle.apply('torn-down');
     rec.unlisten();
     rec.unlisten = () => undefined;
     const mapping = rec.mapping;

@@ -2,12 +2,8 @@
  * The owner side of cross-VM fences: this domain's shared timelines, their
  * pages, and one share per timeline per observer.
  *
- * Share state machine (per timeline, per observer):
- *
- *   offered --SHARE answered--> mapped --UNSHARE answered / DETACHED / peer died--> closed
- *      |                           \
- *      +--SHARE refused / peer died-+---------------------------------> closed
- *   (mapped --destroy/unshare--> closing --UNSHARE answered or failed--> closed)
+ * Each share is a declared state machine (protocol/machines/fence.ts, drawn
+ * in SPEC.md 11A.4).
  *
  * offered: the page is granted read-only to the observer and a port is
  * allocated for it, FENCE_TIMELINE_SHARE is in flight. mapped: the observer
@@ -23,23 +19,16 @@ import type { EventOf } from '../../protocol/message.ts';
 import { PAGE_SIZE } from '../../protocol/limits.ts';
 import { FenceRemoteError } from './errors.ts';
 import { isPeerGone, type FenceKernel } from './host-kernel.ts';
-import { type PointHold, SharedTimeline, type SharedFence, TimelineState } from './shared-timeline.ts';
+import { FenceShareMachine, FenceShareState, TimelineState, type FenceShareEvent } from '../../protocol/machines/fence.ts';
+import type { MachineState } from '../../protocol/state-machine.ts';
+import { type PointHold, SharedTimeline, type SharedFence } from './shared-timeline.ts';
 import { TimelinePageWriter } from './timeline-page.ts';
-
-/** Share lifecycle, owner side. */
-export const ShareState = {
-  Offered: 'offered',
-  Mapped: 'mapped',
-  Closing: 'closing',
-  Closed: 'closed',
-} as const;
-/** A ShareState value. */
-export type ShareState = (typeof ShareState)[keyof typeof ShareState];
 
 /** One observer's share of one timeline. */
 interface Share {
   readonly peer: number;
-  state: ShareState;
+  /** Its lifecycle (SPEC.md 11A.4); changes only through its transition table. */
+  readonly lifecycle: MachineState<FenceShareState, FenceShareEvent>;
   gref: number;
   port: number;
   /** Settles when the share leaves `offered`. */
@@ -70,7 +59,7 @@ export interface TimelineOwnerStats {
   timelines: number;
   /** Destroyed timelines whose page is not freed yet (a grant still ending). */
   timelinesClosing: number;
-  shares: Record<ShareState, number>;
+  shares: Record<FenceShareState, number>;
   pendingPoints: number;
   slotsUsed: number;
   slotHolds: number;
@@ -145,10 +134,10 @@ export class TimelineOwner {
     const existing = rec.shares.get(peer);
     if (existing) {
       await existing.ready;
-      if (existing.state !== ShareState.Mapped) throw new FenceRemoteError('ERR_PEER_GONE', `share of ${tl.name} with d${peer} is ${existing.state}`);
+      if (existing.lifecycle.state !== FenceShareState.Mapped) throw new FenceRemoteError('ERR_PEER_GONE', `share of ${tl.name} with d${peer} is ${existing.lifecycle.state}`);
       return;
     }
-    const share: Share = { peer, state: ShareState.Offered, gref: 0, port: 0, ready: Promise.resolve() };
+    const share: Share = { peer, lifecycle: FenceShareMachine.start(), gref: 0, port: 0, ready: Promise.resolve() };
     rec.shares.set(peer, share);
     share.ready = this.#offer(rec, share);
     await share.ready;
@@ -164,15 +153,15 @@ export class TimelineOwner {
     const rec = this.#record(point.timeline);
     if (point.testSignaledFlag()) return { status: point.getStatus() };
     const share = rec.shares.get(peer);
-    if (!share || share.state !== ShareState.Mapped) {
-      throw new FenceRemoteError('ERR_PEER_GONE', `timeline ${point.timeline.name} is not shared with d${peer} (${share?.state ?? 'no share'})`);
+    if (!share || share.lifecycle.state !== FenceShareState.Mapped) {
+      throw new FenceRemoteError('ERR_PEER_GONE', `timeline ${point.timeline.name} is not shared with d${peer} (${share?.lifecycle.state ?? 'no share'})`);
     }
     return point.timeline.hold(point, peer);
   }
 
   /** True if `tl` is mapped by `peer` now. */
   isSharedWith(tl: SharedTimeline, peer: number): boolean {
-    return this.#byTimeline.get(tl)?.shares.get(peer)?.state === ShareState.Mapped;
+    return this.#byTimeline.get(tl)?.shares.get(peer)?.lifecycle.state === FenceShareState.Mapped;
   }
 
   /** Returns counts: a refused export, or FENCE_SLOTS_RELEASE. */
@@ -246,7 +235,7 @@ export class TimelineOwner {
 
   /** Counters and sizes. */
   stats(): TimelineOwnerStats {
-    const shares: Record<ShareState, number> = { offered: 0, mapped: 0, closing: 0, closed: 0 };
+    const shares: Record<FenceShareState, number> = { offered: 0, mapped: 0, closing: 0, closed: 0 };
     let pendingPoints = 0;
     let slotsUsed = 0;
     let slotHolds = 0;
@@ -260,7 +249,7 @@ export class TimelineOwner {
       slotHolds += rec.tl.slotHolds;
       grantsLive += rec.grantsEnding;
       for (const s of rec.shares.values()) {
-        shares[s.state]++;
+        shares[s.lifecycle.state]++;
         if (s.gref !== 0) grantsLive++;
       }
     }
@@ -272,7 +261,7 @@ export class TimelineOwner {
     try {
       share.gref = await this.#k.grants.grantAccess(share.peer, rec.frame, true);
       share.port = await this.#k.evtchn.allocUnbound(share.peer);
-      if (share.state !== ShareState.Offered) throw new FenceRemoteError('ERR_PEER_GONE', `d${share.peer} died while ${tl.name} was being shared`);
+      if (share.lifecycle.state !== FenceShareState.Offered) throw new FenceRemoteError('ERR_PEER_GONE', `d${share.peer} died while ${tl.name} was being shared`);
       await this.#k.hv.peerRequest(FENCE_TIMELINE_SHARE, share.peer, { tl: tl.id, name: tl.name, gref: share.gref, port: share.port }, this.#shareTimeoutMs);
     } catch (e) {
       void this.#releaseShare(rec, share);
@@ -280,14 +269,14 @@ export class TimelineOwner {
       throw e;
     }
     // The peer may have died while the answer was on its way.
-    if (share.state !== ShareState.Offered) throw new FenceRemoteError('ERR_PEER_GONE', `d${share.peer} died while ${tl.name} was being shared`);
-    share.state = ShareState.Mapped;
+    if (share.lifecycle.state !== FenceShareState.Offered) throw new FenceRemoteError('ERR_PEER_GONE', `d${share.peer} died while ${tl.name} was being shared`);
+    share.lifecycle.apply('answered');
   }
 
   async #closeShare(rec: OwnedTimeline, share: Share, reason: 'closed' | 'unshared'): Promise<void> {
     await share.ready.catch(() => undefined);
-    if (share.state !== ShareState.Mapped) return;
-    share.state = ShareState.Closing;
+    if (share.lifecycle.state !== FenceShareState.Mapped) return;
+    share.lifecycle.apply('unshare-sent');
     try {
       await this.#k.hv.peerRequest(FENCE_TIMELINE_UNSHARE, share.peer, { tl: rec.tl.id, reason }, this.#unshareTimeoutMs);
     } catch {
@@ -301,7 +290,7 @@ export class TimelineOwner {
   // safe to call again after a handshake step that was still running acquired a port or grant.
   // Resolves once the backend has closed the port.
   #releaseShare(rec: OwnedTimeline, share: Share): Promise<void> {
-    share.state = ShareState.Closed;
+    if (share.lifecycle.allows('released')) share.lifecycle.apply('released');
     if (rec.shares.get(share.peer) === share) rec.shares.delete(share.peer);
     let closing: Promise<void> = Promise.resolve();
     if (share.port !== 0) {
@@ -343,7 +332,7 @@ export class TimelineOwner {
     for (const peer of peers) {
       const share = rec.shares.get(peer);
       // Only mapped shares have a bound port; a closing share's observer re-reads the page on UNSHARE.
-      if (!share || share.state !== ShareState.Mapped) continue;
+      if (!share || share.lifecycle.state !== FenceShareState.Mapped) continue;
       this.#counters.eventsSent++;
       this.#k.evtchn.send(share.port).catch(() => { this.#counters.eventErrors++; });
     }

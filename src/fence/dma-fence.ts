@@ -10,6 +10,7 @@
  * JavaScript runs one task at a time, so every method here is atomic in the
  * way Linux makes it atomic with `fence->lock`.
  */
+import { FenceMachine, FenceState } from '../../protocol/machines/fence.ts';
 import { armTimeout, ktimeGetNs, MAX_SCHEDULE_TIMEOUT, nowMs, remainingMs } from './clock.ts';
 import { EDEADLK, EINVAL, ENOENT, ERESTARTSYS, isErrno } from './errno.ts';
 import { isSeqnoLater } from './fence-context.ts';
@@ -97,12 +98,18 @@ export class DmaFence {
   readonly seqno64: boolean;
 
   #error = 0;
-  #signaled = false;
+  /** pending or signalled (SPEC.md 11A.4); changes only through FenceMachine's table. */
+  #state: FenceState = FenceState.Pending;
   #signalingEnabled = false;
   #released = false;
   #timestamp: bigint | undefined;
   // A Set keeps insertion order, which is the order callbacks must run in.
   #callbacks = new Set<DmaFenceCb>();
+
+  /** The SIGNALED bit. */
+  get #isSignalled(): boolean {
+    return this.#state === FenceState.Signalled;
+  }
 
   /**
    * dma_fence_init.
@@ -152,7 +159,7 @@ export class DmaFence {
 
   /** The SIGNALED bit only, without polling the driver (dma_fence_test_signaled_flag). */
   testSignaledFlag(): boolean {
-    return this.#signaled;
+    return this.#isSignalled;
   }
 
   /**
@@ -162,7 +169,7 @@ export class DmaFence {
    * waits or adds a callback.
    */
   isSignaled(): boolean {
-    if (this.#signaled) return true;
+    if (this.#isSignalled) return true;
     if (this.ops.signaled?.(this) === true) {
       this.signal();
       return true;
@@ -185,8 +192,8 @@ export class DmaFence {
    * @returns 0 on success, {@link EINVAL} if already signalled
    */
   signalTimestamp(timestampNs: bigint): number {
-    if (this.#signaled) return EINVAL;
-    this.#signaled = true;
+    if (!FenceMachine.allows(this.#state, 'signal')) return EINVAL;
+    this.#state = FenceMachine.next(this.#state, 'signal');
     this.#timestamp = timestampNs;
     // Swap the list out first: a callback that re-adds itself here gets
     // -ENOENT, and removeCallback from inside a callback reports "already run".
@@ -222,7 +229,7 @@ export class DmaFence {
    * @returns 0, or {@link EINVAL} (Linux WARNs) if already signalled or out of range
    */
   setError(error: number): number {
-    if (this.#signaled || !isErrno(error)) return EINVAL;
+    if (this.#isSignalled || !isErrno(error)) return EINVAL;
     this.#error = error;
     return 0;
   }
@@ -246,14 +253,14 @@ export class DmaFence {
   #enableSignaling(): boolean {
     const wasSet = this.#signalingEnabled;
     this.#signalingEnabled = true;
-    if (this.#signaled) return false;
+    if (this.#isSignalled) return false;
     if (!wasSet && this.ops.enableSignaling !== undefined) {
       if (!this.ops.enableSignaling(this)) {
         this.signal();
         return false;
       }
     }
-    return !this.#signaled;
+    return !this.#isSignalled;
   }
 
   /**
@@ -264,7 +271,7 @@ export class DmaFence {
    */
   addCallback(cb: DmaFenceCb): number {
     if (!(cb instanceof DmaFenceCb) || queuedOn.has(cb)) return EINVAL;
-    if (this.#signaled) return ENOENT;
+    if (this.#isSignalled) return ENOENT;
     if (!this.#enableSignaling()) return ENOENT;
     this.#callbacks.add(cb);
     queuedOn.set(cb, this);
@@ -296,7 +303,7 @@ export class DmaFence {
   wait(timeoutMs: number = MAX_SCHEDULE_TIMEOUT, abort?: AbortSignal): Promise<number> {
     if (!(timeoutMs >= 0)) return Promise.resolve(EINVAL);
     const ready = timeoutMs === 0 ? 1 : timeoutMs;
-    if (this.#signaled) return Promise.resolve(ready);
+    if (this.#isSignalled) return Promise.resolve(ready);
     if (abort?.aborted === true) return Promise.resolve(ERESTARTSYS);
     if (!this.#enableSignaling()) return Promise.resolve(ready);
     if (timeoutMs === 0) return Promise.resolve(0);
@@ -342,7 +349,7 @@ export class DmaFence {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    if (!this.#signaled && this.#callbacks.size > 0) {
+    if (!this.#isSignalled && this.#callbacks.size > 0) {
       this.#error = EDEADLK;
       this.signal();
     }

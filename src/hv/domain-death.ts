@@ -23,7 +23,7 @@
  */
 import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { HvContext } from './context.ts';
-import { type Domain, DomainState } from './domain.ts';
+import type { Domain } from './domain.ts';
 import { reapIfUnused } from './domain-lifecycle.ts';
 import { closeAllPorts } from './evtchn-ops.ts';
 import { releaseGrant } from './grant-pin.ts';
@@ -40,7 +40,7 @@ export const RELEASE_CHUNK = 16_384;
  */
 export function killDomain(ctx: HvContext, domain: Domain, reason: DeathReason): Promise<void> {
   if (domain.death) return domain.death;
-  domain.state = DomainState.Dying;
+  domain.lifecycle.apply('dies');
   const session = domain.session;
   domain.session = undefined;
   if (session) {
@@ -61,7 +61,7 @@ async function cascade(ctx: HvContext, domain: Domain, reason: DeathReason): Pro
   ctx.router.domainGone(domain.domid);
   const mappingsReleased = await releaseMappings(ctx, domain);
   closeAllPorts(ctx, domain);
-  domain.state = DomainState.Dead;
+  domain.lifecycle.apply('cascade-done');
   ctx.log(`d${domain.domid} dead: released ${mappingsReleased} mappings`);
   if (!ctx.closing) {
     for (const s of ctx.registry.connected()) {

@@ -6,7 +6,8 @@ import { closeSync } from 'node:fs';
 import { PAGE_SIZE, ProtocolError, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
 import type { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
 import type { HvContext } from './context.ts';
-import { Domain, DomainState } from './domain.ts';
+import { DomainState } from '../../protocol/machines/domain.ts';
+import { Domain } from './domain.ts';
 import { newToken } from './domain-registry.ts';
 
 /** A DOMAIN_CREATE request body. */

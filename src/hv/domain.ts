@@ -2,35 +2,18 @@
  * A guest domain as the backend sees it: its files, its grant table (mapped
  * read-write by the backend), the active-entry shadow of that table, its
  * maptrack (what it maps of others), its event-channel ports, and its
- * lifecycle state.
+ * lifecycle state (a declared machine: protocol/machines/domain.ts, drawn in
+ * SPEC.md 9.1).
  */
 import { closeSync } from 'node:fs';
 import { ENTRIES_PER_FRAME, PAGE_SIZE } from '../../protocol/index.ts';
+import { DomainMachine, DomainState } from '../../protocol/machines/domain.ts';
 import { GrantTableView } from '../memory/grant-table-view.ts';
 import { nativeMem } from '../memory/native.ts';
 import { ActiveGrants } from './active-grants.ts';
 import { EventChannels } from './event-channels.ts';
 import { Maptrack } from './maptrack.ts';
 import type { SessionLink } from './session-link.ts';
-
-/**
- * Domain lifecycle:
- *
- *   created --HELLO--> running --connection closes / DOMAIN_DESTROY--> dying --cascade done--> dead --> (removed)
- *   created --DOMAIN_DESTROY--> dying
- *
- * A domain is removed from the registry (and its files deleted) once it is
- * dead and no other domain maps any of its pages. A dead domain never
- * becomes running again: a new HELLO for its id is refused.
- */
-export const DomainState = {
-  Created: 'created',
-  Running: 'running',
-  Dying: 'dying',
-  Dead: 'dead',
-} as const;
-/** A domain state. */
-export type DomainState = (typeof DomainState)[keyof typeof DomainState];
 
 /** What DOMAIN_CREATE decided for a new domain. */
 export interface DomainSpec {
@@ -58,7 +41,8 @@ export class Domain {
   readonly maxGrantFrames: number;
   readonly ramPath: string;
   readonly grantTablePath: string;
-  state: DomainState = DomainState.Created;
+  /** Lifecycle (SPEC.md 9.1); changes only through its transition table. */
+  readonly lifecycle = DomainMachine.start();
   /** The live connection, while running. */
   session: SessionLink | undefined;
   /** Grant-table frames in use: refs >= nrFrames*512 are GNTST_bad_gntref. */
@@ -105,7 +89,13 @@ export class Domain {
 
   /** True while other domains may map its grants and talk to it (created or running). */
   get alive(): boolean {
-    return this.state === DomainState.Created || this.state === DomainState.Running;
+    const state = this.lifecycle.state;
+    return state === DomainState.Created || state === DomainState.Running;
+  }
+
+  /** Its lifecycle state (SPEC.md 9.1). */
+  get state(): DomainState {
+    return this.lifecycle.state;
   }
 
   /** Grows the grant table to `nrFrames` frames (never shrinks). */

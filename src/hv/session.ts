@@ -25,7 +25,9 @@ import { REPLY_DEFERRED, RpcConnection, type IncomingRequest } from '../transpor
 import type WebSocket from 'ws';
 import { commonCaps } from './capabilities.ts';
 import type { HvContext } from './context.ts';
-import { type Domain, DomainState } from './domain.ts';
+import { DomainState } from '../../protocol/machines/domain.ts';
+import { SessionMachine, SessionState } from '../../protocol/machines/session.ts';
+import type { Domain } from './domain.ts';
 import { killDomain } from './domain-death.ts';
 import { CONTROL_DOMID, tokenMatches } from './domain-registry.ts';
 import { hvHandler } from './handlers.ts';
@@ -33,21 +35,13 @@ import type { Admission } from './server.ts';
 import type { SessionLink } from './session-link.ts';
 import { workReserve } from './work-reserve.ts';
 
-/** Session states. */
-export const SessionState = {
-  AwaitingHello: 'awaiting-hello',
-  Active: 'active',
-  Closed: 'closed',
-} as const;
-/** A session state. */
-export type SessionState = (typeof SessionState)[keyof typeof SessionState];
-
 let nextSessionSerial = 1;
 
 /** The backend's end of one connection. */
 export class Session implements SessionLink {
   readonly conn: RpcConnection;
-  state: SessionState = SessionState.AwaitingHello;
+  /** Lifecycle (SPEC.md 5); changes only through its transition table. */
+  readonly lifecycle = SessionMachine.start();
   /** The authenticated domain (after HELLO). */
   domid: number | undefined;
   /** The guest domain this session speaks for (undefined for the control domain and before HELLO). */
@@ -97,6 +91,11 @@ export class Session implements SessionLink {
     return this.state === SessionState.Active && this.conn.state === 'open';
   }
 
+  /** Its lifecycle state. */
+  get state(): SessionState {
+    return this.lifecycle.state;
+  }
+
   /** Name for logs. */
   get label(): string {
     return this.domid === undefined ? this.conn.name : `d${this.domid}`;
@@ -105,7 +104,7 @@ export class Session implements SessionLink {
   /** The domain died (destroyed): this connection no longer speaks for it. */
   detachDomain(): void {
     this.domain = undefined;
-    this.state = SessionState.Closed;
+    if (this.lifecycle.allows('domain-died')) this.lifecycle.apply('domain-died');
   }
 
   /** Sends PROTOCOL_ERROR about a frame that cannot get an err reply. */
@@ -217,13 +216,13 @@ export class Session implements SessionLink {
     }
     this.admission.authenticated();
     this.conn.setMaxFrameBytes(this.ctx.opts.maxFrameBytes);
-    this.state = SessionState.Active;
+    this.lifecycle.apply('hello');
     this.domid = body.domid;
     this.version = version;
     this.conn.version = version;
     registry.attach(body.domid, this);
     if (domain) {
-      domain.state = DomainState.Running;
+      domain.lifecycle.apply('hello');
       domain.session = this;
       this.domain = domain;
     }
@@ -251,7 +250,7 @@ export class Session implements SessionLink {
   private helloObserver(body: RequestOf<typeof HELLO>, version: number): Record<string, unknown> {
     this.admission.authenticated();
     this.conn.setMaxFrameBytes(this.ctx.opts.maxFrameBytes);
-    this.state = SessionState.Active;
+    this.lifecycle.apply('hello');
     this.observer = true;
     this.domid = CONTROL_DOMID;
     this.version = version;
@@ -273,7 +272,7 @@ export class Session implements SessionLink {
 
   private onClose(code: number): void {
     const wasActive = this.state === SessionState.Active;
-    this.state = SessionState.Closed;
+    if (this.lifecycle.allows('closed')) this.lifecycle.apply('closed');
     if (this.observer) return;
     if (this.domid === undefined) return;
     this.ctx.registry.detach(this.domid, this);

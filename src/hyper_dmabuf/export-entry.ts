@@ -1,52 +1,19 @@
 /**
  * One export: a buffer shared with one importer domain under one id, and
- * its state machine (SPEC.md 11.1):
- *
- *   exported --unexport(delay)--> unexport-scheduled --delay--> unexported-waiting-release
- *      ^                              |                               |
- *      +------ re-export -------------+                    last fd released
- *                                                                     v
- *                                                revoking --every grant ended--> freed
- *
- * Recovery: the importer dies -> every fd counts as released and the export
- * goes to unexported-waiting-release (then revoking, freed) from any live state.
- *
- * Moves (SPEC.md 11.8) are a second, orthogonal state: a buffer can move in
- * exported, unexport-scheduled or unexported-waiting-release (the importer
- * may still map it in all three):
- *
- *   stable --prepare (new grants, new directory)--> moving
- *   moving --MOVE_NOTIFY answered (or importer gone), old grants ended--> stable
+ * its two state machines, declared as transition tables in
+ * protocol/machines/export.ts and drawn in SPEC.md 11.1 (its life) and
+ * 11.8.4 (its moves, orthogonal: a buffer can move in exported,
+ * unexport-scheduled or unexported-waiting-release, since the importer may
+ * still map it in all three).
  */
 import type { AccessMode } from '../../protocol/messages/dmabuf.ts';
+import { ExportMachine, ExportMoveMachine, ExportState, type ExportMoveState } from '../../protocol/machines/export.ts';
 import type { Attachment, DmaBuf } from '../dmabuf/dma-buf.ts';
 import type { SgTable } from '../dmabuf/sg-table.ts';
 import type { GrantedDirectory } from './directory-writer.ts';
 import type { Hid } from './hid.ts';
 import { Serial } from './serial.ts';
 import type { ShadowFd } from './shadow.ts';
-
-/** Exporter-side states of a buffer. */
-export enum ExportState {
-  /** Importable: EXPORT_FD is accepted. */
-  Exported = 'exported',
-  /** unexport() called with a delay that has not run out; still importable; a re-export cancels it. */
-  UnexportScheduled = 'unexport-scheduled',
-  /** NOTIFY_UNEXPORT sent; no new fd; waiting for the importer's open fds to be released. */
-  WaitingRelease = 'unexported-waiting-release',
-  /** No fd left; ending access to every grant (deferred while any page is still mapped). */
-  Revoking = 'revoking',
-  /** Grants ended, directory freed, buffer reference dropped, id reusable. */
-  Freed = 'freed',
-}
-
-/** Move state of an export, orthogonal to ExportState. */
-export enum ExportMoveState {
-  /** The importer knows the current location. */
-  Stable = 'stable',
-  /** New pages granted and described; the importer is being told (MOVE_NOTIFY) or the old grants are ending. */
-  Moving = 'moving',
-}
 
 /** A new location granted to the importer, ready to be announced. */
 export interface PreparedLocation {
@@ -77,13 +44,15 @@ export class ExportedBuffer {
   directory: GrantedDirectory;
   /** Moves announced to the importer so far (MOVE_NOTIFY generation). */
   generation = 0;
-  moveState = ExportMoveState.Stable;
+  /** Move state (SPEC.md 11.8.4); changes only through its transition table. */
+  readonly moves = ExportMoveMachine.start();
   /** The next location, between prepareMove and moveNotify. */
   prepared: PreparedLocation | undefined;
   /** Who may unexport it (the original's filp). */
   readonly owner: string;
   priv: Uint8Array;
-  state = ExportState.Exported;
+  /** State (SPEC.md 11.1); changes only through its transition table. */
+  readonly lifecycle = ExportMachine.start();
   /** Open importer fds by fdId, each with its shadow state. */
   readonly fds = new Map<number, ShadowFd>();
   /** Serialises work on this export (remote-sync ops arrive fire-and-forget). */
@@ -113,9 +82,19 @@ export class ExportedBuffer {
     this.freed = new Promise((resolve) => { this.resolveFreed = resolve; });
   }
 
+  /** The export's state (SPEC.md 11.1). */
+  get state(): ExportState {
+    return this.lifecycle.state;
+  }
+
+  /** The export's move state (SPEC.md 11.8.4). */
+  get moveState(): ExportMoveState {
+    return this.moves.state;
+  }
+
   /** True while EXPORT_FD is accepted. */
   get importable(): boolean {
-    return this.state === ExportState.Exported || this.state === ExportState.UnexportScheduled;
+    return this.lifecycle.is(ExportState.Exported, ExportState.UnexportScheduled);
   }
 
   /** Settles every pending unexport() call. */
@@ -123,9 +102,9 @@ export class ExportedBuffer {
     for (const w of this.unexportWaiters.splice(0)) w(outcome);
   }
 
-  /** Marks the export freed. */
+  /** Marks the export freed: every grant ended. */
   markFreed(): void {
-    this.state = ExportState.Freed;
+    this.lifecycle.apply('grants-ended');
     this.resolveFreed();
   }
 }

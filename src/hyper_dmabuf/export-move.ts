@@ -26,7 +26,8 @@ import type { SgTable } from '../dmabuf/sg-table.ts';
 import { revokeAndFree } from '../guest/grant-release.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
 import { writeDirectory, type GrantedDirectory } from './directory-writer.ts';
-import { ExportMoveState, ExportState, type ExportedBuffer, type PreparedLocation } from './export-entry.ts';
+import { ExportState } from '../../protocol/machines/export.ts';
+import type { ExportedBuffer, PreparedLocation } from './export-entry.ts';
 import type { DriverHost } from './host.ts';
 
 /** Errors that mean the importer itself never answered (the backend or the connection did). */
@@ -59,7 +60,7 @@ export class ExportMover {
 
   /** True while the export's importer may hold the import (it must be told of moves). */
   static announced(entry: ExportedBuffer): boolean {
-    return entry.state === ExportState.Exported || entry.state === ExportState.UnexportScheduled || entry.state === ExportState.WaitingRelease;
+    return entry.lifecycle.is(ExportState.Exported, ExportState.UnexportScheduled, ExportState.WaitingRelease);
   }
 
   /** Grants the new pages and writes the new directory (all or nothing). */
@@ -76,7 +77,7 @@ export class ExportMover {
       throw e;
     }
     entry.prepared = { dataRefs: refs, directory };
-    entry.moveState = ExportMoveState.Moving;
+    entry.moves.apply('prepared');
   }
 
   /** Undoes prepare (the move was abandoned before the data moved). */
@@ -84,7 +85,7 @@ export class ExportMover {
     const p = entry.prepared;
     if (!p) return;
     entry.prepared = undefined;
-    entry.moveState = ExportMoveState.Stable;
+    entry.moves.apply('aborted');
     this.counters.moveAborts++;
     // Never announced, so never mapped: every grant ends at once.
     await this.release(p);
@@ -97,8 +98,10 @@ export class ExportMover {
     if (!next || !ExportMover.announced(entry)) {
       // Revoking (or freed): the grants it ends are the old ones, and the old pages wait for that.
       // A location prepared before it got there was never announced: it ends at once.
-      entry.moveState = ExportMoveState.Stable;
-      if (next) void this.release(next);
+      if (next) {
+        entry.moves.apply('dropped');
+        void this.release(next);
+      }
       return { released: entry.freed.then(() => undefined) };
     }
     const old: PreparedLocation = { dataRefs: entry.dataRefs, directory: entry.directory };
@@ -108,7 +111,7 @@ export class ExportMover {
     entry.generation++;
     await this.remapOwnTable(entry);
     await this.tell(entry);
-    entry.moveState = ExportMoveState.Stable;
+    entry.moves.apply('notified');
     this.counters.exportMoves++;
     return { released: this.release(old) };
   }

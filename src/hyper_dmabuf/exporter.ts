@@ -32,7 +32,8 @@ import { revokeAndFree } from '../guest/grant-release.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
 import { directoryPageCount } from './directory/index.ts';
 import { writeDirectory, type GrantedDirectory } from './directory-writer.ts';
-import { ExportedBuffer, ExportMoveState, ExportState, type UnexportOutcome } from './export-entry.ts';
+import { ExportMoveState, ExportState } from '../../protocol/machines/export.ts';
+import { ExportedBuffer, type UnexportOutcome } from './export-entry.ts';
 import { ExportMover, type ExportMoveCounters } from './export-move.ts';
 import { copyHid, formatHid, HidAllocator, hidKey, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
@@ -209,8 +210,8 @@ export class Exporter {
     if (!entry.importable) return Promise.resolve('unexported');
     const outcome = new Promise<UnexportOutcome>((resolve) => entry.unexportWaiters.push(resolve));
     // Already scheduled: the first delay stands (as the original).
-    if (entry.state === ExportState.Exported) {
-      entry.state = ExportState.UnexportScheduled;
+    if (entry.lifecycle.allows('unexport')) {
+      entry.lifecycle.apply('unexport');
       if (delayMs === 0) this.takeEffect(entry);
       else entry.unexportTimer = setTimeout(() => this.takeEffect(entry), delayMs);
     }
@@ -339,9 +340,9 @@ export class Exporter {
   /** The importer domain died: all its fds count as released; its exports are unexported and freed. */
   onPeerDied(dom: number): void {
     for (const entry of this.exports.values()) {
-      if (entry.target !== dom || entry.state === ExportState.Revoking || entry.state === ExportState.Freed) continue;
+      if (entry.target !== dom || !entry.lifecycle.allows('importer-died')) continue;
       if (entry.unexportTimer) { clearTimeout(entry.unexportTimer); entry.unexportTimer = undefined; }
-      entry.state = ExportState.WaitingRelease;
+      entry.lifecycle.apply('importer-died');
       this.removeLive(entry);
       void entry.serial.run(async () => {
         for (const shadow of entry.fds.values()) await shadow.undoAll(entry.buf);
@@ -452,11 +453,11 @@ export class Exporter {
     if (priv.byteLength > terms.maxPriv) {
       throw new ProtocolError('ERR_PRIV_TOO_LARGE', `${priv.byteLength} bytes of private data exceed dom${entry.target}'s limit of ${terms.maxPriv}`);
     }
-    if (entry.state === ExportState.UnexportScheduled) {
+    if (entry.lifecycle.allows('reexport')) {
       // Re-exporting cancels a pending unexport.
       if (entry.unexportTimer) clearTimeout(entry.unexportTimer);
       entry.unexportTimer = undefined;
-      entry.state = ExportState.Exported;
+      entry.lifecycle.apply('reexport');
       entry.settleUnexport('cancelled');
       this.counters.cancelledUnexports++;
     }
@@ -471,8 +472,8 @@ export class Exporter {
   /** An unexport taking effect: notify the importer, refuse new fds, free when no fd is left. */
   private takeEffect(entry: ExportedBuffer): void {
     entry.unexportTimer = undefined;
-    if (entry.state !== ExportState.UnexportScheduled) return;
-    entry.state = ExportState.WaitingRelease;
+    if (!entry.lifecycle.allows('unexport-due')) return;
+    entry.lifecycle.apply('unexport-due');
     this.removeLive(entry);
     void (async () => {
       try {
@@ -489,7 +490,9 @@ export class Exporter {
 
   /** Takes back an export whose EXPORT failed. */
   private withdraw(entry: ExportedBuffer, notify: boolean): void {
-    entry.state = ExportState.WaitingRelease;
+    // The importer died meanwhile: its DOMAIN_DIED already took the export back.
+    if (!entry.lifecycle.allows('export-failed')) return;
+    entry.lifecycle.apply('export-failed');
     this.removeLive(entry);
     if (notify) void this.host.hv.peerRequest(DMABUF_NOTIFY_UNEXPORT, entry.target, { hid: entry.hid }).catch(() => { this.counters.notifyUnexportFailures++; });
     this.maybeFree(entry);
@@ -497,8 +500,8 @@ export class Exporter {
 
   /** Starts freeing when the export is unexported and no fd is open. */
   private maybeFree(entry: ExportedBuffer): void {
-    if (entry.state !== ExportState.WaitingRelease || entry.fds.size > 0) return;
-    entry.state = ExportState.Revoking;
+    if (!entry.lifecycle.is(ExportState.WaitingRelease) || entry.fds.size > 0) return;
+    entry.lifecycle.apply('last-fd-released');
     void this.freeHeld({
       buf: entry.buf, attachment: entry.attachment, sgt: entry.sgt, hid: entry.hid, dataRefs: entry.dataRefs, directory: entry.directory,
     }).then(() => {

@@ -1,54 +1,19 @@
 /**
- * One import: a buffer another domain exported to this one, and its state
- * machine (SPEC.md 11.2):
- *
- *   EXPORT --> registered --first fd (EXPORT_FD ok, pages mapped)--> mapped
- *                 ^                                                   |
- *                 +---------------- last fd released (unmapped) ------+
- *
- *   registered | mapped --NOTIFY_UNEXPORT / exporter died / refusal--> invalid
- *   invalid --no fd left (mapping, if any, unmapped)--> released (forgotten)
+ * One import: a buffer another domain exported to this one, and its two
+ * state machines, declared as transition tables in
+ * protocol/machines/import.ts and drawn in SPEC.md 11.2 (its life) and
+ * 11.8.4 (its mapping, which moves drive).
  *
  * An invalid import refuses new fds, but fds already open keep working and
  * their mapping stays readable until they are released.
- *
- * The mapping has its own state, which moves drive (SPEC.md 11.8):
- *
- *   unmapped --first fd--> mapping --> mapped (generation g)
- *   mapped --MOVE_NOTIFY g+1: views detached, pages unmapped--> invalidated
- *   invalidated --eager: before answering; lazy: at the next access--> mapping --> mapped (g+1)
- *   mapped | invalidated --last fd released--> unmapped
  */
+import { BufferImportMachine, BufferImportState, ImportMapMachine, type ImportMapState } from '../../protocol/machines/import.ts';
 import type { AccessMode, DirFormat } from '../../protocol/messages/dmabuf.ts';
 import type { DmaBuf } from '../dmabuf/dma-buf.ts';
 import { bufferSize, type Geometry } from '../dmabuf/geometry.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import type { Hid } from './hid.ts';
 import { Serial } from './serial.ts';
-
-/** Importer-side states of a buffer. */
-export enum ImportState {
-  /** EXPORT received and registered; nothing mapped. */
-  Registered = 'registered',
-  /** At least one fd open; the data pages are mapped. */
-  Mapped = 'mapped',
-  /** Unexported, refused by the exporter, or the exporter died: no new fd; open fds keep working. */
-  Invalid = 'invalid',
-  /** Forgotten: no fd left, nothing mapped. */
-  Released = 'released',
-}
-
-/** State of an import's mapping of the exporter's pages. */
-export enum ImportMapState {
-  /** Nothing mapped (no fd, or mapping failed). */
-  Unmapped = 'unmapped',
-  /** Directory being read and data pages mapped. */
-  Mapping = 'mapping',
-  /** The data pages of the current generation are mapped. */
-  Mapped = 'mapped',
-  /** A move made the old mapping go (views detached, pages unmapped); the new pages are not mapped yet. */
-  Invalidated = 'invalidated',
-}
 
 /** Why an import became invalid. */
 export type InvalidReason = 'unexported' | 'exporter-died' | 'refused';
@@ -75,13 +40,15 @@ export class ImportedBuffer {
   readonly access: AccessMode;
   /** Moves announced by the exporter so far (MOVE_NOTIFY generation); 0 until the first. */
   generation = 0;
-  mapState = ImportMapState.Unmapped;
+  /** The mapping's state (SPEC.md 11.8.4); changes only through its transition table. */
+  readonly map = ImportMapMachine.start();
   /** The generation `mapping` maps. */
   mappedGeneration = 0;
   /** Serialises MOVE_NOTIFY handling of this import. */
   readonly moves = new Serial();
   priv: Uint8Array;
-  state = ImportState.Registered;
+  /** State (SPEC.md 11.2); changes only through its transition table. */
+  readonly lifecycle = BufferImportMachine.start();
   invalidReason: InvalidReason | undefined;
   /** The exporter died: remote-sync messages are no longer sent. */
   exporterDead = false;
@@ -108,9 +75,19 @@ export class ImportedBuffer {
     this.priv = init.priv;
   }
 
+  /** The import's state (SPEC.md 11.2). */
+  get state(): BufferImportState {
+    return this.lifecycle.state;
+  }
+
+  /** The mapping's state (SPEC.md 11.8.4). */
+  get mapState(): ImportMapState {
+    return this.map.state;
+  }
+
   /** True while new fds may be asked for. */
   get valid(): boolean {
-    return this.state === ImportState.Registered || this.state === ImportState.Mapped;
+    return this.lifecycle.is(BufferImportState.Registered, BufferImportState.Mapped);
   }
 
   /** A fresh fdId, unique among this import's open and pending fds. */

@@ -25,7 +25,7 @@ import type { DirFormat, DMABUF_MOVE_NOTIFY } from '../../protocol/messages/dmab
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import { directoryPageCount } from './directory/index.ts';
 import { copyHid, formatHid, type Hid } from './hid.ts';
-import { ImportMapState, type ImportedBuffer } from './import-entry.ts';
+import type { ImportedBuffer } from './import-entry.ts';
 import type { RemapMode } from './options.ts';
 
 /** Importer counters about moves. */
@@ -114,7 +114,7 @@ export class ImportMover {
     const old = entry.mapping;
     if (old && entry.mappedGeneration < generation) {
       entry.mapping = undefined;
-      entry.mapState = ImportMapState.Invalidated;
+      entry.map.apply('moved');
       this.counters.invalidations++;
       // Views are detached first, then the handles released: once this resolves the backend holds no old page for us.
       await old.unmap().catch(() => { this.counters.unmapFailures++; });

@@ -33,7 +33,8 @@ import { readDirectory } from './directory-reader.ts';
 import type { ImportEventQueue } from './event-queue.ts';
 import { copyHid, formatHid, hidKey, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
-import { ImportedBuffer, ImportMapState, ImportState, type InvalidReason, type MapInfo } from './import-entry.ts';
+import { BufferImportState, ImportMapState } from '../../protocol/machines/import.ts';
+import { ImportedBuffer, type InvalidReason, type MapInfo } from './import-entry.ts';
 import { ImportMover, type ImportMoveCounters } from './import-move.ts';
 import { importedOps, type ImportedFdPriv } from './imported-ops.ts';
 import type { ResolvedOptions, SyncMode } from './options.ts';
@@ -46,7 +47,7 @@ export interface ExportFdOptions {
 
 /** Importer counters and gauges. */
 export interface ImporterStats {
-  byState: Record<ImportState, number>;
+  byState: Record<BufferImportState, number>;
   openFds: number;
   pendingFds: number;
   /** Data pages mapped now. */
@@ -190,7 +191,7 @@ export class Importer {
       });
       buf.cpuSync = this.fdCpuSync;
       entry.fds.set(fdId, buf);
-      if (entry.state === ImportState.Registered && mapping.state === 'mapped') entry.state = ImportState.Mapped;
+      if (entry.lifecycle.is(BufferImportState.Registered) && mapping.state === 'mapped') entry.lifecycle.apply('first-fd');
       this.counters.fdsOpened++;
       return buf;
     } finally {
@@ -214,7 +215,7 @@ export class Importer {
 
   /** Counters and gauges. */
   stats(): ImporterStats {
-    const byState = Object.fromEntries(Object.values(ImportState).map((s) => [s, 0])) as Record<ImportState, number>;
+    const byState = Object.fromEntries(Object.values(BufferImportState).map((s) => [s, 0])) as Record<BufferImportState, number>;
     let openFds = 0;
     let pendingFds = 0;
     let mappedPages = 0;
@@ -291,7 +292,8 @@ export class Importer {
     const before = entry.mapState;
     for (;;) {
       const generation = entry.generation;
-      entry.mapState = ImportMapState.Mapping;
+      // Mapping again after a stale result: already in the mapping state.
+      if (!entry.map.is(ImportMapState.Mapping)) entry.map.apply('map');
       let mapping: ForeignMapping;
       let info: MapInfo;
       try {
@@ -299,7 +301,8 @@ export class Importer {
       } catch (e) {
         // Moved meanwhile: the old directory may already be gone; the new one is what counts.
         if (generation !== entry.generation) continue;
-        entry.mapState = before === ImportMapState.Invalidated ? before : ImportMapState.Unmapped;
+        if (before !== ImportMapState.Invalidated) entry.map.apply('map-failed');
+        else if (entry.map.allows('remap-failed')) entry.map.apply('remap-failed');
         throw e;
       }
       if (generation !== entry.generation) {
@@ -310,7 +313,7 @@ export class Importer {
       const stale = entry.mapping;
       entry.mapping = mapping;
       entry.mappedGeneration = generation;
-      entry.mapState = ImportMapState.Mapped;
+      entry.map.apply('mapped');
       entry.mapInfo = info;
       if (stale && stale !== mapping) await stale.unmap().catch(() => { this.counters.unmapFailures++; });
       return mapping;
@@ -361,8 +364,8 @@ export class Importer {
     // A lazy remap still running must not leave its pages behind.
     if (entry.mapping$) await entry.mapping$.catch(() => undefined);
     if (entry.fds.size > 0 || entry.pendingFds > 0) return;
-    if (entry.state === ImportState.Mapped) entry.state = ImportState.Registered;
-    entry.mapState = ImportMapState.Unmapped;
+    if (entry.lifecycle.is(BufferImportState.Mapped)) entry.lifecycle.apply('last-fd-released');
+    if (entry.map.allows('unmapped')) entry.map.apply('unmapped');
     const mapping = entry.mapping;
     if (!mapping) return;
     entry.mapping = undefined;
@@ -371,15 +374,15 @@ export class Importer {
 
   /** Forgets an invalid import once nothing uses it. */
   private forgetIfIdle(entry: ImportedBuffer): void {
-    if (entry.state !== ImportState.Invalid || entry.fds.size > 0 || entry.pendingFds > 0 || entry.mapping || entry.mapping$) return;
-    entry.state = ImportState.Released;
+    if (!entry.lifecycle.is(BufferImportState.Invalid) || entry.fds.size > 0 || entry.pendingFds > 0 || entry.mapping || entry.mapping$) return;
+    entry.lifecycle.apply('forgotten');
     this.imports.delete(entry.key);
     this.counters.forgotten++;
   }
 
   private invalidate(entry: ImportedBuffer, reason: InvalidReason): void {
-    if (!entry.valid) return;
-    entry.state = ImportState.Invalid;
+    if (!entry.lifecycle.allows('invalidated')) return;
+    entry.lifecycle.apply('invalidated');
     entry.invalidReason = reason;
   }
 

@@ -6,7 +6,8 @@
  * learns when the unexport takes effect); PRIV_INFO returns a copy.
  */
 import { ProtocolError } from '../../protocol/errors.ts';
-import { ExportState, type ExportedBuffer } from './export-entry.ts';
+import { ExportState } from '../../protocol/machines/export.ts';
+import type { ExportedBuffer } from './export-entry.ts';
 import { formatHid, type Hid } from './hid.ts';
 import type { ImportedBuffer } from './import-entry.ts';
 

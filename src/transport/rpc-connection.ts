@@ -14,10 +14,10 @@ import {
   type Envelope, type ErrorBody, type ErrorCode, type EventDecl, type EventOf, type MessageDecl,
   type RequestDecl, type RequestOf, type ResponseOf,
 } from '../../protocol/index.ts';
+import { ConnectionMachine, type ConnectionState } from '../../protocol/machines/session.ts';
 import { PROTOCOL_ERROR } from '../../protocol/messages/session.ts';
 
 /** Connection states. */
-export type ConnectionState = 'open' | 'closing' | 'closed';
 
 /** Options for a connection. */
 export interface RpcConnectionOptions {
@@ -89,7 +89,8 @@ export class RemoteError extends ProtocolError {
 export class RpcConnection extends EventEmitter {
   readonly name: string;
   version: number;
-  state: ConnectionState = 'open';
+  /** Lifecycle (a declared machine: protocol/machines/session.ts); changes only through its transition table. */
+  readonly lifecycle = ConnectionMachine.start();
   private readonly ws: WebSocket;
   private maxFrameBytes: number;
   private readonly sendBudgetBytes: number;
@@ -107,6 +108,11 @@ export class RpcConnection extends EventEmitter {
   /** Resolves once the socket has closed. */
   readonly closed: Promise<void>;
 
+  /** open, closing or closed. */
+  get state(): ConnectionState {
+    return this.lifecycle.state;
+  }
+
   constructor(ws: WebSocket, options: RpcConnectionOptions) {
     super();
     this.ws = ws;
@@ -120,7 +126,7 @@ export class RpcConnection extends EventEmitter {
     ws.binaryType = 'nodebuffer';
     this.closed = new Promise((resolve) => {
       ws.once('close', (code: number, reason: Buffer) => {
-        this.state = 'closed';
+        this.lifecycle.apply('socket-closed');
         this.rejectAllPending();
         this.emit('close', code, reason.toString());
         resolve();
@@ -271,7 +277,7 @@ export class RpcConnection extends EventEmitter {
   /** Graceful close: the WebSocket closing handshake, with a forced close if the peer does not answer. */
   close(code = 1000, reason = ''): Promise<void> {
     if (this.state === 'open') {
-      this.state = 'closing';
+      this.lifecycle.apply('close');
       this.ws.close(code, reason);
       const force = setTimeout(() => this.ws.terminate(), 2000);
       force.unref();
@@ -283,7 +289,7 @@ export class RpcConnection extends EventEmitter {
   /** Forced close: drops the socket at once. */
   destroy(): Promise<void> {
     if (this.state !== 'closed') {
-      this.state = 'closing';
+      if (this.lifecycle.allows('close')) this.lifecycle.apply('close');
       this.ws.terminate();
     }
     return this.closed;

@@ -8,7 +8,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Attachment, DynamicImporterOps } from '../../src/dmabuf/dma-buf.ts';
-import { MoveGateState } from '../../src/dmabuf/move-gate.ts';
+import { MoveGateState } from '../../protocol/machines/move-gate.ts';
 import type { SgTable } from '../../src/dmabuf/sg-table.ts';
 import type { SystemHeap } from '../../src/dmabuf/system-heap.ts';
 import { noTwoAdjacent } from '../../src/guest/frame-runs.ts';

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { DMABUF_MOVE_NOTIFY } from '../../protocol/messages/dmabuf.ts';
 import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import { MoveGateState } from '../../src/dmabuf/move-gate.ts';
+import { MoveGateState } from '../../protocol/machines/move-gate.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
 import { ExportMoveState, ImportMapState, type Hid } from '../../src/hyper_dmabuf/index.ts';
 import { ManualImporter } from './manual-importer.ts';

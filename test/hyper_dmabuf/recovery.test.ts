@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
-import { ExportState, ImportState } from '../../src/hyper_dmabuf/index.ts';
+import { ExportState, BufferImportState } from '../../src/hyper_dmabuf/index.ts';
 import { checkPattern, codeOf, expectClean, fillPattern, nextEvent, startWorld } from './world.ts';
 
 describe('peer death', () => {
@@ -26,7 +26,7 @@ describe('peer death', () => {
     expect((await died).domid).toBe(a.domid);
     // The import without an fd is forgotten; the mapped one is invalid but readable.
     expect(b.driver.importer.find(hIdle)).toBeUndefined();
-    expect(b.driver.query(hMapped)).toMatchObject({ unexported: true, busy: true, state: ImportState.Invalid });
+    expect(b.driver.query(hMapped)).toMatchObject({ unexported: true, busy: true, state: BufferImportState.Invalid });
     expect(b.driver.importer.find(hMapped)!.invalidReason).toBe('exporter-died');
     expect(checkPattern(view, 21)).toBe(-1);
     expect(await codeOf(b.driver.exportFd(hMapped))).toBe('ERR_UNEXPORTED');
@@ -99,7 +99,7 @@ describe('failed mapping', () => {
     // Corrupt the top page: second-level slot 1 (needed for 2000 pages) becomes 0.
     new Uint32Array(a.kernel.ram.page(dir.frames[0]!).buffer, a.kernel.ram.page(dir.frames[0]!).byteOffset, 1024)[1] = 0;
     expect(await codeOf(b.driver.exportFd(hid))).toBe('ERR_BAD_DIRECTORY');
-    expect(b.driver.query(hid)).toMatchObject({ busy: false, unexported: false, state: ImportState.Registered });
+    expect(b.driver.query(hid)).toMatchObject({ busy: false, unexported: false, state: BufferImportState.Registered });
     expect(b.kernel.stats().mapper.liveMappings).toBe(0);
     // Freed only if EXPORT_FD_FAILED took the fd back.
     await a.driver.unexport(hid);

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
-import { ExportState, ImportState } from '../../src/hyper_dmabuf/index.ts';
+import { ExportState, BufferImportState } from '../../src/hyper_dmabuf/index.ts';
 import { checkPattern, expectClean, fillPattern, startWorld } from './world.ts';
 
 describe.each([1, 2])('sharing a buffer between two domains (v%i)', (version) => {
@@ -36,7 +36,7 @@ describe.each([1, 2])('sharing a buffer between two domains (v%i)', (version) =>
     // v1: the importer maps the top page, then both second-level pages; v2: the backend reads them.
     expect(info).toEqual({ dirPages: 3, dirRounds: version === 1 ? 2 : 0, dataMapRequests: 1 });
     expect(b.kernel.hv.version).toBe(version);
-    expect(b.driver.query(hid)).toMatchObject({ type: 'imported', exporter: a.domid, importer: b.domid, busy: true, state: ImportState.Mapped });
+    expect(b.driver.query(hid)).toMatchObject({ type: 'imported', exporter: a.domid, importer: b.domid, busy: true, state: BufferImportState.Mapped });
     expect(a.driver.query(hid)).toMatchObject({ type: 'exported', busy: true, unexported: false, delayedUnexported: false, privSize: 3 });
 
     await a.driver.unexport(hid);

@@ -1,0 +1,95 @@
+/** The importer's machines of one imported buffer (SPEC.md 11.2 and 11.8.4). */
+import { defineMachine, type ValueOf } from '../state-machine.ts';
+
+/** Importer-side states of a buffer. */
+export const BufferImportState = {
+  /** EXPORT received and registered; nothing mapped. */
+  Registered: 'registered',
+  /** At least one fd open; the data pages are mapped. */
+  Mapped: 'mapped',
+  /** Unexported, refused by the exporter, or the exporter died: no new fd; open fds keep working. */
+  Invalid: 'invalid',
+  /** Forgotten: no fd left, nothing mapped. */
+  Released: 'released',
+} as const;
+/** Importer-side states of a buffer. */
+export type BufferImportState = ValueOf<typeof BufferImportState>;
+
+/** Events of an imported buffer. */
+export type BufferImportEvent = 'first-fd' | 'last-fd-released' | 'invalidated' | 'forgotten';
+
+const { Registered, Mapped, Invalid, Released } = BufferImportState;
+
+/** An imported buffer, at the importer (SPEC.md 11.2). */
+export const BufferImportMachine = defineMachine<BufferImportState, BufferImportEvent>({
+  id: 'buffer_import',
+  title: 'An imported buffer, at the importer',
+  section: '11.2',
+  initial: Registered,
+  states: {
+    [Registered]: 'DMABUF_EXPORT received, validated and registered; nothing mapped; a new fd is asked of the exporter',
+    [Mapped]: 'at least one fd open; the data pages are mapped; a new fd is asked of the exporter',
+    [Invalid]: 'unexported, refused by the exporter, or the exporter died; open fds keep working; a new fd gets ERR_UNEXPORTED at once',
+    [Released]: 'forgotten: no fd open, nothing mapped; its id gets ERR_UNKNOWN_BUFFER',
+  },
+  events: {
+    'first-fd': 'exportFd: EXPORT_FD answered ok, directory read, data pages mapped (later fds share the mapping)',
+    'last-fd-released': 'the last fd released: pages unmapped first, then the release operation sent',
+    invalidated: 'DMABUF_NOTIFY_UNEXPORT, an EXPORT_FD refused with ERR_UNEXPORTED or ERR_UNKNOWN_BUFFER, or DOMAIN_DIED(exporter)',
+    forgotten: 'no fd open or pending and nothing mapped (at once when none was open)',
+  },
+  transitions: [
+    { from: [Registered], event: 'first-fd', to: Mapped },
+    { from: [Mapped], event: 'last-fd-released', to: Registered },
+    { from: [Registered, Mapped], event: 'invalidated', to: Invalid },
+    { from: [Invalid], event: 'forgotten', to: Released },
+  ],
+});
+
+/** State of an import's mapping of the exporter's pages. */
+export const ImportMapState = {
+  /** Nothing mapped (no fd, or mapping failed). */
+  Unmapped: 'unmapped',
+  /** Directory being read and data pages mapped. */
+  Mapping: 'mapping',
+  /** The data pages of the current generation are mapped. */
+  Mapped: 'mapped',
+  /** A move made the old mapping go (views detached, pages unmapped); the new pages are not mapped yet. */
+  Invalidated: 'invalidated',
+} as const;
+/** State of an import's mapping. */
+export type ImportMapState = ValueOf<typeof ImportMapState>;
+
+/** Events of an import's mapping. */
+export type ImportMapEvent = 'map' | 'mapped' | 'map-failed' | 'remap-failed' | 'moved' | 'unmapped';
+
+/** An import's mapping, at the importer (SPEC.md 11.8.4), orthogonal to its state of 11.2. */
+export const ImportMapMachine = defineMachine<ImportMapState, ImportMapEvent>({
+  id: 'import_map',
+  title: 'An import\'s mapping, at the importer',
+  section: '11.8.4',
+  initial: ImportMapState.Unmapped,
+  states: {
+    unmapped: 'nothing mapped (no fd, or the first mapping failed)',
+    mapping: 'the directory is being read and the data pages mapped',
+    mapped: 'the data pages of the current generation g are mapped',
+    invalidated: 'a move made the old mapping go (views detached, old pages unmapped); the new pages are not mapped yet',
+  },
+  events: {
+    map: 'the first fd, an fd\'s access after a move (lazy), or MOVE_NOTIFY with fds open (eager): the current directory is read and its pages mapped in one batch',
+    mapped: 'the pages of the current generation are mapped (a mapping of an older location is unmapped at once and the current one mapped instead)',
+    'map-failed': 'the mapping failed (no fd is created)',
+    'remap-failed': 'mapping again after a move failed: the next access tries again',
+    moved: 'MOVE_NOTIFY g+1: the new directory adopted, views detached, the old pages unmapped, before the answer',
+    unmapped: 'the last fd released: the pages are unmapped',
+  },
+  transitions: [
+    { from: ['unmapped', 'invalidated'], event: 'map', to: 'mapping' },
+    { from: ['mapping', 'invalidated'], event: 'mapped', to: 'mapped' },
+    { from: ['mapping', 'invalidated'], event: 'map-failed', to: 'unmapped' },
+    { from: ['mapping'], event: 'remap-failed', to: 'invalidated' },
+    // unmapped: a mapping that failed after a move left the older one in place.
+    { from: ['mapped', 'mapping', 'unmapped'], event: 'moved', to: 'invalidated' },
+    { from: ['mapped', 'invalidated'], event: 'unmapped', to: 'unmapped' },
+  ],
+});
