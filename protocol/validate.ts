@@ -81,7 +81,7 @@ export function validateValue(type: FieldType, value: unknown, path: string): un
 export function validateStruct<F extends Fields>(fields: F, value: unknown, path: string): Infer<F> {
   if (!isPlainMap(value)) fail('ERR_FIELD_TYPE', path, `expected a map, got ${describe(value)}`);
   const out: Record<string, unknown> = {};
-  for (const [name, field] of Object.entries(fields)) {
+  for (const [name, field] of entriesOf(fields)) {
     if (!Object.hasOwn(value, name) || value[name] === undefined) {
       if (!field.optional) fail('ERR_FIELD_MISSING', `${path}.${name}`, 'required field is absent');
       continue;
@@ -92,6 +92,18 @@ export function validateStruct<F extends Fields>(fields: F, value: unknown, path
     if (!Object.hasOwn(fields, key)) fail('ERR_UNKNOWN_FIELD', `${path}.${key}`, 'field is not declared');
   }
   return out as Infer<F>;
+}
+
+const entriesCache = new WeakMap<Fields, ReadonlyArray<readonly [string, Fields[string]]>>();
+
+/** Object.entries of a declaration, computed once: every frame validates its envelope and body against one. */
+function entriesOf(fields: Fields): ReadonlyArray<readonly [string, Fields[string]]> {
+  let entries = entriesCache.get(fields);
+  if (entries === undefined) {
+    entries = Object.entries(fields);
+    entriesCache.set(fields, entries);
+  }
+  return entries;
 }
 
 function describe(value: unknown): string {
