@@ -8,15 +8,24 @@
  */
 import { describe, expect, it } from 'vitest';
 import { GNTCOPY, GNTMAP, GNTST, GTF, INVALID_GRANT_HANDLE, MAX_PIN_COUNT, PAGE_SIZE } from '../../protocol/index.ts';
-import { useBackend, type Guest } from './support/harness.ts';
+import { useBackend, type Guest, type GuestOptions } from './support/harness.ts';
 
 const hv = useBackend();
 
 interface Side { ref: number; dom: number; offset: number }
 interface Op { source: Side; dest: Side; len: number; flags: number }
 
+/** GNTTAB_COPY in the connection's version: status an array in v1, packed i16 in v2 (SPEC 4.1, 15), read back as an array. */
 async function copy(g: Guest, ops: Op[]): Promise<number[]> {
-  return (await g.client.call<{ status: number[] }>('GNTTAB_COPY', { ops })).status;
+  const { status } = await g.client.call<{ status: number[] | Int16Array }>('GNTTAB_COPY', { ops });
+  if (g.client.version >= 2) expect(status).toBeInstanceOf(Int16Array);
+  return Array.from(status);
+}
+/** GNTTAB_MAP_GRANT_REF in the connection's version (packed in v2), read back as arrays. */
+async function mapRefs(g: Guest, dom: number, flags: number, refs: number[]): Promise<{ status: number[]; handle: number[] }> {
+  const packed = g.client.version >= 2;
+  const r = await g.client.call<{ status: number[] | Int16Array; handle: number[] | Uint32Array }>('GNTTAB_MAP_GRANT_REF', { dom, flags, refs: packed ? Uint32Array.from(refs) : refs });
+  return { status: Array.from(r.status), handle: Array.from(r.handle) };
 }
 const side = (dom: number, ref: number, offset = 0): Side => ({ ref, dom, offset });
 function flagsOf(g: Guest, ref: number): number {
@@ -30,14 +39,18 @@ function page(g: Guest, frame: number): Uint8Array {
   return g.ram.subarray(frame * PAGE_SIZE, (frame + 1) * PAGE_SIZE);
 }
 async function unmapAll(g: Guest, handles: number[]): Promise<void> {
-  const status = (await g.client.call<{ status: number[] }>('GNTTAB_UNMAP_GRANT_REF', { handles })).status;
+  const packed = g.client.version >= 2;
+  const status = Array.from((await g.client.call<{ status: number[] | Int16Array }>('GNTTAB_UNMAP_GRANT_REF', { handles: packed ? Uint32Array.from(handles) : handles })).status);
   expect(status.every((s) => s === GNTST.okay)).toBe(true);
 }
 
-describe('SPEC 7.6 GNTTAB_COPY', () => {
+// Every check over protocol v1 and v2 (the backend must speak both, SPEC 15): GNTTAB_COPY's status is packed in v2.
+describe('SPEC 7.6 GNTTAB_COPY', () => describe.each([1, 2])('over protocol v%i', (version) => {
+  const guest = (o: GuestOptions = {}): Promise<Guest> => hv.guest({ ...o, maxVersion: version });
+
   it('7.6: copies from a granted page (read-only is enough) into the caller\'s frame and from its frame into a writable grant, exactly the bytes named; the pins last only for the op', async () => {
-    const a = await hv.guest({ memPages: 16 });
-    const b = await hv.guest({ memPages: 16 });
+    const a = await guest({ memPages: 16 });
+    const b = await guest({ memPages: 16 });
     pattern(a, 3, 0x10);
     pattern(b, 7, 0x80);
     a.table.publish(1, b.domid, 3, true);
@@ -58,7 +71,7 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
     expect([flagsOf(a, 1), flagsOf(a, 2)]).toEqual([GTF.permit_access | GTF.readonly, GTF.permit_access]);
     expect(await hv.statsOf(b.domid)).toMatchObject({ mappings: 0 });
     // Between two grants of two granters.
-    const c = await hv.guest({ memPages: 16 });
+    const c = await guest({ memPages: 16 });
     c.table.publish(9, b.domid, 2, false);
     expect(await copy(b, [{ source: side(a.domid, 1, 0), dest: side(c.domid, 9, 0), len: PAGE_SIZE, flags: GNTCOPY.source_gref | GNTCOPY.dest_gref }])).toEqual([GNTST.okay]);
     expect(Buffer.compare(page(c, 2), page(a, 3))).toBe(0);
@@ -66,8 +79,8 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
   });
 
   it('7.6 rule 1: offset + len past the page on either side gives GNTST_bad_copy_arg, before anything else is checked', async () => {
-    const a = await hv.guest({ memPages: 8 });
-    const b = await hv.guest({ memPages: 8 });
+    const a = await guest({ memPages: 8 });
+    const b = await guest({ memPages: 8 });
     a.table.publish(1, b.domid, 1, true);
     const status = await copy(b, [
       { source: side(a.domid, 1, 4000), dest: side(b.domid, 1), len: 97, flags: GNTCOPY.source_gref },
@@ -80,9 +93,9 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
   });
 
   it('7.6 rule 2: a grant side: bad domain, then 7.4 checks 5-7 with the caller as grantee (a read-only grant as destination: permission denied); a frame side: the caller\'s own (permission denied) and inside its RAM (bad page)', async () => {
-    const a = await hv.guest({ memPages: 8 });
-    const b = await hv.guest({ memPages: 8 });
-    const c = await hv.guest({ memPages: 8 });
+    const a = await guest({ memPages: 8 });
+    const b = await guest({ memPages: 8 });
+    const c = await guest({ memPages: 8 });
     a.table.publish(1, b.domid, 1, true);   // read-only, for b
     a.table.publish(2, c.domid, 2, false);  // for c
     a.table.publish(3, b.domid, 8, false);  // frame outside a's RAM
@@ -114,12 +127,12 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
   });
 
   it('7.1, 7.6: a GTF_sub_page grant is copy-only: it cannot be mapped but can be copied from', async () => {
-    const a = await hv.guest({ memPages: 8 });
-    const b = await hv.guest({ memPages: 8 });
+    const a = await guest({ memPages: 8 });
+    const b = await guest({ memPages: 8 });
     pattern(a, 5, 3);
     a.table.publish(1, b.domid, 5, true);
     a.words[2] = (b.domid << 16) | GTF.permit_access | GTF.readonly | GTF.sub_page;
-    const m = await b.client.call<{ status: number[] }>('GNTTAB_MAP_GRANT_REF', { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    const m = await mapRefs(b, a.domid, GNTMAP.host_map | GNTMAP.readonly, [1]);
     expect(m.status).toEqual([GNTST.permission_denied]);
     expect(await copy(b, [{ source: side(a.domid, 1, 0), dest: side(b.domid, 2), len: PAGE_SIZE, flags: GNTCOPY.source_gref }])).toEqual([GNTST.okay]);
     expect(Buffer.compare(page(b, 2), page(a, 5))).toBe(0);
@@ -127,8 +140,8 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
   });
 
   it('7.6 rules 3-4: a failed op copies nothing and drops the pins it took; the other ops of the batch are done', async () => {
-    const a = await hv.guest({ memPages: 8 });
-    const b = await hv.guest({ memPages: 8 });
+    const a = await guest({ memPages: 8 });
+    const b = await guest({ memPages: 8 });
     pattern(a, 1, 7);
     a.table.publish(1, b.domid, 1, false);
     a.table.publish(2, b.domid, 2, true);
@@ -145,16 +158,16 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
   });
 
   it('7.6 rules 2-3: a copy through a mapped entry keeps the mapping\'s pins and bits, and counts against the pin limit (GNTST_no_space)', async () => {
-    const a = await hv.guest({ memPages: 8 });
-    const b = await hv.guest({ memPages: 8 });
+    const a = await guest({ memPages: 8 });
+    const b = await guest({ memPages: 8 });
     a.table.publish(1, b.domid, 2, false);
-    const ro = await b.client.call<{ status: number[]; handle: number[] }>('GNTTAB_MAP_GRANT_REF', { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: [1] });
+    const ro = await mapRefs(b, a.domid, GNTMAP.host_map | GNTMAP.readonly, [1]);
     b.ram.fill(7, 0, 16);
     expect(await copy(b, [{ source: side(b.domid, 0), dest: side(a.domid, 1), len: 16, flags: GNTCOPY.dest_gref }])).toEqual([GNTST.okay]);
     expect(Array.from(page(a, 2).subarray(0, 17))).toEqual([...new Array<number>(16).fill(7), 0]);
     expect(flagsOf(a, 1)).toBe(GTF.permit_access | GTF.reading);
     // 127 read-only pins: a copy reading the entry would be the 128th.
-    const more = await b.client.call<{ status: number[]; handle: number[] }>('GNTTAB_MAP_GRANT_REF', { dom: a.domid, flags: GNTMAP.host_map | GNTMAP.readonly, refs: new Array<number>(MAX_PIN_COUNT - 1).fill(1) });
+    const more = await mapRefs(b, a.domid, GNTMAP.host_map | GNTMAP.readonly, new Array<number>(MAX_PIN_COUNT - 1).fill(1));
     expect(more.status.every((s) => s === GNTST.okay)).toBe(true);
     expect(await copy(b, [{ source: side(a.domid, 1), dest: side(b.domid, 1), len: 16, flags: GNTCOPY.source_gref }])).toEqual([GNTST.no_space]);
     // The writable counter is separate: a copy into the entry still works.
@@ -162,7 +175,7 @@ describe('SPEC 7.6 GNTTAB_COPY', () => {
     await unmapAll(b, [...ro.handle, ...more.handle.filter((h) => h !== INVALID_GRANT_HANDLE)]);
     expect(flagsOf(a, 1)).toBe(GTF.permit_access);
   });
-});
+}));
 
 describe('SPEC 7.3 table size', () => {
   it('7.3 rule 1, 12 DOMAIN_CREATE: a table starts with min(4, maxGrantFrames) frames; GNTTAB_QUERY_SIZE gives them with the limit (default 64)', async () => {
