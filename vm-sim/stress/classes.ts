@@ -357,45 +357,47 @@ export const CLASSES: HostileClass[] = [
   },
   {
     name: 'spoof-foreign',
-    doc: 'src naming the legitimate domains, their grants and handles and ports used by a stranger, replies to requests it never got',
+    doc: 'src naming the legitimate domains, their grants and handles and ports used by a stranger, replies to requests it never got (v1 and v2)',
     async run(ctx) {
       const [a, b] = ctx.legit as [number, number];
       let n = 0;
       await withHostile(ctx, async (h) => {
         const id = 50 + (n % 1000);
         const which = n++ % 5;
+        const v = h.client.version;
+        const batch = (values: number[]) => (v === 2 ? packedU32(values) : values);
         ctx.input();
         let env: Record<string, unknown>;
         let check: (frames: Envelope[]) => string | undefined;
         const reply = (frames: Envelope[]) => frames.filter((e) => (e.kind === 'res' || e.kind === 'err') && e.id === id);
         if (which === 0) {
-          env = { v: 1, kind: 'req', type: 'PING', id, src: a, body: { nonce: 1 } };
+          env = { v, kind: 'req', type: 'PING', id, src: a, body: { nonce: 1 } };
           check = (f) => ((reply(f)[0]?.body as { code?: string })?.code === 'ERR_SPOOFED_SOURCE' ? undefined : `src d${a}: ${JSON.stringify(reply(f)[0]?.body)}`);
         } else if (which === 1) {
-          env = { v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id, body: { dom: a, flags: GNTMAP.host_map | GNTMAP.readonly, refs: Array.from({ length: 16 }, (_, i) => i) } };
+          env = { v, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id, body: { dom: a, flags: GNTMAP.host_map | GNTMAP.readonly, refs: batch(Array.from({ length: 16 }, (_, i) => i)) } };
           check = (f) => {
             const r = reply(f)[0];
-            const status = (r?.body as { status?: number[] })?.status;
+            const status = (r?.body as { status?: ArrayLike<number> & { every(p: (s: number) => boolean): boolean } })?.status;
             return r?.kind === 'res' && status?.every((s) => s < 0) ? undefined : `mapping d${a}'s grants as a stranger: ${JSON.stringify(r?.body).slice(0, 120)}`;
           };
         } else if (which === 2) {
-          env = { v: 1, kind: 'req', type: 'GNTTAB_UNMAP_GRANT_REF', id, body: { handles: Array.from({ length: 16 }, () => int(ctx.rng, 0x100000)) } };
+          env = { v, kind: 'req', type: 'GNTTAB_UNMAP_GRANT_REF', id, body: { handles: batch(Array.from({ length: 16 }, () => int(ctx.rng, 0x100000))) } };
           check = (f) => {
             const r = reply(f)[0];
-            const status = (r?.body as { status?: number[] })?.status;
+            const status = (r?.body as { status?: ArrayLike<number> & { every(p: (s: number) => boolean): boolean } })?.status;
             return r?.kind === 'res' && status?.every((s) => s < 0) ? undefined : `unmapping handles it never had: ${JSON.stringify(r?.body).slice(0, 120)}`;
           };
         } else if (which === 3) {
-          env = { v: 1, kind: 'req', type: 'EVTCHN_SEND', id, body: { port: 1 + int(ctx.rng, 4095) } };
+          env = { v, kind: 'req', type: 'EVTCHN_SEND', id, body: { port: 1 + int(ctx.rng, 4095) } };
           check = (f) => (reply(f)[0]?.kind === 'err' ? undefined : `EVTCHN_SEND on a port it does not own: ${JSON.stringify(reply(f)[0]?.body)}`);
         } else {
-          env = { v: 1, kind: 'res', type: 'ECHO', id: 1 + int(ctx.rng, 1000), dst: b, body: { payload: new Uint8Array(4) } };
+          env = { v, kind: 'res', type: 'ECHO', id: 1 + int(ctx.rng, 1000), dst: b, body: { payload: new Uint8Array(4) } };
           check = (f) => (f.some((e) => e.kind === 'res' || e.kind === 'err' || e.type === 'PROTOCOL_ERROR') ? `a stray reply was answered: ${JSON.stringify(f.map((e) => e.body)).slice(0, 120)}` : undefined);
         }
         const bytes = packRaw(env);
         const got = await h.client.exchange(bytes);
         const bad = got.bad[0] ?? (got.stalled ? 'stalled' : got.closed !== undefined ? `closed ${got.closed}` : check(got.frames));
-        if (bad) ctx.find({ what: bad });
+        if (bad) ctx.find({ what: `v${v}: ${bad}` });
       });
     },
   },
