@@ -9,7 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import { DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
-import { codeOf, share, startSyncWorld, unshare, until, type Shared, type SyncDom } from './world.ts';
+import { until } from '../support/wait.ts';
+import { codeOf, share, startSyncWorld, unshare, type Shared, type SyncDom } from './world.ts';
 
 /** (origin, seqno, usage, signalled) of every entry, in order. */
 function entries(exp: SyncDom, s: Shared): string[] {

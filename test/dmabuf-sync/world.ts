@@ -93,15 +93,6 @@ export async function unshare(exp: SyncDom, s: Shared): Promise<void> {
   await s.buf.put();
 }
 
-/** Resolves when `predicate` holds (checked every millisecond; fails after `ms`). */
-export async function until(predicate: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 /** The rejection code of a promise (fails if it resolves). */
 export async function codeOf(p: Promise<unknown>): Promise<string> {
   try {

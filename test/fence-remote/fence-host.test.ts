@@ -15,7 +15,8 @@ import { DmaFenceArray } from '../../src/fence/fence-array.ts';
 import { FENCE_ERR_OWNER_DIED } from '../../src/fence-remote/errno.ts';
 import { RemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import { FenceHost } from '../../src/fence-remote/fence-host.ts';
-import { crash, domainStats, fenceResources, NOTHING, startPeers, until } from './pair.ts';
+import { until } from '../support/wait.ts';
+import { crash, domainStats, fenceResources, NOTHING, startPeers } from './pair.ts';
 
 describe('fence host: in-process peers over a real backend', () => {
   it('shares a timeline once, wakes the waiter through the event channel, and releases everything on destroy', async () => {

@@ -108,11 +108,3 @@ export async function stopFenceRun(run: FenceRun | undefined, checkHeld = true):
   }
 }
 
-/** Runs `fn` until it returns true or `ms` pass (polling every 10 ms). */
-export async function eventually(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

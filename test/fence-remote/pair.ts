@@ -59,15 +59,6 @@ export async function startPeers(n: number, options: FenceHostOptions = {}): Pro
   return { hv, peers: list };
 }
 
-/** Resolves when `predicate` holds, checking every millisecond (fails after `ms`). */
-export async function until(predicate: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 /** Simulates a crash: the kernel's connection drops without any goodbye. */
 export async function crash(p: Peer): Promise<void> {
   await p.kernel.hv.conn.destroy();

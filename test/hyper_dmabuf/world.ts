@@ -12,6 +12,7 @@ import { Backend, type BackendOptions } from '../../src/hv/backend.ts';
 import { GuestKernel } from '../../src/guest/kernel.ts';
 import { HyperDmabuf, type HyperDmabufOptions } from '../../src/hyper_dmabuf/index.ts';
 import { nativeMem } from '../../src/memory/native.ts';
+import { liveStates } from '../support/leaks.ts';
 
 /** A guest with its driver. */
 export interface Dom {
@@ -136,9 +137,8 @@ export function expectClean(world: World): void {
   for (const d of world.doms) {
     if (!running.has(d.domid)) continue;
     const s = d.driver.stats();
-    const live = (byState: Record<string, number>) => Object.entries(byState).filter(([k, v]) => k !== 'freed' && k !== 'released' && v > 0);
-    expect(live(s.exporter.byState), `dom${d.domid} exports`).toEqual([]);
-    expect(live(s.importer.byState), `dom${d.domid} imports`).toEqual([]);
+    expect(liveStates(s.exporter.byState), `dom${d.domid} exports`).toEqual([]);
+    expect(liveStates(s.importer.byState), `dom${d.domid} imports`).toEqual([]);
     const k = d.kernel.stats();
     expect({ dom: d.domid, granted: k.grants.granted, deferred: k.grants.deferred, mappings: k.mapper.liveMappings }).toEqual({ dom: d.domid, granted: 0, deferred: 0, mappings: 0 });
   }

@@ -6,17 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../vm-sim/launcher/result.ts';
-import { failing, pidsOf, runJson, shmFiles, stillRunning } from './cli.ts';
-
-async function expectClean(scenario: string, extra: string[] = []): Promise<RunResult> {
-  const { code, result } = await runJson(scenario, extra);
-  expect(failing(result), scenario).toEqual([]);
-  expect(result).toMatchObject({ scenario, ok: true, leaks: { busyGrants: 0, mappings: 0, processes: 0, shmFiles: 0 } });
-  expect(code).toBe(0);
-  expect(stillRunning(pidsOf(result))).toEqual([]);
-  expect(shmFiles(String(result.stats.runTag))).toEqual([]);
-  return result;
-}
+import { expectRunClean as expectClean } from '../support/leaks.ts';
 
 /** The crashed VM is named as killed by the scenario (not as a death), and its traffic still counts: the backend counted it. */
 function expectCrashed(result: RunResult, name: string): void {

@@ -16,27 +16,19 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findChromium } from '../report/chromium.ts';
 import { expectReportInChromium } from '../report/report-check.ts';
 import { expectDiagramViewable, expectTraceViewable } from '../trace/run-views.ts';
-import { failing, pidsOf, runJson, shmFiles, stillRunning } from './cli.ts';
+import { expectRunClean } from '../support/leaks.ts';
+import { pidsOf } from './cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hdmabuf-fences-views-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const NO_LEAKS = { busyGrants: 0, mappings: 0, processes: 0, shmFiles: 0 };
-
-async function expectClean(scenario: string, extra: string[]): Promise<Record<string, unknown>> {
+async function runWithViews(scenario: string, extra: string[]): Promise<Record<string, unknown>> {
   const trace = join(dir, `${scenario}.json.gz`);
   const mermaid = join(dir, `${scenario}.mmd`);
   const report = join(dir, `${scenario}.html`);
-  const { code, result } = await runJson(scenario, [...extra, '--trace', trace, '--mermaid', mermaid, '--report', report]);
-  expect(failing(result), scenario).toEqual([]);
-  expect(result.ok).toBe(true);
-  expect(code).toBe(0);
-  expect(result.leaks).toEqual(NO_LEAKS);
-  expect(result.scenario).toBe(scenario);
+  const result = await expectRunClean(scenario, [...extra, '--trace', trace, '--mermaid', mermaid, '--report', report]);
   const pids = pidsOf(result);
   expect(pids.length).toBe(3);
-  expect(stillRunning(pids)).toEqual([]);
-  expect(shmFiles(String(result.stats.runTag))).toEqual([]);
   const traceJson = await expectTraceViewable(trace, { hv: (result.stats.pids as { hv: number }).hv, vms: pids.slice(1) });
   await expectDiagramViewable(mermaid);
   // The report in a real browser (test/report/report.test.ts says why it may be skipped).
@@ -47,13 +39,13 @@ async function expectClean(scenario: string, extra: string[]): Promise<Record<st
 
 describe('hdmabuf run <built-in> --json: fences on shared buffers', () => {
   it('fences: frames through three hyper_dmabuf buffers with explicit fences and implicit sync, none torn, nothing leaked', async () => {
-    const stats = await expectClean('fences', ['--param', 'frames=400']);
+    const stats = await runWithViews('fences', ['--param', 'frames=400']);
     expect(stats).toMatchObject({ framesVerified: 400, fences: { frames: 400, tornFrames: 0, implicitMisses: 0 } });
     expect((stats.fences as { maxResvEntries: number }).maxResvEntries).toBeLessThanOrEqual(2);
   }, 180_000);
 
   it('move: the pages move while frames flow; no frame lost or corrupted, nothing leaked', async () => {
-    const stats = await expectClean('move', ['--param', 'frames=600', '--param', 'moves=30']);
+    const stats = await runWithViews('move', ['--param', 'frames=600', '--param', 'moves=30']);
     expect(stats).toMatchObject({ framesVerified: 600, fences: { frames: 600, tornFrames: 0, implicitMisses: 0 }, move: { moves: 30, duringStream: 30 } });
   }, 180_000);
 });

@@ -11,16 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../vm-sim/launcher/result.ts';
 import { shmFiles, startCli, stillRunning } from './cli.ts';
-
-/** Polls `done` every few milliseconds until it holds or the deadline passes; returns whether it held. */
-async function pollUntil(done: () => boolean, deadlineMs: number): Promise<boolean> {
-  const end = Date.now() + deadlineMs;
-  while (!done()) {
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-}
+import { holdsWithin } from '../support/wait.ts';
 
 function pidsIn(line: string): number[] {
   return [...line.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));
@@ -41,7 +32,7 @@ describe('launcher lifecycle', () => {
     cli.child.kill('SIGKILL');
     expect((await cli.exited).signal).toBe('SIGKILL');
     const children = pids.slice(1);
-    const gone = await pollUntil(() => stillRunning(children).length === 0, 20_000);
+    const gone = await holdsWithin(() => stillRunning(children).length === 0, 20_000);
     expect(stillRunning(children)).toEqual([]);
     expect(gone).toBe(true);
     expect(shmFiles(tag)).toEqual([]);

@@ -10,7 +10,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
-import { domainStats, startRun, startVm, type Run } from './harness.ts';
+import { startRun, startVm } from './harness.ts';
+import { expectVmClean } from '../support/leaks.ts';
+import { until } from '../support/wait.ts';
 
 type Access = 'read' | 'write' | 'rw';
 type Busy = Record<Access, { poll: boolean; export: boolean }>;
@@ -34,27 +36,6 @@ const entries = async (exp: VmProcess, buf: number): Promise<Entry[]> => (await 
 /** Implicit waits a VM's buffers (exporter) or fds (importer) have begun so far. */
 const cpuWaits = async (vm: VmProcess, side: 'exporter' | 'importer'): Promise<number> =>
   (await vm.call<{ cpu: Record<string, { waited: number }> }>('dmabuf.sync.stats')).cpu[side]!.waited;
-
-/** Polls until `fn` holds (a remote signal arrives by page and event, not with an IPC answer). */
-async function eventually(fn: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Nothing of the driver, the fence layer or the sync layer left in the VM, nothing busy at the backend. */
-async function expectClean(run: Run, vm: VmProcess): Promise<void> {
-  const d = await vm.call<{ exporter: { byState: Record<string, number> }; importer: { byState: Record<string, number> }; fds: number; bufs: number; kernel: { grants: { granted: number; deferred: number }; mapper: { liveMappings: number }; usedPages: number } }>('dmabuf.stats');
-  const live = (by: Record<string, number>) => Object.entries(by).filter(([k, v]) => k !== 'freed' && k !== 'released' && v > 0);
-  expect({ exports: live(d.exporter.byState), imports: live(d.importer.byState), fds: d.fds, bufs: d.bufs }, vm.name).toEqual({ exports: [], imports: [], fds: 0, bufs: 0 });
-  const f = await vm.call<{ owner: { timelines: number; slotHolds: number; grantsLive: number }; observer: { timelines: number; pendingPoints: number }; kernel: { mappings: number; ports: number; granted: number; usedPages: number } }>('fence.stats');
-  expect({ slotHolds: f.owner.slotHolds, pendingImported: f.observer.pendingPoints, mappings: f.kernel.mappings, granted: f.kernel.granted }, vm.name).toEqual({ slotHolds: 0, pendingImported: 0, mappings: 0, granted: 0 });
-  const s = await vm.call<{ resv: { pending: number }; prepared: number; streams: number }>('dmabuf.sync.stats');
-  expect({ pending: s.resv.pending, prepared: s.prepared, streams: s.streams }, vm.name).toEqual({ pending: 0, prepared: 0, streams: 0 });
-  expect(await domainStats(run, vm.domid), vm.name).toMatchObject({ busyGrants: 0, mappings: 0 });
-}
 
 /** Closes every timeline of the VM (fences still pending signal -ENOENT) so that no share or page is left. */
 async function dropTimelines(vm: VmProcess, tls: number[]): Promise<void> {
@@ -143,7 +124,7 @@ describe('reservation objects on shared buffers between VM processes', () => {
     await dropTimelines(exp, [etl]);
     await dropTimelines(honest, [itl]);
     await dropTimelines(hostile, [htl, htl2]);
-    for (const vm of [exp, honest, hostile]) await expectClean(run, vm);
+    for (const vm of [exp, honest, hostile]) await expectVmClean(run, vm, { fences: true, kernel: false, grantsInUse: false });
   });
 
   it('implicit sync: the importer\'s begin_cpu_access waits for the exporter\'s write fence and completes once it signals; the exporter\'s write waits for the importer\'s read; timeouts are clear errors; poll readiness', { timeout: 60_000 }, async () => {
@@ -176,7 +157,7 @@ describe('reservation objects on shared buffers between VM processes', () => {
     await signal(exp, etl, 2);
     // The other way round: the importer's read fence holds the exporter's write, not its read.
     await imp.call('dmabuf.sync.add', { fd: s.fd, fence: await point(imp, itl, 1), usage: 'read' });
-    await eventually(async () => (await exp.call<{ readable: boolean; writable: boolean }>('dmabuf.sync.poll', { buf })).writable === false);
+    await until(async () => (await exp.call<{ readable: boolean; writable: boolean }>('dmabuf.sync.poll', { buf })).writable === false);
     expect(await exp.call('dmabuf.sync.poll', { buf })).toMatchObject({ readable: true, writable: false });
     await exp.call('dmabuf.sync.begin', { buf, dir: 'from_device', timeoutMs: 1000 });
     await exp.call('dmabuf.sync.end', { buf, dir: 'from_device' });
@@ -197,7 +178,7 @@ describe('reservation objects on shared buffers between VM processes', () => {
     await unshareAll(exp, [[imp, s]], buf);
     await dropTimelines(exp, [etl]);
     await dropTimelines(imp, [itl]);
-    for (const vm of [exp, imp]) await expectClean(run, vm);
+    for (const vm of [exp, imp]) await expectVmClean(run, vm, { fences: true, kernel: false, grantsInUse: false });
   });
 
   it('IGT dmabuf_sync_file across VMs: export-basic, export-multiwait, import-basic and import-multiple-read-write, a file from the buffer sent to a third VM', { timeout: 60_000 }, async () => {
@@ -208,7 +189,7 @@ describe('reservation objects on shared buffers between VM processes', () => {
     const sides: Array<[VmProcess, Record<string, number>]> = [[exp, { buf }], [imp, { fd: s.fd }]];
     const busyBecomes = async (want: Partial<Record<Access, boolean>>): Promise<void> => {
       for (const [vm, args] of sides) {
-        await eventually(async () => {
+        await until(async () => {
           const b = await vm.call<Busy>('dmabuf.sync.busy', args);
           return Object.entries(want).every(([k, v]) => b[k as Access].poll === v && b[k as Access].export === v);
         });
@@ -279,6 +260,6 @@ describe('reservation objects on shared buffers between VM processes', () => {
     await unshareAll(exp, [[imp, s]], buf);
     await dropTimelines(exp, [vgem, ...t, late]);
     await dropTimelines(imp, [sw, ...readers, writer]);
-    for (const vm of [exp, imp, display]) await expectClean(run, vm);
+    for (const vm of [exp, imp, display]) await expectVmClean(run, vm, { fences: true, kernel: false, grantsInUse: false });
   });
 });

@@ -15,7 +15,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
-import { eventually, type FenceRun, type FenceStats, heldBy, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
+import { until } from '../support/wait.ts';
+import { type FenceRun, type FenceStats, heldBy, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 
 const FRAMES = Number(process.env.FENCE_FRAMES ?? 2_500);
 const PAGES = Number(process.env.FENCE_FRAME_PAGES ?? 16);
@@ -80,7 +81,7 @@ describe('two-VM producer/consumer with three buffers and explicit fences', () =
     const streamP = producer.call<FrameRunResult>('fence.frames.run', { stream: p, frames: 1000, stallAt: STALL }, 120_000).catch(() => undefined);
     const streamC = consumer.call<FrameRunResult>('fence.frames.run', { stream: c, frames: 1000, waitTimeoutMs: 20_000 }, 120_000);
     // Wait until the consumer holds frame 300's fence, pending.
-    await eventually(async () => (await consumer.call<FenceStats>('fence.stats')).inbox.delivered >= delivered0 + 3 + STALL + 1, 30_000);
+    await until(async () => (await consumer.call<FenceStats>('fence.stats')).inbox.delivered >= delivered0 + 3 + STALL + 1, 30_000);
     const t0 = performance.now();
     producer.kill('SIGKILL');
     const [rc, ...sides] = await Promise.all([streamC, ...sideWaits]);

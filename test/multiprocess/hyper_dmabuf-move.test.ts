@@ -11,9 +11,9 @@
  * data only ever travels through the shared pages.
  */
 import { describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import type { ConsumerResult, ProducerResult } from '../../workloads/move-stream.ts';
-import { domainStats, startRun, startVm, type Run } from './harness.ts';
+import { startRun, startVm } from './harness.ts';
+import { expectVmClean } from '../support/leaks.ts';
 
 const FHD = 1920 * 1080 * 4;
 
@@ -37,17 +37,6 @@ interface MoveLoop {
 
 type Consumed = Omit<ConsumerResult, 'ms'>;
 type Produced = Omit<ProducerResult, 'ms'>;
-
-/** Nothing of the driver left in the VM, nothing busy or mapped at the backend, `freePages` free. */
-async function expectClean(run: Run, vm: VmProcess, freePages: number): Promise<void> {
-  const s = await vm.call<Stats>('dmabuf.stats');
-  const live = (by: Record<string, number>) => Object.entries(by).filter(([k, v]) => k !== 'freed' && k !== 'released' && v > 0);
-  expect({ exports: live(s.exporter.byState), imports: live(s.importer.byState), fds: s.fds, bufs: s.bufs, retiring: s.heap.retiring })
-    .toEqual({ exports: [], imports: [], fds: 0, bufs: 0, retiring: 0 });
-  expect({ granted: s.kernel.grants.granted, deferred: s.kernel.grants.deferred, mappings: s.kernel.mapper.liveMappings, free: s.kernel.freePages, ports: s.kernel.ports })
-    .toEqual({ granted: 0, deferred: 0, mappings: 0, free: freePages, ports: 0 });
-  expect(await domainStats(run, vm.domid)).toMatchObject({ grantsInUse: 0, busyGrants: 0, mappings: 0 });
-}
 
 describe('dynamic sharing between VM processes', () => {
   it('moves a streamed 1080p buffer 100 times: no frame lost or corrupted, pins hold moves back, nothing leaks', async () => {
@@ -114,8 +103,8 @@ describe('dynamic sharing between VM processes', () => {
     await exp.call('dmabuf.waitReleased', { hid, timeoutMs: 20_000 });
     await exp.call('dmabuf.put', { buf });
     expect((await exp.call<Stats>('dmabuf.stats')).heap.moves).toBe(101);
-    await expectClean(run, exp, free.exp);
-    await expectClean(run, imp, free.imp);
+    await expectVmClean(run, exp, { freePages: free.exp, ports: true });
+    await expectVmClean(run, imp, { freePages: free.imp, ports: true });
   }, 600_000);
 
   it('killing the consumer VM in the middle of the moves: the moves go on, the exporter frees everything', async () => {
@@ -141,6 +130,6 @@ describe('dynamic sharing between VM processes', () => {
     await released;
     expect(await exp.call('dmabuf.check', { buf, seed: 4 })).toEqual({ ok: true, firstBad: -1 });
     await exp.call('dmabuf.put', { buf });
-    await expectClean(run, exp, free);
+    await expectVmClean(run, exp, { freePages: free, ports: true });
   }, 300_000);
 });

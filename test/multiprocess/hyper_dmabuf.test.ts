@@ -10,7 +10,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
-import { domainStats, nextEvent, startRun, startVm, type Run } from './harness.ts';
+import { domainStats, nextEvent, startRun, startVm } from './harness.ts';
+import { expectVmClean } from '../support/leaks.ts';
 
 const FHD = 1920 * 1080 * 4;
 const UHD = 3840 * 2160 * 4;
@@ -24,17 +25,6 @@ interface Stats {
   kernel: { grants: { granted: number; deferred: number }; mapper: { liveMappings: number; mapRequests: number; directoryMaps: number }; usedPages: number; wire: { bytesIn: number; bytesOut: number } };
   bufs: number;
   fds: number;
-}
-
-/** Nothing of the driver left in the VM, and nothing of it busy or mapped at the backend. */
-async function expectClean(run: Run, vm: VmProcess): Promise<void> {
-  const s = await vm.call<Stats>('dmabuf.stats');
-  const live = (by: Record<string, number>) => Object.entries(by).filter(([k, v]) => k !== 'freed' && k !== 'released' && v > 0);
-  expect({ exports: live(s.exporter.byState), imports: live(s.importer.byState), fds: s.fds, bufs: s.bufs })
-    .toEqual({ exports: [], imports: [], fds: 0, bufs: 0 });
-  expect({ granted: s.kernel.grants.granted, deferred: s.kernel.grants.deferred, mappings: s.kernel.mapper.liveMappings, used: s.kernel.usedPages })
-    .toEqual({ granted: 0, deferred: 0, mappings: 0, used: 0 });
-  expect(await domainStats(run, vm.domid)).toMatchObject({ grantsInUse: 0, busyGrants: 0, mappings: 0 });
 }
 
 /** Export from `exp` to `imp`; the importer learns the id from its NEW_IMPORT event (blocking read). */
@@ -77,8 +67,8 @@ describe('hyper_dmabuf between VM processes', () => {
     expect(await exp.call('dmabuf.unexport', { hid })).toEqual({ outcome: 'unexported' });
     await exp.call('dmabuf.waitReleased', { hid, timeoutMs: 20_000 });
     await exp.call('dmabuf.put', { buf: a.buf });
-    await expectClean(run, exp);
-    await expectClean(run, imp);
+    await expectVmClean(run, exp);
+    await expectVmClean(run, imp);
   }, 60_000);
 
   it('read-write export: the importer writes through its view and the exporter reads the bytes', async () => {
@@ -93,8 +83,8 @@ describe('hyper_dmabuf between VM processes', () => {
     await exp.call('dmabuf.unexport', { hid });
     await exp.call('dmabuf.waitReleased', { hid, timeoutMs: 20_000 });
     await exp.call('dmabuf.put', { buf: a.buf });
-    await expectClean(run, exp);
-    await expectClean(run, imp);
+    await expectVmClean(run, exp);
+    await expectVmClean(run, imp);
   }, 60_000);
 
   it('read-only export: an importer write faults (the VM dies by SIGSEGV or SIGBUS) and the exporter\'s pages are unchanged', async () => {
@@ -114,7 +104,7 @@ describe('hyper_dmabuf between VM processes', () => {
     await released;
     expect(await exp.call<Check>('dmabuf.check', { buf: a.buf, seed: 7 })).toEqual({ ok: true, firstBad: -1 });
     await exp.call('dmabuf.put', { buf: a.buf });
-    await expectClean(run, exp);
+    await expectVmClean(run, exp);
   }, 60_000);
 
   it('shares a 3840x2160x4 buffer of scattered pages through both directory formats', async () => {
@@ -139,8 +129,8 @@ describe('hyper_dmabuf between VM processes', () => {
       await exp.call('dmabuf.waitReleased', { hid, timeoutMs: 20_000 });
     }
     await exp.call('dmabuf.put', { buf: a.buf });
-    await expectClean(run, exp);
-    await expectClean(run, imp);
+    await expectVmClean(run, exp);
+    await expectVmClean(run, imp);
   }, 60_000);
 
   it('unexport while the importer holds a mapping revokes nothing until release; then every grant ends and the pages are scrubbed; new imports fail', async () => {
@@ -172,8 +162,8 @@ describe('hyper_dmabuf between VM processes', () => {
     expect(await exp.call('dmabuf.framesState', { frames })).toEqual({ allocated: 0, nonZero: 0 });
     // Once released, the buffer is unknown on both sides.
     await expect(imp.call('dmabuf.exportFd', { hid })).rejects.toMatchObject({ code: 'ERR_UNKNOWN_BUFFER' });
-    await expectClean(run, exp);
-    await expectClean(run, imp);
+    await expectVmClean(run, exp);
+    await expectVmClean(run, imp);
   }, 60_000);
 
   it('importing an unexported buffer fails', async () => {
@@ -188,8 +178,8 @@ describe('hyper_dmabuf between VM processes', () => {
     expect(await imp.call<Probe>('dmabuf.probe', { type: 'DMABUF_EXPORT_FD', dst: exp.domid, body: { hid, fdId: 1 } }))
       .toMatchObject({ ok: false, code: 'ERR_UNKNOWN_BUFFER' });
     await exp.call('dmabuf.put', { buf: a.buf });
-    await expectClean(run, exp);
-    await expectClean(run, imp);
+    await expectVmClean(run, exp);
+    await expectVmClean(run, imp);
   }, 60_000);
 
   it('a third domain cannot import even with the right id; a wrong key fails; an id naming another domain than its sender fails', async () => {
@@ -221,7 +211,7 @@ describe('hyper_dmabuf between VM processes', () => {
     await exp.call('dmabuf.unexport', { hid });
     await exp.call('dmabuf.waitReleased', { hid, timeoutMs: 20_000 });
     await exp.call('dmabuf.put', { buf: a.buf });
-    for (const vm of [exp, imp, third]) await expectClean(run, vm);
+    for (const vm of [exp, imp, third]) await expectVmClean(run, vm);
   }, 60_000);
 
   it('10,000 concurrent exports between two VMs, all imported, released and unexported, leave nothing behind', async () => {
@@ -244,8 +234,8 @@ describe('hyper_dmabuf between VM processes', () => {
     expect(await imp.call('dmabuf.stats')).toMatchObject({ importer: { openFds: 10_000, mappedPages: 10_000 } });
     for (const part of fds) await imp.call('dmabuf.releaseMany', { fds: part }, 60_000);
     for (const part of slices) await exp.call('dmabuf.unexportMany', { hids: part }, 60_000);
-    await expectClean(run, exp);
-    await expectClean(run, imp);
+    await expectVmClean(run, exp);
+    await expectVmClean(run, imp);
   }, 120_000);
 
   it('killing the importer mid-share: the exporter treats its fds as released and completes the pending unexport', async () => {
@@ -263,7 +253,7 @@ describe('hyper_dmabuf between VM processes', () => {
     expect((await imp.exited).signal).toBe('SIGKILL');
     await released;
     await exp.call('dmabuf.put', { buf: a.buf });
-    await expectClean(run, exp);
+    await expectVmClean(run, exp);
   }, 60_000);
 
   it('killing the exporter mid-share: the import turns invalid, the open view stays readable until released, then everything is freed', async () => {
@@ -283,6 +273,6 @@ describe('hyper_dmabuf between VM processes', () => {
     expect(await domainStats(run, exp.domid)).toMatchObject({ state: 'dead' });
     expect(await imp.call('dmabuf.release', { fd })).toEqual({ viewByteLength: 0 });
     expect(await domainStats(run, exp.domid)).toBeUndefined();
-    await expectClean(run, imp);
+    await expectVmClean(run, imp);
   }, 60_000);
 });
