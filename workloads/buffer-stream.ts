@@ -35,7 +35,7 @@ import { PAGE_SIZE } from '../protocol/limits.ts';
 import type { DmaBuf } from '../src/dmabuf/dma-buf.ts';
 import type { SystemHeapPriv } from '../src/dmabuf/system-heap.ts';
 import type { SyncFile } from '../src/fence/sync-file.ts';
-import { fenceErrnoName } from '../src/fence-remote/errno.ts';
+import { errnoName } from '../src/fence/errno.ts';
 import type { FenceHost } from '../src/fence-remote/fence-host.ts';
 import type { SharedTimeline } from '../src/fence-remote/shared-timeline.ts';
 import type { HyperDmabuf } from '../src/hyper_dmabuf/driver.ts';
@@ -274,7 +274,7 @@ export class BufferStream {
       const prepared = await fences.prepareExport(this.peer, release);
       send(fences.sendExport(prepared, { cookie: i }), 'export');
       const status = ready.fence.getStatus();
-      if (status < 0) throw new StopRun(i, 'ERR_FENCE', `ready fence of frame ${i} signalled with ${fenceErrnoName(status)}`, status);
+      if (status < 0) throw new StopRun(i, 'ERR_FENCE', `ready fence of frame ${i} signalled with ${errnoName(status)}`, status);
       if (status === 0) stats.implicitMisses++;
       const words = await this.#views[b]!.words();
       const check = checkFrame(words, i);

@@ -22,7 +22,7 @@ import { PAGE_SIZE } from '../protocol/limits.ts';
 import { revokeAndFree } from '../src/guest/grant-release.ts';
 import type { ForeignMapping } from '../src/guest/foreign-mapping.ts';
 import type { GuestKernel } from '../src/guest/kernel.ts';
-import { fenceErrnoName } from '../src/fence-remote/errno.ts';
+import { errnoName } from '../src/fence/errno.ts';
 import type { FenceHost } from '../src/fence-remote/fence-host.ts';
 import type { SharedTimeline } from '../src/fence-remote/shared-timeline.ts';
 import { runFrameLoop, StopRun, type RunError } from './frame-loop.ts';
@@ -82,7 +82,7 @@ async function waitImport(host: FenceHost, peer: number, cookie: number, frame: 
   const waited = performance.now() - t0;
   if (ret === 0) throw new StopRun(frame, 'ERR_TIMEOUT', `fence of frame ${frame} did not signal within ${timeoutMs} ms`);
   const status = file.fence.getStatus();
-  if (status < 0) throw new StopRun(frame, 'ERR_FENCE', `fence of frame ${frame} signalled with ${fenceErrnoName(status)}`, status);
+  if (status < 0) throw new StopRun(frame, 'ERR_FENCE', `fence of frame ${frame} signalled with ${errnoName(status)}`, status);
   return waited;
 }
 

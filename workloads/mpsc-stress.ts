@@ -23,7 +23,7 @@ import type { GuestKernel } from '../src/guest/kernel.ts';
 import { revokeAndFree } from '../src/guest/grant-release.ts';
 import { mergeFences } from '../src/fence/unwrap.ts';
 import { PAGE_SIZE } from '../protocol/limits.ts';
-import { fenceErrnoName } from '../src/fence-remote/errno.ts';
+import { errnoName } from '../src/fence/errno.ts';
 import type { FenceHost } from '../src/fence-remote/fence-host.ts';
 import type { SharedTimeline } from '../src/fence-remote/shared-timeline.ts';
 
@@ -43,7 +43,7 @@ async function waitOk(host: FenceHost, src: number, cookie: number, timeoutMs: n
   const file = await host.takeImport(src, cookie, timeoutMs);
   if (await file.fence.wait(timeoutMs) === 0) throw new Error(`fence ${cookie} of d${src} did not signal within ${timeoutMs} ms`);
   const status = file.fence.getStatus();
-  if (status !== 1) throw new Error(`fence ${cookie} of d${src} signalled with ${fenceErrnoName(status)}`);
+  if (status !== 1) throw new Error(`fence ${cookie} of d${src} signalled with ${errnoName(status)}`);
 }
 
 /** One VM's part of the stress. */
@@ -109,7 +109,7 @@ export class MpscStress {
           const files = await Promise.all(this.#peers.map((p) => this.#host.takeImport(p, it, timeoutMs)));
           const merged = mergeFences(...files.map((f) => f.fence));
           if (await merged.wait(timeoutMs) === 0) throw new Error(`producers' points ${it} did not signal within ${timeoutMs} ms`);
-          if (merged.getStatus() !== 1) throw new Error(`producers' points ${it} signalled with ${fenceErrnoName(merged.getStatus())}`);
+          if (merged.getStatus() !== 1) throw new Error(`producers' points ${it} signalled with ${errnoName(merged.getStatus())}`);
           if (Atomics.load(this.#counter, 0) !== this.#peers.length * it) mismatches++;
           this.#tl.signal(it);
         }

@@ -3,7 +3,7 @@
  * read-only with observers, event-channel wake-ups, export and import of
  * fences and sync_files between domains. See protocol/SPEC.md section 11A.
  */
-export * from './errno.ts';
+export { EPIPE, EPROTO, FENCE_ERR_CLOSED, FENCE_ERR_DETACHED, FENCE_ERR_OWNER_DIED, FENCE_ERR_PROTOCOL, statusText } from '../fence/errno.ts';
 export * from './errors.ts';
 export * from './timeline-page.ts';
 export * from './slot-table.ts';

@@ -13,7 +13,7 @@ import { TimelineImportMachine, TimelineImportState } from '../../protocol/machi
 import { MachineState } from '../../protocol/state-machine.ts';
 import { isErrno } from '../fence/errno.ts';
 import { allocateFenceContexts } from '../fence/fence-context.ts';
-import { FENCE_ERR_CLOSED, FENCE_ERR_PROTOCOL } from './errno.ts';
+import { FENCE_ERR_CLOSED, FENCE_ERR_PROTOCOL } from '../fence/errno.ts';
 import { FenceRemoteError } from './errors.ts';
 import { RemoteFence, type RemoteFenceSource } from './remote-fence.ts';
 import { PageState, type TimelinePageReader } from './timeline-page.ts';

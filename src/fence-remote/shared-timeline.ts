@@ -21,7 +21,7 @@ import { isErrno } from '../fence/errno.ts';
 import { allocateFenceContexts } from '../fence/fence-context.ts';
 import { FENCE_MAX_SEQNO } from '../../protocol/messages/fence.ts';
 import { FenceRemoteError } from './errors.ts';
-import { FENCE_ERR_CLOSED } from './errno.ts';
+import { FENCE_ERR_CLOSED } from '../fence/errno.ts';
 import { SlotTable, type ReleaseResult } from './slot-table.ts';
 import type { TimelinePageWriter } from './timeline-page.ts';
 import { firstAtOrAfter } from './seqno-order.ts';

@@ -20,7 +20,7 @@ import { FENCE_MAX_RELEASE, FENCE_SLOTS_RELEASE, FENCE_TIMELINE_DETACHED, type F
 import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import type { DmaFence } from '../fence/dma-fence.ts';
-import { FENCE_ERR_CLOSED, FENCE_ERR_DETACHED, FENCE_ERR_OWNER_DIED } from './errno.ts';
+import { FENCE_ERR_CLOSED, FENCE_ERR_DETACHED, FENCE_ERR_OWNER_DIED } from '../fence/errno.ts';
 import { FenceRemoteError } from './errors.ts';
 import type { FenceKernel } from './host-kernel.ts';
 import { RemoteFence } from './remote-fence.ts';

@@ -40,6 +40,10 @@ export const EDEADLK = -35;
 export const ETIME = -62;
 /** Connection timed out: for peers that give up on a remote fence. */
 export const ETIMEDOUT = -110;
+/** Broken pipe: the domain that owns a cross-VM timeline died. */
+export const EPIPE = -32;
+/** Protocol error: a cross-VM timeline page contradicts the protocol (slot tag or status). */
+export const EPROTO = -71;
 /** Operation cancelled: for fences force-completed on teardown. */
 export const ECANCELED = -125;
 /** A wait was interrupted and should be restarted (kernel-internal, never reaches userspace). */
@@ -61,6 +65,8 @@ const NAMES: ReadonlyMap<number, string> = new Map([
   [EINVAL, 'EINVAL'],
   [ENOTTY, 'ENOTTY'],
   [EDEADLK, 'EDEADLK'],
+  [EPIPE, 'EPIPE'],
+  [EPROTO, 'EPROTO'],
   [ETIME, 'ETIME'],
   [ETIMEDOUT, 'ETIMEDOUT'],
   [ECANCELED, 'ECANCELED'],
@@ -94,4 +100,25 @@ export class ErrnoError extends Error {
     this.name = 'ErrnoError';
     this.errno = errno;
   }
+}
+
+/*
+ * Statuses of cross-VM fences (SPEC.md 11A.5): each cause of a forced
+ * completion has its own errno, so a waiter can tell why a remote fence ended.
+ */
+
+/** Status of points still pending when their owner destroys the timeline (as sw_sync's close). */
+export const FENCE_ERR_CLOSED = ENOENT;
+/** Status of imported points still pending when their owner domain dies. */
+export const FENCE_ERR_OWNER_DIED = EPIPE;
+/** Status of imported points the observer gives up itself (its host shuts down, or the owner unshared the timeline). */
+export const FENCE_ERR_DETACHED = ECANCELED;
+/** Status of an imported point whose page entry is inconsistent (a buggy or hostile owner). */
+export const FENCE_ERR_PROTOCOL = EPROTO;
+
+/** A fence status as text: "pending", "signalled" or the errno name. */
+export function statusText(status: number): string {
+  if (status === 0) return 'pending';
+  if (status === 1) return 'signalled';
+  return errnoName(status);
 }

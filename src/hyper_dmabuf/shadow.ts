@@ -10,18 +10,11 @@
  */
 import { ProtocolError } from '../../protocol/errors.ts';
 import type { DmaDirection, SyncOp } from '../../protocol/messages/dmabuf.ts';
-import type { Attachment, DmaBuf } from '../dmabuf/dma-buf.ts';
+import type { Attachment, DmaBuf, DmaBufUse } from '../dmabuf/dma-buf.ts';
 import type { SgTable } from '../dmabuf/sg-table.ts';
 
-/** Counts of what a shadow holds. */
-export interface ShadowUse {
-  attachments: number;
-  mappings: number;
-  cpuAccess: number;
-  vmaps: number;
-  kmaps: number;
-  pins: number;
-}
+/** Counts of what a shadow holds: a buffer's use counts (DmaBufUse) but references (a shadow holds none of its own). */
+export type ShadowUse = Omit<DmaBufUse, 'refs'>;
 
 /** The shadow state of one (importer, fdId). */
 export class ShadowFd {

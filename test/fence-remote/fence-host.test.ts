@@ -12,7 +12,7 @@ import { mergeFences } from '../../src/fence/unwrap.ts';
 import { SwSyncTimeline } from '../../src/fence/sw-sync.ts';
 import { SyncFile } from '../../src/fence/sync-file.ts';
 import { DmaFenceArray } from '../../src/fence/fence-array.ts';
-import { FENCE_ERR_OWNER_DIED } from '../../src/fence-remote/errno.ts';
+import { FENCE_ERR_OWNER_DIED } from '../../src/fence/errno.ts';
 import { RemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import { FenceHost } from '../../src/fence-remote/fence-host.ts';
 import { until } from '../support/wait.ts';

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { EINVAL, EIO, ENOENT } from '../../src/fence/errno.ts';
 import { DmaFenceCb } from '../../src/fence/dma-fence.ts';
-import { EPROTO, FENCE_ERR_OWNER_DIED } from '../../src/fence-remote/errno.ts';
+import { EPROTO, FENCE_ERR_OWNER_DIED } from '../../src/fence/errno.ts';
 import { TimelinePageWriter } from '../../src/fence-remote/timeline-page.ts';
 import { loopback, PEER } from './loopback.ts';
 

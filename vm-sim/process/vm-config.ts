@@ -5,25 +5,19 @@
  * the command line).
  */
 
+import type { GuestKernelBootOptions } from '../../src/guest/kernel.ts';
+
 /** The environment variable that carries the VmConfig. */
 export const VM_CONFIG_ENV = 'HDMABUF_VM_CONFIG';
 
-/** Launch configuration of one VM. */
-export interface VmConfig {
-  /** Backend WebSocket URL. */
-  url: string;
-  domid: number;
-  /** Secret for HELLO. */
-  token: string;
-  ramPath: string;
-  grantTablePath: string;
-  memPages: number;
-  maxGrantFrames: number;
-  name?: string;
+/**
+ * Launch configuration of one VM: the kernel's boot options that travel as
+ * JSON (the domain, the backend, the memory files, the HELLO version), and
+ * the command modules to load.
+ */
+export interface VmConfig extends Pick<GuestKernelBootOptions, 'url' | 'domid' | 'token' | 'ramPath' | 'grantTablePath' | 'memPages' | 'maxGrantFrames' | 'name' | 'maxVersion'> {
   /** Names of the command modules to load (default: all of vm-sim/process/modules.ts). */
   modules?: string[];
-  /** Highest protocol version the VM offers in HELLO (default: the highest it speaks). */
-  maxVersion?: number;
 }
 
 /** Parses and checks a VmConfig; throws with the offending field. */
