@@ -38,8 +38,8 @@ const PORT = t.uint(4095, 1);
 
 /**
  * A reference to one leaf fence, as an exporter puts it in a message. The
- * owner is always the sending domain (the stamped `src`). Phase 2 messages
- * (buffers carrying fences) embed this same struct.
+ * owner is always the sending domain (the stamped `src`). The messages of
+ * buffers carrying fences (DMABUF_RESV_*) embed this same struct.
  */
 export const FENCE_REF = t.struct({
   tl: opt(TL_ID, 'The sender\'s timeline id, shared with the receiver by FENCE_TIMELINE_SHARE. Required with `slot`; absent for a detached, already signalled fence.'),

@@ -18,7 +18,7 @@
  * destroyed (pending points -ENOENT, observers told and unmapped, grants
  * ended, pages freed) -> DOMAIN_DIED listener and FENCE_* handlers removed.
  *
- * Phase 2 (buffers carrying fences) uses prepareExport / importRefs
+ * The sync layer of shared buffers (src/hyper_dmabuf/sync) uses prepareExport / importRefs
  * directly: a fence's references ride in any message that embeds FENCE_REF.
  */
 import { EventEmitter } from 'node:events';
@@ -258,8 +258,8 @@ export class FenceHost extends EventEmitter {
   }
 
   /**
-   * Imports references sent by `src` (as FENCE_EXPORT does; phase 2
-   * messages call it for their embedded refs). One fence per reference.
+   * Imports references sent by `src` (as FENCE_EXPORT does; the
+   * DMABUF_RESV_* messages call it for their embedded refs). One fence per reference.
    * @throws ProtocolError as FENCE_EXPORT documents; nothing is imported then
    */
   importRefs(src: number, refs: readonly FenceRef[]): DmaFence[] {

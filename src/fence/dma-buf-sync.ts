@@ -1,5 +1,5 @@
 /**
- * Explicit/implicit sync bridge of a dma-buf (spec §3.3, §3.4):
+ * Explicit/implicit sync bridge of a dma-buf (drivers/dma-buf/dma-buf.c):
  * DMA_BUF_IOCTL_EXPORT_SYNC_FILE, DMA_BUF_IOCTL_IMPORT_SYNC_FILE and poll()
  * on the buffer, all in terms of the buffer's {@link DmaResv}.
  */

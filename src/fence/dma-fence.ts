@@ -1,8 +1,7 @@
 /**
  * dma_fence: a one-shot completion event with Linux semantics.
  *
- * Spec: reference/linux-dmabuf-sync-semantics.md §1.1-§1.5 (include/linux/dma-fence.h,
- * drivers/dma-buf/dma-fence.c). A fence belongs to a context (a timeline) and
+ * As Linux's include/linux/dma-fence.h and drivers/dma-buf/dma-fence.c. A fence belongs to a context (a timeline) and
  * carries a seqno; fences of one context are totally ordered. It goes from
  * pending to signalled exactly once, optionally with an error set beforehand,
  * and runs its callbacks synchronously, in the order they were added.

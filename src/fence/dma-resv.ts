@@ -1,6 +1,6 @@
 /**
  * dma_resv: the reservation object holding a buffer's implicit fences
- * (spec §2, usage model of Linux v5.19+).
+ * (drivers/dma-buf/dma-resv.c, usage model of Linux v5.19+).
  *
  * Every fence is stored with a usage class, ordered KERNEL < WRITE < READ <
  * BOOKKEEP. A query for one class also returns the stronger (lower) classes.

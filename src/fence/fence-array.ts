@@ -1,5 +1,5 @@
 /**
- * dma_fence_array: one fence standing for several (spec §1.7).
+ * dma_fence_array: one fence standing for several (drivers/dma-buf/dma-fence-array.c).
  *
  * It signals when all members have signalled, or with `signalOnAny` when the
  * first one does. The first error reported by a member is propagated, but only

@@ -1,5 +1,5 @@
 /**
- * dma_fence_chain: timeline points built as a linked list (spec §1.8).
+ * dma_fence_chain: timeline points built as a linked list (drivers/dma-buf/dma-fence-chain.c).
  *
  * Each node wraps one fence and links to the previous point. A node is
  * signalled once its own fence and every earlier node's fence have signalled.

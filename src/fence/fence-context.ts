@@ -1,5 +1,5 @@
 /**
- * Fence contexts and seqno ordering (spec §1.1).
+ * Fence contexts and seqno ordering (dma_fence_context_alloc, include/linux/dma-fence.h).
  *
  * A context is one timeline: fences on it are totally ordered by seqno.
  */

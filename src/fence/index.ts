@@ -1,7 +1,8 @@
 /**
  * Local Linux synchronisation model: dma_fence and its containers, dma_resv,
  * sync_file, the dma-buf sync_file bridge and the sw_sync test timeline.
- * See reference/linux-dmabuf-sync-semantics.md for the semantics mirrored.
+ * The semantics are Linux's (drivers/dma-buf/, include/linux/dma-fence*.h,
+ * include/linux/dma-resv.h); SPEC.md 11A builds the cross-VM layer on them.
  */
 export * from './errno.ts';
 export * from './clock.ts';

@@ -1,5 +1,5 @@
 /**
- * Stub fences: fences that are born signalled (spec §1.6).
+ * Stub fences: fences that are born signalled (dma_fence_get_stub, drivers/dma-buf/dma-fence.c).
  *
  * The global stub (dma_fence_get_stub) stands in wherever a fence is required
  * but nothing is pending, e.g. exporting a sync_file from an idle buffer.

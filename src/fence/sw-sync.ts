@@ -1,5 +1,5 @@
 /**
- * sw_sync: the software test timeline (spec §4.3, drivers/dma-buf/sw_sync.c).
+ * sw_sync: the software test timeline (drivers/dma-buf/sw_sync.c).
  *
  * A timeline is a fence context with a 32-bit counter. A point created at a
  * value signals once the counter reaches it (32-bit wraparound compare, so a

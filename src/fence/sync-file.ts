@@ -1,5 +1,5 @@
 /**
- * sync_file: a fence handed to userspace as a file (spec §4.1, §4.2).
+ * sync_file: a fence handed to userspace as a file (drivers/dma-buf/sync_file.c, include/uapi/linux/sync_file.h).
  *
  * In this in-process model the SyncFile object plays the file descriptor;
  * later work maps it onto descriptors passed between VMs. Entry points shaped

@@ -1,5 +1,5 @@
 /**
- * dma_fence_unwrap and dma_fence_unwrap_merge (spec §1.9).
+ * dma_fence_unwrap and dma_fence_unwrap_merge (drivers/dma-buf/dma-fence-unwrap.c).
  *
  * Containers are flattened before they are combined or stored, so no
  * container ever ends up inside another one.

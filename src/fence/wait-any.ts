@@ -1,5 +1,5 @@
 /**
- * dma_fence_wait_any_timeout (spec §1.5): wait for the first of several fences.
+ * dma_fence_wait_any_timeout (drivers/dma-buf/dma-fence.c): wait for the first of several fences.
  */
 import { armTimeout, nowMs, remainingMs } from './clock.ts';
 import { type DmaFence, DmaFenceCb } from './dma-fence.ts';

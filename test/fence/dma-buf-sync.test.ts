@@ -1,6 +1,6 @@
 /**
- * Port of IGT tests/dmabuf_sync_file.c (spec §5.7) and vgem_basic
- * dmabuf-fence / dmabuf-fence-before (§5.9). vgem's read and write fences are
+ * Port of IGT tests/dmabuf_sync_file.c and vgem_basic
+ * dmabuf-fence / dmabuf-fence-before. vgem's read and write fences are
  * mock fences added to the buffer's reservation object with READ / WRITE usage.
  */
 import { describe, expect, it } from 'vitest';

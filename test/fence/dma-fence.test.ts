@@ -1,6 +1,6 @@
 /**
- * Port of drivers/dma-buf/st-dma-fence.c (spec §5.1) plus the dma_fence rules
- * of §1.1-§1.5 that the selftest does not cover (wraparound, enable_signaling,
+ * Port of drivers/dma-buf/st-dma-fence.c plus the dma_fence rules
+ * of dma-fence.h that the selftest does not cover (wraparound, enable_signaling,
  * wait_any, release).
  */
 import { describe, expect, it } from 'vitest';

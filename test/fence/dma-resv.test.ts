@@ -1,6 +1,6 @@
 /**
- * Port of drivers/dma-buf/st-dma-resv.c (spec §5.4), run once per usage, plus
- * the rules no kernel selftest covers (§2.1-§2.3): cumulative queries,
+ * Port of drivers/dma-buf/st-dma-resv.c, run once per usage, plus
+ * the rules no kernel selftest covers: cumulative queries,
  * replacement, promotion, no degrade, CVE-2022-49935, waits, singleton.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-/** dma_fence_array (spec §1.7): all / any, error propagation, no nesting. */
+/** dma_fence_array: all / any, error propagation, no nesting. */
 import { describe, expect, it } from 'vitest';
 import { DmaFenceCb } from '../../src/fence/dma-fence.ts';
 import { allocateFenceContexts } from '../../src/fence/fence-context.ts';

@@ -1,6 +1,6 @@
 /**
- * Port of drivers/dma-buf/st-dma-fence-chain.c (spec §5.2) plus the
- * construction rules of §1.8 (context reuse, seqno, garbage collection).
+ * Port of drivers/dma-buf/st-dma-fence-chain.c plus the
+ * construction rules of dma-fence-chain.c (context reuse, seqno, garbage collection).
  */
 import { describe, expect, it } from 'vitest';
 import { MAX_SCHEDULE_TIMEOUT } from '../../src/fence/clock.ts';

@@ -1,4 +1,4 @@
-/** Port of drivers/dma-buf/st-dma-fence-unwrap.c (spec §5.3) and the merge rules of §1.9. */
+/** Port of drivers/dma-buf/st-dma-fence-unwrap.c and the merge rules of dma_fence_unwrap_merge. */
 import { describe, expect, it } from 'vitest';
 import type { DmaFence } from '../../src/fence/dma-fence.ts';
 import { allocateFenceContexts } from '../../src/fence/fence-context.ts';

@@ -1,6 +1,6 @@
 /**
- * Port of IGT tests/sw_sync.c (spec §5.8) for what makes sense in one
- * process, plus the sw_sync rules of §4.3 (wraparound, point reuse, ordering,
+ * Port of IGT tests/sw_sync.c for what makes sense in one
+ * process, plus the sw_sync rules of sw_sync.c (wraparound, point reuse, ordering,
  * deadlines). sync_busy_fork* need a second process and belong to later work.
  */
 import { describe, expect, it } from 'vitest';

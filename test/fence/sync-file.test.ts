@@ -1,4 +1,4 @@
-/** sync_file semantics (spec §4.1, §4.2): info, aggregate status, names, poll, merge. */
+/** sync_file semantics: info, aggregate status, names, poll, merge. */
 import { describe, expect, it } from 'vitest';
 import { allocateFenceContexts } from '../../src/fence/fence-context.ts';
 import { EINTR, EINVAL, EIO, ENOENT, ENOTTY } from '../../src/fence/errno.ts';

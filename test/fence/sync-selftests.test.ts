@@ -1,5 +1,5 @@
 /**
- * Port of tools/testing/selftests/sync/ (spec §5.5): sync_alloc, sync_fence,
+ * Port of tools/testing/selftests/sync/: sync_alloc, sync_fence,
  * sync_merge, sync_wait and the three stress tests, with async tasks as the
  * threads and iteration counts bounded to keep the suite fast.
  */

@@ -1,6 +1,6 @@
 /**
- * One test per defect of the original driver (DESIGN.md, "Defects of the
- * original"; hyper_dmabuf-facts.md 9.2), each showing this implementation
+ * One test per defect of the original driver (SPEC.md 11.7, differences
+ * from the original driver), each showing this implementation
  * does not have it. In-process pairs; the multi-process file repeats the
  * most important ones with real processes.
  */

@@ -7,8 +7,8 @@
  * reservation object travels on to a third VM ("display"), whose wait
  * completes when the first VM signals, errors included.
  *
- * The reservation object is a local stand-in for a shared buffer's until
- * the driver carries one per buffer (phase 2). The last case kills the
+ * The reservation object is a local one, not a shared buffer's
+ * (test/multiprocess/dmabuf-sync.test.ts covers those). The last case kills the
  * "gpu" VM: the error reaches the third VM through the bridge.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

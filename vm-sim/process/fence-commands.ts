@@ -311,7 +311,7 @@ export const fenceModule: VmModule = {
     /** -> {released}: destroys bridge timelines with no pending point. */
     'fence.bridge.releaseIdle': async (ctx) => ({ released: await st(ctx).host.releaseIdleBridges() }),
 
-    /** -> {resv}: a local reservation object (a stand-in for a buffer's, until phase 2). */
+    /** -> {resv}: a local reservation object (not a buffer's: the dmabuf.sync commands use the buffers' own). */
     'fence.resv.create': (ctx) => ({ resv: st(ctx).resvs.add(new DmaResv()) }),
 
     /** {resv, fence, usage}: dma_resv_add_fence. */
