@@ -60,11 +60,28 @@ export function resolveRefs<T>(ctx: ScenarioContext, value: T): T {
   return value;
 }
 
-/** Any VM command. */
+/**
+ * Any VM command. A command that reports how it stopped instead of throwing
+ * (a stream's `error: {code, message, frame?}`, e.g. its peer died mid-run)
+ * fails the step with that code, so the result says why, typed.
+ */
 export const callStep: StepExecutor<CallStep> = async (ctx, s, timeoutMs) => {
   const result = await ctx.vm(s.in).call<Record<string, unknown>>(s.cmd, resolveRefs(ctx, s.args ?? {}), timeoutMs);
+  const reported = reportedError(result);
+  if (reported) {
+    const at = typeof reported.frame === 'number' ? ` at frame ${reported.frame}` : '';
+    throw Object.assign(new Error(`${s.cmd} in ${s.in} stopped${at}: ${reported.message}`), { code: reported.code });
+  }
   return { result: result ?? {}, detail: s.name ? `${s.cmd} in ${s.in}` : 'done' };
 };
+
+/** The `error` a command's result reports, if it has one of the documented shape. */
+function reportedError(result: unknown): { code: string; message: string; frame?: unknown } | undefined {
+  const e = (result as { error?: unknown } | undefined)?.error;
+  if (e === null || typeof e !== 'object') return undefined;
+  const { code, message } = e as { code?: unknown; message?: unknown };
+  return typeof code === 'string' && typeof message === 'string' ? (e as { code: string; message: string }) : undefined;
+}
 
 /** Waits (scenario time). */
 export const pauseStep: StepExecutor<PauseStep> = async (ctx, s) => {
