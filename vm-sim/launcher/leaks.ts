@@ -4,7 +4,12 @@
  *     before shutdown (entries still marked GTF_reading/GTF_writing, and
  *     live maptrack entries, summed over every domain the backend knows),
  *     less what is held there by design: the pages of a dead exporter that a
- *     live importer still maps (SPEC.md 11.4), reported apart;
+ *     live importer still maps (SPEC.md 11.4), reported apart; when the
+ *     run stopped before its scenario's end (interrupted, a failed check,
+ *     a process that died), what the survivors held at that snapshot was
+ *     in use, not leaked (execute.ts reports it as heldWhenStopped): the
+ *     leak is then what the backend still counts once every VM has shut
+ *     down (a second HV_STATS, before the backend's SIGTERM);
  *     -1 when the backend could not answer (the result says why);
  *   - processes: the run's processes that did not exit within the grace
  *     period of the close cascade (counted BEFORE they are SIGKILLed: a

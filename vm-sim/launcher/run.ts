@@ -9,8 +9,9 @@
  *
  * Close cascade (stop(), idempotent, also on failure and on SIGINT):
  * HV_STATS (busy grants, mappings) -> traces flushed -> each live VM asked
- * to shut down (kernel.shutdown; SIGTERM if it cannot answer) -> control
- * connection closed -> backend SIGTERM (it removes the run's files) -> the
+ * to shut down (kernel.shutdown; SIGTERM if it cannot answer) -> HV_STATS
+ * again (what is still busy or mapped once no VM runs: nothing may be) ->
+ * control connection closed -> backend SIGTERM (it removes the run's files) -> the
  * processes that did not exit within the grace period are counted as leaked
  * (leaks.processes), THEN SIGKILLed -> every child reaped -> /dev/shm files
  * of the run counted, then removed.
@@ -85,6 +86,11 @@ export interface StopReport {
   filesOfDeadBackend: string[];
   /** Names of the processes that did not exit within the grace period and were killed. */
   forced: string[];
+  /**
+   * Busy grants and mappings the backend still counted once every VM had shut down (HV_STATS after the VMs'
+   * exits, summed over every domain: no VM is left to hold anything by design); undefined if not measured.
+   */
+  afterVmsExited: { busyGrants: number; mappings: number } | undefined;
 }
 
 /** A running simulation. */
@@ -260,6 +266,15 @@ export class Run {
       this.askedToStop.add(v.pid);
       return v.process.shutdownGracefully(SHUTDOWN_GRACE_MS);
     }));
+    let afterVmsExited: StopReport['afterVmsExited'];
+    if (!this.hv.child.exit && this.vms.every((v) => !v.alive)) {
+      try {
+        const after = await this.hvStats(15_000);
+        afterVmsExited = { busyGrants: sum(after.domains.map((d) => d.busyGrants)), mappings: sum(after.domains.map((d) => d.mappings)) };
+      } catch {
+        // The backend went away during the cascade: not measured (undefined says so).
+      }
+    }
     await this.control.close().catch(() => undefined);
     this.askedToStop.add(this.hv.pid);
     this.hv.child.kill('SIGTERM');
@@ -289,7 +304,11 @@ export class Run {
     const { heldByDesign, ...hvCounts } = hvStats ? hvLeaks(hvStats) : { busyGrants: -1, mappings: -1, heldByDesign: undefined };
     return {
       leaks: { ...hvCounts, processes, shmFiles: shmFiles.length }, heldByDesign, hvStats, hvStatsError, shmFiles,
-      filesOfDeadBackend: backendDied ? found : [], forced: lingering.map((p) => p.name),
+      filesOfDeadBackend: backendDied ? found : [], forced: lingering.map((p) => p.name), afterVmsExited,
     };
   }
+}
+
+function sum(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
 }

@@ -62,6 +62,10 @@ export function summaryLines(r: RunResult): string[] {
   if (held && held.busyGrants + held.mappings > 0) {
     lines.push(row('held by design (not leaks)', `busy grants ${held.busyGrants}, mappings ${held.mappings} (a live importer still mapped a dead exporter's pages, SPEC 11.4)`));
   }
+  const stopped = s.heldWhenStopped as { busyGrants: number; mappings: number } | undefined;
+  if (stopped && stopped.busyGrants + stopped.mappings > 0) {
+    lines.push(row('held when the run stopped', `busy grants ${stopped.busyGrants}, mappings ${stopped.mappings} (in use by the survivors, released by their shutdown; not leaks)`));
+  }
   lines.push(row('leaks', `${unknown ? 'not all measured' : total}  (busy grants ${fig(l.busyGrants)}, mappings ${fig(l.mappings)}, processes ${fig(l.processes)}, shm files ${fig(l.shmFiles)})`));
   if (unknown && notMeasured['leaks.busyGrants']) lines.push(row('', notMeasured['leaks.busyGrants']));
   for (const e of (r.exits ?? []).filter((x) => x.cause === 'died')) lines.push(row('process died', describeProcessExit(e)));
