@@ -40,6 +40,7 @@ const SCENARIOS: ReadonlyArray<{ name: string; params: string[]; ms: number }> =
   { name: 'many-exports', params: ['count=1000'], ms: 4000 },
   { name: 'fences', params: ['frames=300'], ms: 6000 },
   { name: 'move', params: ['frames=300', 'moves=20'], ms: 6000 },
+  { name: 'copies', params: [], ms: 1500 },
 ];
 
 

@@ -7,6 +7,7 @@ import type { Scenario } from '../types.ts';
 import { validateScenario } from '../validate.ts';
 import bigBuffer from './big-buffer.ts';
 import compositor from './compositor.ts';
+import copies from './copies.ts';
 import fanOut from './fan-out.ts';
 import fences from './fences.ts';
 import manyExports from './many-exports.ts';
@@ -31,6 +32,7 @@ export function builtinScenarios(): Scenario[] {
     manyExports,
     fences,
     move,
+    copies,
   ].map((s) => validateScenario(s, `built-in ${s.name}`));
   return all;
 }
