@@ -123,6 +123,8 @@ export class BufferStream {
   readonly #tl: SharedTimeline;
   #next = 0;
   #closed = false;
+  /** Why close() could not release everything, if it could not. */
+  #closeError: { code: string; message: string } | undefined;
   /** Frame the run loop has reached (started), and who waits for a later one. */
   #reached = -1;
   #frameWaiters: Array<{ frame: number; resolve: () => void }> = [];
@@ -229,7 +231,14 @@ export class BufferStream {
       await d.waitReleased(hid, graceMs);
     }));
     await Promise.allSettled(this.#bufs.map((b) => (b.state === 'live' ? b.put() : undefined)));
-    return results.every((r) => r.status === 'fulfilled');
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) this.#closeError = { code: codeOf(failed.reason), message: (failed.reason as Error)?.message ?? String(failed.reason) };
+    return failed === undefined;
+  }
+
+  /** Why close() could not release everything (the first export's failure: e.g. its importer died), if it could not. */
+  get closeError(): { code: string; message: string } | undefined {
+    return this.#closeError;
   }
 
   async #produce(i: number, b: number, n: number, timeoutMs: number, stats: { maxWaitMs: number; maxResvEntries: number }, digest: Digest, send: SendInFlight, options: BufferRunOptions): Promise<void> {

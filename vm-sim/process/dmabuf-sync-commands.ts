@@ -284,12 +284,16 @@ export const dmabufSyncModule: VmModule = {
       return { frame };
     },
 
-    /** {stream, graceMs?} -> {released}: consumer: views and fds; producer: timeline, exports (waits for their release), buffers. */
+    /**
+     * {stream, graceMs?} -> {released, error?}: consumer: views and fds; producer: timeline, exports (waits for their
+     * release), buffers. `error` {code, message} says why not everything was released (e.g. the importer died).
+     */
     'dmabuf.sync.stream.close': async (ctx, args) => {
       const s = st(ctx);
-      const released = await s.streams.get(args.stream).close(argInt(args, 'graceMs', 5000));
+      const stream = s.streams.get(args.stream);
+      const released = await stream.close(argInt(args, 'graceMs', 5000));
       s.streams.delete(args.stream as number);
-      return { released };
+      return { released, ...(stream.closeError ? { error: stream.closeError } : {}) };
     },
   },
 };
