@@ -7,19 +7,21 @@
  * stopFenceRun checks, before shutting the VMs down, that the fence layer
  * of each holds nothing (timelines, shares, grants, slots, imports,
  * mappings, ports, pages) and that the backend sees no busy grant, mapping
- * or port; then it shuts every VM down through its close cascade, reaps
- * every child and checks that no process and no shm file of the run is
- * left.
+ * or port; then it shuts every VM down through its close cascade and the
+ * backend with SIGTERM (test/helpers/graceful-stop.ts): a process that had
+ * to be killed after the grace period is a leak, named before the kill; then
+ * no process and no shm file of the run may be left.
  */
 import { readdirSync } from 'node:fs';
 import { expect } from 'vitest';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import type { ResponseOf } from '../../protocol/message.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
-import { liveChildren, isRunning, reapAll } from '../../vm-sim/process/child.ts';
+import { isRunning, reapAll } from '../../vm-sim/process/child.ts';
 import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
 import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import type { FenceHostStats } from '../../src/fence-remote/fence-host.ts';
+import { stopGracefully } from '../helpers/graceful-stop.ts';
 
 /** A backend, its control connection and the VMs of one test file. */
 export interface FenceRun {
@@ -90,21 +92,22 @@ export async function expectNothingHeld(run: FenceRun): Promise<void> {
 
 /**
  * Checks that nothing is held, shuts every VM down through its close
- * cascade (exit code 0 expected of those still alive), reaps the backend,
- * and checks that no process and no shm file of the run is left.
+ * cascade (exit code 0 expected of those still alive) and the backend with
+ * SIGTERM, and checks that none had to be killed and that no process and
+ * no shm file of the run is left.
  */
 export async function stopFenceRun(run: FenceRun | undefined, checkHeld = true): Promise<void> {
   if (!run) return;
+  let leaked: string[] = [];
+  const alive = run.vms.filter((vm) => !vm.child.exit);
   try {
     if (checkHeld) await expectNothingHeld(run);
-    const exits = await Promise.all(run.vms.map(async (vm) => ({ vm, alive: !vm.child.exit, exit: await vm.shutdown() })));
-    for (const { vm, alive, exit } of exits) if (alive) expect(exit, vm.name).toEqual({ code: 0, signal: null });
   } finally {
-    await run.control.close();
-    await reapAll();
-    expect(liveChildren()).toEqual([]);
-    expect(run.pids.filter(isRunning)).toEqual([]);
-    expect(readdirSync('/dev/shm').filter((n) => n.startsWith(run.hv.runTag))).toEqual([]);
+    leaked = await stopGracefully({ vms: run.vms, hv: run.hv, controls: [run.control] });
   }
+  expect(leaked, 'processes that did not stop gracefully (killed)').toEqual([]);
+  for (const vm of alive) expect(vm.child.exit, vm.name).toEqual({ code: 0, signal: null });
+  expect(run.pids.filter(isRunning)).toEqual([]);
+  expect(readdirSync('/dev/shm').filter((n) => n.startsWith(run.hv.runTag))).toEqual([]);
 }
 

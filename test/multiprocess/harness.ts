@@ -3,29 +3,35 @@
  * and the test process itself as the control domain (domain 0, connected
  * with the backend's control token).
  *
- * afterEach closes the control connection, reaps every child (SIGTERM, then
- * SIGKILL), and checks that no child process remains and that no
- * shared-memory file of the run is left in /dev/shm.
+ * afterEach stops the run like the launcher's close cascade (test/helpers/
+ * graceful-stop.ts): every VM is asked to shut down, the control
+ * connection closed and the backend SIGTERMed, and a process
+ * still running after the grace period is a leak (named before the SIGKILL
+ * that follows); then no pid and no shared-memory file of the run may be
+ * left.
  */
 import { readdirSync } from 'node:fs';
 import { afterEach, expect } from 'vitest';
 import type { ResponseOf } from '../../protocol/index.ts';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/client/hv-client.ts';
-import { isRunning, liveChildren, reapAll } from '../../vm-sim/process/child.ts';
+import { isRunning } from '../../vm-sim/process/child.ts';
 import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
 import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import { stopGracefully } from '../helpers/graceful-stop.ts';
 
-const runTags: string[] = [];
+const runs: Run[] = [];
+const vms: VmProcess[] = [];
 const pids: number[] = [];
-const controls: HvClient[] = [];
 
 afterEach(async () => {
-  for (const c of controls.splice(0)) await c.close();
-  await reapAll();
-  expect(liveChildren()).toEqual([]);
+  const started = runs.splice(0);
+  const leaked: string[] = [];
+  for (const r of started) leaked.push(...await stopGracefully({ vms: vms.splice(0), hv: r.hv, controls: [r.control] }));
+  leaked.push(...await stopGracefully({ vms: vms.splice(0) }));
+  expect(leaked, 'processes that did not stop gracefully (killed)').toEqual([]);
   expect(pids.splice(0).filter(isRunning)).toEqual([]);
-  const tags = runTags.splice(0);
+  const tags = started.map((r) => r.hv.runTag);
   expect(readdirSync('/dev/shm').filter((n) => tags.some((t) => n.startsWith(t)))).toEqual([]);
 });
 
@@ -44,11 +50,11 @@ export interface RunOptions {
 /** Starts a backend process and connects the control domain. */
 export async function startRun(opts: RunOptions = {}): Promise<Run> {
   const hv = await spawnHv(opts.maxVersion !== undefined ? { args: ['--max-version', String(opts.maxVersion)] } : {});
-  runTags.push(hv.runTag);
   pids.push(hv.pid);
   const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
-  controls.push(control);
-  return { hv, control };
+  const run = { hv, control };
+  runs.push(run);
+  return run;
 }
 
 /** Creates a domain (DOMAIN_CREATE) and starts its VM process (offering at most `opts.maxVersion` if given). */
@@ -56,6 +62,7 @@ export async function startVm(run: Run, name: string, memPages = 4096, maxGrantF
   const created = await run.control.call(DOMAIN_CREATE, { name, memPages, ...(maxGrantFrames ? { maxGrantFrames } : {}) });
   const vm = await spawnVm({ url: run.hv.url, ...created, memPages, name, ...(opts.maxVersion !== undefined ? { maxVersion: opts.maxVersion } : {}) });
   pids.push(vm.pid);
+  vms.push(vm);
   return vm;
 }
 
