@@ -227,7 +227,14 @@ export class BufferStream {
     const d = this.#deps.driver;
     const results = await Promise.allSettled(this.hids.map(async (text) => {
       const hid = parseHid(text);
-      await d.unexport(hid);
+      try {
+        await d.unexport(hid);
+      } catch (e) {
+        // The consumer died: the driver already unexported and freed its exports (exporter.ts onPeerDied). An id
+        // this stream exported cannot be unknown otherwise.
+        if (codeOf(e) === 'ERR_UNKNOWN_BUFFER') return;
+        throw e;
+      }
       await d.waitReleased(hid, graceMs);
     }));
     await Promise.allSettled(this.#bufs.map((b) => (b.state === 'live' ? b.put() : undefined)));
