@@ -93,6 +93,8 @@ describe('foundation: shared memory between processes through grants', () => {
     // The rightful importer is unaffected.
     const ok = await importer.call<Mapped>('map.grants', { dom: exporter.domid, refs, readonly: true });
     expect(ok.pages).toBe(64);
+    await importer.call('map.unmap', { map: ok.map });
+    expect(await domainStats(run, exporter.domid)).toMatchObject({ busyGrants: 0 });
   });
 
   it('grant copy, event channels and ECHO between VM processes', async () => {
