@@ -15,5 +15,5 @@ export * from './fence-chain.ts';
 export * from './unwrap.ts';
 export * from './dma-resv.ts';
 export * from './sync-file.ts';
-export * from './dma-buf-sync.ts';
+export * from './dma-buf-sync-file.ts';
 export * from './sw-sync.ts';

@@ -5,7 +5,7 @@
  */
 import { EVTCHN_ALLOC_UNBOUND, EVTCHN_BIND_INTERDOMAIN, EVTCHN_CLOSE, EVTCHN_EVENT, EVTCHN_SEND, EVTCHN_STATUS } from '../../protocol/messages/evtchn.ts';
 import type { ResponseOf } from '../../protocol/message.ts';
-import type { HvClient } from '../client/hv-client.ts';
+import type { HvClient } from '../transport/hv-client.ts';
 import { isConnectionClosed } from './hypercalls.ts';
 
 /** Called with the number of sends an event carries (at least 1). */

@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { DOMAIN_DIED, DOMAIN_UP, ECHO } from '../../protocol/messages/session.ts';
 import { GNTTAB_QUERY_SIZE, GNTTAB_SETUP_TABLE } from '../../protocol/messages/grant.ts';
 import type { EventOf } from '../../protocol/message.ts';
-import { HvClient } from '../client/hv-client.ts';
+import { HvClient } from '../transport/hv-client.ts';
 import { nativeMem } from '../memory/native.ts';
 import { GuestError } from './errors.ts';
 import { EventChannels } from './event-channels.ts';

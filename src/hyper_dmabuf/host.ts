@@ -2,7 +2,7 @@
  * What the driver needs of its guest kernel. A booted GuestKernel satisfies
  * it; naming the parts keeps the driver's dependencies explicit.
  */
-import type { HvClient } from '../client/hv-client.ts';
+import type { HvClient } from '../transport/hv-client.ts';
 import type { ForeignMapper } from '../guest/foreign-mapper.ts';
 import type { DirectoryHost } from './directory-writer.ts';
 

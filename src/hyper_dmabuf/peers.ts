@@ -7,7 +7,7 @@
 import { ProtocolError } from '../../protocol/errors.ts';
 import { DMABUF_PEER_HELLO, PEER_LAYERS, type DirFormat } from '../../protocol/messages/dmabuf.ts';
 import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
-import type { HvClient } from '../client/hv-client.ts';
+import type { HvClient } from '../transport/hv-client.ts';
 import type { ResolvedOptions } from './options.ts';
 
 /** What an importer agreed to. */

@@ -10,7 +10,7 @@ import { DOMAIN_DESTROY } from '../../protocol/messages/control.ts';
 import { EVTCHN_ALLOC_UNBOUND, EVTCHN_BIND_INTERDOMAIN, EVTCHN_STATUS } from '../../protocol/messages/evtchn.ts';
 import { GNTTAB_SETUP_TABLE } from '../../protocol/messages/grant.ts';
 import { DOMAIN_DIED, PING } from '../../protocol/messages/session.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import { connectControl, errorCode, mapRefs, nextEvent, publishRange, startBackend, startGuest, unmapHandles } from './helpers.ts';
 
 describe('domain death', () => {

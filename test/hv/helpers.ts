@@ -16,7 +16,7 @@ import {
 import {
   GNTTAB_COPY, GNTTAB_COPY_V2, GNTTAB_MAP_GRANT_REF, GNTTAB_MAP_GRANT_REF_V2, GNTTAB_UNMAP_GRANT_REF, GNTTAB_UNMAP_GRANT_REF_V2,
 } from '../../protocol/messages/grant.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import { Backend, type BackendOptions, type DomainCreated } from '../../src/hv/backend.ts';
 import { GrantTableView } from '../../src/memory/grant-table-view.ts';
 import { nativeMem } from '../../src/memory/native.ts';

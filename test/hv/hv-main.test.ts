@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 
 const script = fileURLToPath(new URL('../../vm-sim/hv-main.ts', import.meta.url));
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));

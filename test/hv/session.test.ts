@@ -10,7 +10,7 @@ import { MAX_BATCH, MAX_VERSION, MIN_VERSION, type Envelope } from '../../protoc
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import { GNTTAB_QUERY_SIZE } from '../../protocol/messages/grant.ts';
 import { DOMAIN_UP, PING } from '../../protocol/messages/session.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import type { Backend } from '../../src/hv/backend.ts';
 import { connectControl, errorCode, nextEvent, packRaw, RawPeer, startBackend, startGuest } from './helpers.ts';
 

@@ -6,7 +6,7 @@ import { resolveOptions } from '../../src/hyper_dmabuf/options.ts';
 import { PeerNegotiation } from '../../src/hyper_dmabuf/peers.ts';
 import { Serial } from '../../src/hyper_dmabuf/serial.ts';
 import { ShadowFd } from '../../src/hyper_dmabuf/shadow.ts';
-import type { HvClient } from '../../src/client/hv-client.ts';
+import type { HvClient } from '../../src/transport/hv-client.ts';
 import { codeOf } from './world.ts';
 
 describe('options', () => {

@@ -7,7 +7,7 @@
 import { readdirSync } from 'node:fs';
 import { afterEach, expect } from 'vitest';
 import type { EventDecl, EventOf } from '../../protocol/index.ts';
-import type { HvClient } from '../../src/client/hv-client.ts';
+import type { HvClient } from '../../src/transport/hv-client.ts';
 import { Backend, type BackendOptions } from '../../src/hv/backend.ts';
 import { GuestKernel } from '../../src/guest/kernel.ts';
 import { HyperDmabuf, type HyperDmabufOptions } from '../../src/hyper_dmabuf/index.ts';

@@ -13,7 +13,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GNTMAP } from '../../protocol/index.ts';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
 import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
 

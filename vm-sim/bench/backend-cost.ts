@@ -7,7 +7,7 @@
  */
 import { HV_GRANT_STATS } from '../../protocol/messages/grant.ts';
 import type { ResponseOf } from '../../protocol/message.ts';
-import type { HvClient } from '../../src/client/hv-client.ts';
+import type { HvClient } from '../../src/transport/hv-client.ts';
 import type { BackendCost } from './types.ts';
 
 /** What HV_GRANT_STATS answers. */

@@ -5,7 +5,7 @@
  * Ctrl-C, after --count samples, or when the backend goes away.
  */
 import { HV_STATS_V2 } from '../../protocol/messages/control.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import { renderTop, type TopSample } from '../live/top-view.ts';
 import { UsageError, type Command, type Io } from './command.ts';
 import { write } from './output.ts';

@@ -21,7 +21,7 @@
  */
 import type { ResponseOf } from '../../protocol/message.ts';
 import { DOMAIN_CREATE, HV_STATS_V2 } from '../../protocol/messages/control.ts';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import type { HvStatsBody } from '../../src/hv/stats.ts';
 import { reapAll, type ChildExit, type ManagedChild } from '../process/child.ts';
 import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';

@@ -11,7 +11,7 @@
  * peer's protocol code.
  */
 import { DmaFence, DmaFenceCb } from '../../src/fence/dma-fence.ts';
-import { dmaBufPoll, exportSyncFile, importSyncFile } from '../../src/fence/dma-buf-sync.ts';
+import { dmaBufPoll, exportSyncFile, importSyncFile } from '../../src/fence/dma-buf-sync-file.ts';
 import { DmaResv, DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { DmaFenceArray } from '../../src/fence/fence-array.ts';
 import { chainFindSeqno, DmaFenceChain } from '../../src/fence/fence-chain.ts';

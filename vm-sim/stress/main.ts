@@ -19,7 +19,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { HvClient } from '../../src/client/hv-client.ts';
+import { HvClient } from '../../src/transport/hv-client.ts';
 import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import { ManagedChild } from '../process/child.ts';
 import { spawnHv, type HvProcess } from '../process/spawn-hv.ts';

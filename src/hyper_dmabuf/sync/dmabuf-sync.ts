@@ -24,7 +24,7 @@
  */
 import { ProtocolError } from '../../../protocol/errors.ts';
 import type { DmaBuf } from '../../dmabuf/dma-buf.ts';
-import { type DmaBufSyncAccess } from '../../fence/dma-buf-sync.ts';
+import { type DmaBufSyncAccess } from '../../fence/dma-buf-sync-file.ts';
 import type { DmaFence } from '../../fence/dma-fence.ts';
 import { DmaResvUsage, usageRw } from '../../fence/dma-resv.ts';
 import { EINVAL, ErrnoError } from '../../fence/errno.ts';

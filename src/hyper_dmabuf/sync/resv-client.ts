@@ -16,7 +16,7 @@ import type { DmaResvUsage } from '../../fence/dma-resv.ts';
 import type { SyncFile } from '../../fence/sync-file.ts';
 import type { FenceHost } from '../../fence-remote/fence-host.ts';
 import { RemoteError } from '../../transport/rpc-connection.ts';
-import type { HvClient } from '../../client/hv-client.ts';
+import type { HvClient } from '../../transport/hv-client.ts';
 import { formatHid } from '../hid.ts';
 import { ImportedBuffer } from '../import-entry.ts';
 import type { ImportedFdPriv } from '../imported-ops.ts';

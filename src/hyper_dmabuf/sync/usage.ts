@@ -6,7 +6,7 @@
 import { ProtocolError } from '../../../protocol/errors.ts';
 import type { DmaDirection } from '../../../protocol/messages/dmabuf.ts';
 import { RESV_PEER_USAGES, RESV_USAGES, type ResvPeerUsageName, type ResvUsageName } from '../../../protocol/messages/dmabuf-sync.ts';
-import { DMA_BUF_SYNC_READ, DMA_BUF_SYNC_RW, DMA_BUF_SYNC_WRITE, type DmaBufSyncAccess } from '../../fence/dma-buf-sync.ts';
+import { DMA_BUF_SYNC_READ, DMA_BUF_SYNC_RW, DMA_BUF_SYNC_WRITE, type DmaBufSyncAccess } from '../../fence/dma-buf-sync-file.ts';
 import { DmaResvUsage } from '../../fence/dma-resv.ts';
 import { EINVAL, ErrnoError } from '../../fence/errno.ts';
 

@@ -11,7 +11,7 @@ import {
   dmaBufPoll,
   exportSyncFile,
   importSyncFile,
-} from '../../src/fence/dma-buf-sync.ts';
+} from '../../src/fence/dma-buf-sync-file.ts';
 import type { DmaFence } from '../../src/fence/dma-fence.ts';
 import { DmaResv, DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { EINVAL } from '../../src/fence/errno.ts';

@@ -12,7 +12,7 @@ import {
   type Envelope, type EventDecl, type EventOf, type MessageDecl, type RequestDecl, type RequestOf, type ResponseOf,
 } from '../../protocol/index.ts';
 import { HELLO } from '../../protocol/messages/session.ts';
-import { RpcConnection, type IncomingRequest } from '../transport/rpc-connection.ts';
+import { RpcConnection, type IncomingRequest } from './rpc-connection.ts';
 
 /** How to reach and authenticate to the backend. */
 export interface HvClientOptions {
