@@ -9,7 +9,7 @@
  *
  *   expect(await stopGracefully({ vms, hv, controls: [control] })).toEqual([]);
  */
-import type { HvClient } from '../../src/client/hv-client.ts';
+import type { HvClient } from '../../src/transport/hv-client.ts';
 import { SHUTDOWN_GRACE_MS } from '../../vm-sim/launcher/run.ts';
 import { liveChildren, reapAll } from '../../vm-sim/process/child.ts';
 import type { HvProcess } from '../../vm-sim/process/spawn-hv.ts';
