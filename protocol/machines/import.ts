@@ -93,3 +93,36 @@ export const ImportMapMachine = defineMachine<ImportMapState, ImportMapEvent>({
     { from: ['mapped', 'invalidated'], event: 'unmapped', to: 'unmapped' },
   ],
 });
+
+/** State of one batch of another domain's pages mapped into this process. */
+export const ForeignMappingState = {
+  /** The pages are mapped; the view reads them. */
+  Mapped: 'mapped',
+  /** The view is detached and the pages unmapped here; the handles are being released at the backend. */
+  Unmapping: 'unmapping',
+  /** Every handle released: the granter's busy bits are clear. */
+  Unmapped: 'unmapped',
+} as const;
+/** State of one foreign mapping. */
+export type ForeignMappingState = ValueOf<typeof ForeignMappingState>;
+
+/** One batch of another domain's pages mapped into this process (SPEC.md 7.4, 7.5): the view goes before the handles. */
+export const ForeignMappingMachine = defineMachine<ForeignMappingState, 'unmap' | 'handles-released'>({
+  id: 'foreign_mapping',
+  title: 'A foreign mapping: one batch of another domain\'s pages mapped into a domain',
+  section: '7.5',
+  initial: ForeignMappingState.Mapped,
+  states: {
+    mapped: 'the pages are mapped; the view reads them',
+    unmapping: 'the view is detached and the pages unmapped in this domain; GNTTAB_UNMAP_GRANT_REF is releasing the handles',
+    unmapped: 'every handle released: the granter\'s busy bits are clear, so it may end access',
+  },
+  events: {
+    unmap: 'unmap: the view detached first, so nothing here can touch the pages any more',
+    'handles-released': 'GNTTAB_UNMAP_GRANT_REF answered (or the connection is gone)',
+  },
+  transitions: [
+    { from: ['mapped'], event: 'unmap', to: 'unmapping' },
+    { from: ['unmapping'], event: 'handles-released', to: 'unmapped' },
+  ],
+});

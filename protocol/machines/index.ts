@@ -1,7 +1,7 @@
 /** Every declared state machine, in the order SPEC.md presents them. */
 import type { StateMachine } from '../state-machine.ts';
 import { ExportMachine, ExportMoveMachine } from './export.ts';
-import { BufferImportMachine, ImportMapMachine } from './import.ts';
+import { BufferImportMachine, ForeignMappingMachine, ImportMapMachine } from './import.ts';
 import { MoveGateMachine } from './move-gate.ts';
 import { DomainMachine } from './domain.ts';
 import { FenceMachine, FenceShareMachine, TimelineImportMachine, TimelineMachine } from './fence.ts';
@@ -9,6 +9,6 @@ import { ConnectionMachine, SessionMachine } from './session.ts';
 
 /** Every machine; SPEC.md draws each in its `machine_<id>` generated block. */
 export const MACHINES: ReadonlyArray<StateMachine<string, string>> = [
-  ConnectionMachine, SessionMachine, DomainMachine, ExportMachine, BufferImportMachine, ExportMoveMachine, ImportMapMachine, MoveGateMachine,
+  ConnectionMachine, SessionMachine, DomainMachine, ExportMachine, BufferImportMachine, ExportMoveMachine, ImportMapMachine, ForeignMappingMachine, MoveGateMachine,
   FenceMachine, TimelineMachine, FenceShareMachine, TimelineImportMachine,
 ] as unknown as ReadonlyArray<StateMachine<string, string>>;

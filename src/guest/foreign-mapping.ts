@@ -8,10 +8,8 @@
  * clears the granter's busy bits. Doing it the other way round would let the
  * granter end access and reuse a page that this process can still read.
  */
+import { ForeignMappingMachine, type ForeignMappingState } from '../../protocol/machines/import.ts';
 import { nativeMem } from '../memory/native.ts';
-
-/** Mapping lifecycle. */
-export type ForeignMappingState = 'mapped' | 'unmapping' | 'unmapped';
 
 /** Releases the handles of a mapping at the backend (GNTTAB_UNMAP_GRANT_REF); the mapper provides it. */
 export type HandleReleaser = (mapping: ForeignMapping) => Promise<void>;
@@ -45,7 +43,8 @@ export class ForeignMapping {
   /** Backend round trips the map took (1 unless the batch exceeded maxBatch). */
   readonly mapRequests: number;
   private viewValue: ArrayBuffer;
-  private stateValue: ForeignMappingState = 'mapped';
+  /** Lifecycle (a declared machine: protocol/machines/import.ts); changes only through its transition table. */
+  private readonly lifecycle = ForeignMappingMachine.start();
   private unmapping: Promise<void> | undefined;
   private readonly releaser: HandleReleaser;
 
@@ -72,7 +71,7 @@ export class ForeignMapping {
   }
 
   get state(): ForeignMappingState {
-    return this.stateValue;
+    return this.lifecycle.state;
   }
 
   /**
@@ -82,8 +81,8 @@ export class ForeignMapping {
   unmap(): Promise<void> {
     if (!this.unmapping) {
       nativeMem.unmap(this.viewValue);
-      this.stateValue = 'unmapping';
-      this.unmapping = this.releaser(this).finally(() => { this.stateValue = 'unmapped'; });
+      this.lifecycle.apply('unmap');
+      this.unmapping = this.releaser(this).finally(() => { this.lifecycle.apply('handles-released'); });
     }
     return this.unmapping;
   }
