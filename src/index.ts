@@ -7,6 +7,6 @@
  */
 export { Backend, type BackendOptions, type BackendState, type DomainCreated, type HvStatsBody } from './hv/backend.ts';
 export { GuestKernel, type GuestKernelBootOptions, type GuestKernelState, type GuestKernelStats } from './guest/kernel.ts';
-export { HyperDmabuf, type HyperDmabufStats } from './hyper_dmabuf/driver.ts';
+export { HyperDmabuf, type HyperDmabufStats } from './hyper-dmabuf/driver.ts';
 export { FenceHost, type FenceHostOptions, type FenceHostStats } from './fence-remote/fence-host.ts';
-export { DmabufSync, type DmabufSyncOptions, type DmabufSyncStats } from './hyper_dmabuf/sync/dmabuf-sync.ts';
+export { DmabufSync, type DmabufSyncOptions, type DmabufSyncStats } from './hyper-dmabuf/sync/dmabuf-sync.ts';

@@ -99,7 +99,7 @@ export type { MoveNotifyResult } from './move.ts';
  * Implicit synchronisation of CPU access: what dma_buf_begin_cpu_access does
  * with dma_buf.resv in Linux (wait for the fences the access must follow).
  * The cross-VM fence layer installs one per buffer that carries fences
- * (src/hyper_dmabuf/sync/); a buffer without one has nothing to wait for.
+ * (src/hyper-dmabuf/sync/); a buffer without one has nothing to wait for.
  */
 export interface CpuAccessSync {
   /** Resolves when the access may begin; rejects (e.g. ERR_TIMEOUT, naming what is still pending) otherwise. */

@@ -18,7 +18,7 @@
  * destroyed (pending points -ENOENT, observers told and unmapped, grants
  * ended, pages freed) -> DOMAIN_DIED listener and FENCE_* handlers removed.
  *
- * The sync layer of shared buffers (src/hyper_dmabuf/sync) uses prepareExport / importRefs
+ * The sync layer of shared buffers (src/hyper-dmabuf/sync) uses prepareExport / importRefs
  * directly: a fence's references ride in any message that embeds FENCE_REF.
  */
 import { EventEmitter } from 'node:events';

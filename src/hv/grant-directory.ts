@@ -11,14 +11,14 @@
  * copy, frame read once, frame in range), copied once into private memory
  * while pinned (one pread from the granter's RAM file), and unpinned (releaseGrant: busy bits per XSA-230). Only the
  * copy is decoded (XSA-155), with the importer's own directory decoder
- * (src/hyper_dmabuf/directory, pure functions of SPEC.md 10.3). The data
+ * (src/hyper-dmabuf/directory, pure functions of SPEC.md 10.3). The data
  * refs are then mapped as one GNTTAB_MAP_GRANT_REF batch (grant-map.ts).
  */
 import { closeSync, readSync } from 'node:fs';
 import { GNTMAP, GNTST, PAGE_SIZE, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
 import type { GNTTAB_MAP_DIRECTORY } from '../../protocol/messages/grant.ts';
-import { walkDirectory } from '../hyper_dmabuf/directory/index.ts';
-import { readWordsLE } from '../hyper_dmabuf/directory/le-words.ts';
+import { walkDirectory } from '../hyper-dmabuf/directory/index.ts';
+import { readWordsLE } from '../hyper-dmabuf/directory/le-words.ts';
 import type { HvContext } from './context.ts';
 import { Domain } from './domain.ts';
 import { mapBatchStatus, mapInto, mapOutput } from './grant-map.ts';

@@ -16,7 +16,7 @@ import { allocateFenceContexts } from '../../src/fence/fence-context.ts';
 import { isStubFence } from '../../src/fence/stub.ts';
 import { SwSyncTimeline } from '../../src/fence/sw-sync.ts';
 import { POLLIN, POLLOUT, SyncFile, syncFileMerge } from '../../src/fence/sync-file.ts';
-import { AggregateFence } from '../../src/hyper_dmabuf/sync/aggregate-fence.ts';
+import { AggregateFence } from '../../src/hyper-dmabuf/sync/aggregate-fence.ts';
 import { unwrapFences } from '../../src/fence/unwrap.ts';
 import type { DmaFence } from '../../src/fence/dma-fence.ts';
 import { until } from '../support/wait.ts';

@@ -6,7 +6,7 @@ import { readdirSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { Backend } from '../../src/hv/backend.ts';
 import { GuestKernel } from '../../src/guest/kernel.ts';
-import { HyperDmabuf } from '../../src/hyper_dmabuf/driver.ts';
+import { HyperDmabuf } from '../../src/hyper-dmabuf/driver.ts';
 
 it('runs the README example: a backend and two domains in one process share a buffer', async () => {
   // --- README example starts ---

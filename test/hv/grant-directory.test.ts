@@ -8,8 +8,8 @@ import { GNTMAP, GNTST, GTF, PAGE_SIZE } from '../../protocol/index.ts';
 import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
 import { GNTTAB_MAP_DIRECTORY, GNTTAB_MAP_GRANT_REF_V2, GNTTAB_SETUP_TABLE, GNTTAB_UNMAP_GRANT_REF_V2, HV_GRANT_STATS } from '../../protocol/messages/grant.ts';
 import { PING } from '../../protocol/messages/session.ts';
-import { directoryPageCount, encodeDirectory } from '../../src/hyper_dmabuf/directory/index.ts';
-import { writeWordsLE } from '../../src/hyper_dmabuf/directory/le-words.ts';
+import { directoryPageCount, encodeDirectory } from '../../src/hyper-dmabuf/directory/index.ts';
+import { writeWordsLE } from '../../src/hyper-dmabuf/directory/le-words.ts';
 import { GRANT_SLICE } from '../../src/hv/grant-map.ts';
 import { connectControl, errorCode, publishRange, startBackend, startGuest, type Guest } from './helpers.ts';
 

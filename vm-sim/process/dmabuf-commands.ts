@@ -24,7 +24,7 @@ import { messages } from '../../protocol/registry.ts';
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
 import { countRuns } from '../../src/guest/frame-runs.ts';
-import { HyperDmabuf, hidKey, parseHid, type HyperDmabufOptions, type NewImportEvent } from '../../src/hyper_dmabuf/index.ts';
+import { HyperDmabuf, hidKey, parseHid, type HyperDmabufOptions, type NewImportEvent } from '../../src/hyper-dmabuf/index.ts';
 import { argBool, argInt } from './args.ts';
 import { ObjectStore, type VmModule } from './commands.ts';
 import { moveCommands } from './dmabuf-move-commands.ts';

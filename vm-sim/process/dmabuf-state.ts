@@ -5,7 +5,7 @@
  */
 import type { Attachment, DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
-import { parseHid, type Hid, type HyperDmabuf } from '../../src/hyper_dmabuf/index.ts';
+import { parseHid, type Hid, type HyperDmabuf } from '../../src/hyper-dmabuf/index.ts';
 import type { ObjectStore, VmContext } from './commands.ts';
 import type { ProducerRun } from '../../workloads/move-stream.ts';
 

@@ -20,7 +20,7 @@ import { encodeFrame } from '../../protocol/codec.ts';
 import { ECHO } from '../../protocol/messages/session.ts';
 import { SIM_FRAME_HANDOFF, FRAME_CHECKS, type FrameCheck } from '../../protocol/messages/sim.ts';
 import { nativeMem } from '../../src/memory/native.ts';
-import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
+import { formatHid, hidKey } from '../../src/hyper-dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { argInt, argU32s } from './args.ts';
 import type { CommandHandler } from './commands.ts';

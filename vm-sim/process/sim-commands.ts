@@ -17,7 +17,7 @@
  * sends in copies (ECHO, GNTTAB_COPY) for the run's "bytes copied".
  */
 import { FRAME_CHECKS, SIM_FRAME_HANDOFF, type FrameCheck } from '../../protocol/messages/sim.ts';
-import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
+import { formatHid, hidKey } from '../../src/hyper-dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { childTrace } from '../trace/child-trace.ts';
 import { argBool, argInt } from './args.ts';

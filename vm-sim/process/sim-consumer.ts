@@ -7,7 +7,7 @@
 import { ProtocolError } from '../../protocol/errors.ts';
 import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
 import type { SIM_FRAME_HANDOFF } from '../../protocol/messages/sim.ts';
-import { formatHid, hidKey } from '../../src/hyper_dmabuf/index.ts';
+import { formatHid, hidKey } from '../../src/hyper-dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { childTrace } from '../trace/child-trace.ts';
 import { checkStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';

@@ -6,7 +6,7 @@
  * frees the buffers. Progress events let the launcher show long runs.
  */
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { Hid } from '../../src/hyper_dmabuf/index.ts';
+import type { Hid } from '../../src/hyper-dmabuf/index.ts';
 import { argInt } from './args.ts';
 import type { CommandHandler, VmContext } from './commands.ts';
 import { simState } from './sim-state.ts';

@@ -9,7 +9,7 @@
  */
 import type { FrameCheck } from '../../protocol/messages/sim.ts';
 import { SIM_FRAME_HANDOFF } from '../../protocol/messages/sim.ts';
-import type { Hid } from '../../src/hyper_dmabuf/index.ts';
+import type { Hid } from '../../src/hyper-dmabuf/index.ts';
 import { nowUs } from '../trace/clock.ts';
 import { childTrace } from '../trace/child-trace.ts';
 import type { VmContext } from './commands.ts';

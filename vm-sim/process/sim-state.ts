@@ -9,7 +9,7 @@
 import { ECHO } from '../../protocol/messages/session.ts';
 import { GNTTAB_COPY } from '../../protocol/messages/grant.ts';
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import { copyHid, HyperDmabuf, parseHid, type Hid, type ImportedFdPriv } from '../../src/hyper_dmabuf/index.ts';
+import { copyHid, HyperDmabuf, parseHid, type Hid, type ImportedFdPriv } from '../../src/hyper-dmabuf/index.ts';
 import { ObjectStore, type VmContext } from './commands.ts';
 
 /** A buffer or fd of the dmabuf command module, with the one vmap kept for it. */

@@ -5,8 +5,8 @@
  * run report can draw where every shared buffer's pages were.
  */
 import type { GuestKernel } from '../../src/guest/kernel.ts';
-import { hidKey } from '../../src/hyper_dmabuf/hid.ts';
-import type { HyperDmabuf } from '../../src/hyper_dmabuf/index.ts';
+import { hidKey } from '../../src/hyper-dmabuf/hid.ts';
+import type { HyperDmabuf } from '../../src/hyper-dmabuf/index.ts';
 import type { VmContext } from '../process/commands.ts';
 import { nowUs } from './clock.ts';
 import type { TraceCollector } from './collector.ts';

@@ -20,10 +20,10 @@ import { ProtocolError } from '../../../protocol/index.ts';
 import type { DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
 import { FenceHost } from '../../../src/fence-remote/fence-host.ts';
 import { GuestKernel } from '../../../src/guest/kernel.ts';
-import { HyperDmabuf } from '../../../src/hyper_dmabuf/driver.ts';
-import { hidKey, parseHid } from '../../../src/hyper_dmabuf/hid.ts';
-import type { NewImportEvent } from '../../../src/hyper_dmabuf/event-queue.ts';
-import { DmabufSync } from '../../../src/hyper_dmabuf/sync/index.ts';
+import { HyperDmabuf } from '../../../src/hyper-dmabuf/driver.ts';
+import { hidKey, parseHid } from '../../../src/hyper-dmabuf/hid.ts';
+import type { NewImportEvent } from '../../../src/hyper-dmabuf/event-queue.ts';
+import { DmabufSync } from '../../../src/hyper-dmabuf/sync/index.ts';
 import { fillPattern, readLaunchEnv, sha256, type AgentReply, type AgentRequest } from './contract.ts';
 
 const launch = readLaunchEnv(process.env);

@@ -10,8 +10,8 @@
 import { closeSync, openSync, readdirSync } from 'node:fs';
 import { FenceHost } from '../../../src/fence-remote/fence-host.ts';
 import { GuestKernel } from '../../../src/guest/kernel.ts';
-import { HyperDmabuf } from '../../../src/hyper_dmabuf/driver.ts';
-import { DmabufSync } from '../../../src/hyper_dmabuf/sync/index.ts';
+import { HyperDmabuf } from '../../../src/hyper-dmabuf/driver.ts';
+import { DmabufSync } from '../../../src/hyper-dmabuf/sync/index.ts';
 import { nativeMem } from '../../../src/memory/native.ts';
 import { spawnHv, type HvProcess } from '../../process/spawn-hv.ts';
 import type { Liveness } from '../liveness.ts';

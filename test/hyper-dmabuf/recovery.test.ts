@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
-import { ExportState, BufferImportState } from '../../src/hyper_dmabuf/index.ts';
+import { ExportState, BufferImportState } from '../../src/hyper-dmabuf/index.ts';
 import { checkPattern, codeOf, expectClean, fillPattern, nextEvent, startWorld } from './world.ts';
 
 describe('peer death', () => {

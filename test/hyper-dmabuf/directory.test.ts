@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   decodeDirectory, directoryPageCount, encodeDirectory, formatMaxPages, LINKED_MAX_PAGES, MULTILEVEL_MAX_PAGES, walkDirectory,
-} from '../../src/hyper_dmabuf/directory/index.ts';
+} from '../../src/hyper-dmabuf/directory/index.ts';
 import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
 
 /** Data refs 1000.. and directory refs 1..k, as an exporter would hand out. */

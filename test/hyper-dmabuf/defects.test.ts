@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_MAX_PRIV_WIRE, DMABUF_OPS_TO_SOURCE } from '../../protocol/messages/dmabuf.ts';
-import { ExportState, HidAllocator } from '../../src/hyper_dmabuf/index.ts';
+import { ExportState, HidAllocator } from '../../src/hyper-dmabuf/index.ts';
 import { codeOf, expectClean, startWorld } from './world.ts';
 
 describe('defects of the original, absent here', () => {

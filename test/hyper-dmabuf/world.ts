@@ -10,7 +10,7 @@ import type { EventDecl, EventOf } from '../../protocol/index.ts';
 import type { HvClient } from '../../src/transport/hv-client.ts';
 import { Backend, type BackendOptions } from '../../src/hv/backend.ts';
 import { GuestKernel } from '../../src/guest/kernel.ts';
-import { HyperDmabuf, type HyperDmabufOptions } from '../../src/hyper_dmabuf/index.ts';
+import { HyperDmabuf, type HyperDmabufOptions } from '../../src/hyper-dmabuf/index.ts';
 import { nativeMem } from '../../src/memory/native.ts';
 import { liveStates } from '../support/leaks.ts';
 

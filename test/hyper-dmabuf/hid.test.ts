@@ -1,7 +1,7 @@
 /** Buffer ids: format, fresh keys, reuse only after release, no 1000 cap, parsing. */
 import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame } from '../../protocol/codec.ts';
-import { copyHid, formatHid, HidAllocator, hidKey, parseHid, sameHid } from '../../src/hyper_dmabuf/hid.ts';
+import { copyHid, formatHid, HidAllocator, hidKey, parseHid, sameHid } from '../../src/hyper-dmabuf/hid.ts';
 
 describe('HidAllocator', () => {
   it('gives 16-byte random keys, a 16-bit domain and distinct counters', () => {

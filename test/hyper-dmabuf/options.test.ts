@@ -2,10 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { DmaBuf, type DmaBufOps } from '../../src/dmabuf/dma-buf.ts';
 import { SgTable } from '../../src/dmabuf/sg-table.ts';
-import { resolveOptions } from '../../src/hyper_dmabuf/options.ts';
-import { PeerNegotiation } from '../../src/hyper_dmabuf/peers.ts';
-import { Serial } from '../../src/hyper_dmabuf/serial.ts';
-import { ShadowFd } from '../../src/hyper_dmabuf/shadow.ts';
+import { resolveOptions } from '../../src/hyper-dmabuf/options.ts';
+import { PeerNegotiation } from '../../src/hyper-dmabuf/peers.ts';
+import { Serial } from '../../src/hyper-dmabuf/serial.ts';
+import { ShadowFd } from '../../src/hyper-dmabuf/shadow.ts';
 import type { HvClient } from '../../src/transport/hv-client.ts';
 import { codeOf } from './world.ts';
 

@@ -8,8 +8,8 @@
 import type { RequestOf } from '../../protocol/message.ts';
 import { DMABUF_EXPORT, DMABUF_MOVE_NOTIFY, DMABUF_PEER_HELLO } from '../../protocol/messages/dmabuf.ts';
 import type { ForeignMapping } from '../../src/guest/foreign-mapping.ts';
-import { readDirectory } from '../../src/hyper_dmabuf/directory-reader.ts';
-import { hidKey, type Hid } from '../../src/hyper_dmabuf/hid.ts';
+import { readDirectory } from '../../src/hyper-dmabuf/directory-reader.ts';
+import { hidKey, type Hid } from '../../src/hyper-dmabuf/hid.ts';
 import type { BareDom } from './world.ts';
 
 /** One MOVE_NOTIFY waiting for the test's decision. */

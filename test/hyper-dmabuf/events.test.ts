@@ -3,8 +3,8 @@
  * rule (oldest dropped, the reader told how many), private data copied.
  */
 import { describe, expect, it } from 'vitest';
-import { ImportEventQueue, type NewImportEvent } from '../../src/hyper_dmabuf/event-queue.ts';
-import { HidAllocator } from '../../src/hyper_dmabuf/hid.ts';
+import { ImportEventQueue, type NewImportEvent } from '../../src/hyper-dmabuf/event-queue.ts';
+import { HidAllocator } from '../../src/hyper-dmabuf/hid.ts';
 import { codeOf, expectClean, startWorld } from './world.ts';
 
 const ids = new HidAllocator(1);

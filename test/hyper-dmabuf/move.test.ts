@@ -14,7 +14,7 @@ import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import { MoveGateState } from '../../protocol/machines/move-gate.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
-import { ExportMoveState, ImportMapState, type Hid } from '../../src/hyper_dmabuf/index.ts';
+import { ExportMoveState, ImportMapState, type Hid } from '../../src/hyper-dmabuf/index.ts';
 import { ManualImporter } from './manual-importer.ts';
 import { checkPattern, codeOf, expectClean, fillPattern, nextEvent, startWorld, type Dom } from './world.ts';
 

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { DirFormat } from '../../protocol/messages/dmabuf.ts';
-import { ExportState, BufferImportState } from '../../src/hyper_dmabuf/index.ts';
+import { ExportState, BufferImportState } from '../../src/hyper-dmabuf/index.ts';
 import { checkPattern, expectClean, fillPattern, startWorld } from './world.ts';
 
 describe.each([1, 2])('sharing a buffer between two domains (v%i)', (version) => {

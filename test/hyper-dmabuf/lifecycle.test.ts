@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DMABUF_EXPORT_FD } from '../../protocol/messages/dmabuf.ts';
-import { ExportState, BufferImportState, sameHid } from '../../src/hyper_dmabuf/index.ts';
+import { ExportState, BufferImportState, sameHid } from '../../src/hyper-dmabuf/index.ts';
 import { checkPattern, codeOf, expectClean, fillPattern, startWorld } from './world.ts';
 
 describe('export lifecycle', () => {
