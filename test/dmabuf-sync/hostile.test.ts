@@ -18,7 +18,7 @@ import type { Infer } from '../../protocol/schema.ts';
 import { DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import type { SharedTimeline } from '../../src/fence-remote/shared-timeline.ts';
-import { until } from '../support/wait.ts';
+import { until } from '../helpers/wait.ts';
 import { codeOf, share, startSyncWorld, type Shared, type SyncDom } from './world.ts';
 
 type Ref = Infer<(typeof FENCE_REF)['fields']>;

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
-import { until } from '../support/wait.ts';
+import { until } from '../helpers/wait.ts';
 import { codeOf, share, startSyncWorld, unshare, type Shared, type SyncDom } from './world.ts';
 
 /** (origin, seqno, usage, signalled) of every entry, in order. */

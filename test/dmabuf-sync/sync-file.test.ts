@@ -19,7 +19,7 @@ import { POLLIN, POLLOUT, SyncFile, syncFileMerge } from '../../src/fence/sync-f
 import { AggregateFence } from '../../src/hyper-dmabuf/sync/aggregate-fence.ts';
 import { unwrapFences } from '../../src/fence/unwrap.ts';
 import type { DmaFence } from '../../src/fence/dma-fence.ts';
-import { until } from '../support/wait.ts';
+import { until } from '../helpers/wait.ts';
 import { codeOf, share, startSyncWorld, unshare, type SyncDom } from './world.ts';
 
 /** The leaf fence of a sync_file whose timeline name contains `name`. */

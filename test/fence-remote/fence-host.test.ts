@@ -15,7 +15,7 @@ import { DmaFenceArray } from '../../src/fence/fence-array.ts';
 import { FENCE_ERR_OWNER_DIED } from '../../src/fence/errno.ts';
 import { RemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import { FenceHost } from '../../src/fence-remote/fence-host.ts';
-import { until } from '../support/wait.ts';
+import { until } from '../helpers/wait.ts';
 import { crash, domainStats, fenceResources, NOTHING, startPeers } from './pair.ts';
 
 describe('fence host: in-process peers over a real backend', () => {

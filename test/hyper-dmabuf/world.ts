@@ -12,7 +12,7 @@ import { Backend, type BackendOptions } from '../../src/hv/backend.ts';
 import { GuestKernel } from '../../src/guest/kernel.ts';
 import { HyperDmabuf, type HyperDmabufOptions } from '../../src/hyper-dmabuf/index.ts';
 import { nativeMem } from '../../src/memory/native.ts';
-import { liveStates } from '../support/leaks.ts';
+import { liveStates } from '../helpers/leaks.ts';
 
 /** A guest with its driver. */
 export interface Dom {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../vm-sim/launcher/result.ts';
-import { expectRunClean as expectClean } from '../support/leaks.ts';
+import { expectRunClean as expectClean } from '../helpers/leaks.ts';
 
 /** The crashed VM is named as killed by the scenario (not as a death), and its traffic still counts: the backend counted it. */
 function expectCrashed(result: RunResult, name: string): void {

@@ -5,7 +5,7 @@
  * frame counts the issue does not fix are reduced to keep the suite short.
  */
 import { describe, expect, it } from 'vitest';
-import { expectRunClean } from '../support/leaks.ts';
+import { expectRunClean } from '../helpers/leaks.ts';
 import { pidsOf } from './cli.ts';
 
 async function runSharing(scenario: string, extra: string[] = []): Promise<Record<string, unknown>> {

@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { findChromium } from '../report/chromium.ts';
 import { expectReportInChromium } from '../report/report-check.ts';
 import { expectDiagramViewable, expectTraceViewable } from '../trace/run-views.ts';
-import { expectRunClean } from '../support/leaks.ts';
+import { expectRunClean } from '../helpers/leaks.ts';
 import { pidsOf } from './cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hdmabuf-fences-views-'));

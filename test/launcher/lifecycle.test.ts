@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RunResult } from '../../vm-sim/launcher/result.ts';
 import { shmFiles, startCli, stillRunning } from './cli.ts';
-import { holdsWithin } from '../support/wait.ts';
+import { holdsWithin } from '../helpers/wait.ts';
 
 function pidsIn(line: string): number[] {
   return [...line.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]));

@@ -11,8 +11,8 @@
 import { describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import { startRun, startVm } from './harness.ts';
-import { expectVmClean } from '../support/leaks.ts';
-import { until } from '../support/wait.ts';
+import { expectVmClean } from '../helpers/leaks.ts';
+import { until } from '../helpers/wait.ts';
 
 type Access = 'read' | 'write' | 'rw';
 type Busy = Record<Access, { poll: boolean; export: boolean }>;

@@ -15,7 +15,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
-import { until } from '../support/wait.ts';
+import { until } from '../helpers/wait.ts';
 import { type FenceRun, type FenceStats, heldBy, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 
 const FRAMES = Number(process.env.FENCE_FRAMES ?? 2_500);

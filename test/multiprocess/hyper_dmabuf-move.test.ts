@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ConsumerResult, ProducerResult } from '../../workloads/move-stream.ts';
 import { startRun, startVm } from './harness.ts';
-import { expectVmClean } from '../support/leaks.ts';
+import { expectVmClean } from '../helpers/leaks.ts';
 
 const FHD = 1920 * 1080 * 4;
 

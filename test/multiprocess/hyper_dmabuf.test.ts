@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import { domainStats, nextEvent, startRun, startVm } from './harness.ts';
-import { expectVmClean } from '../support/leaks.ts';
+import { expectVmClean } from '../helpers/leaks.ts';
 
 const FHD = 1920 * 1080 * 4;
 const UHD = 3840 * 2160 * 4;
