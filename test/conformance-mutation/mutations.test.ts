@@ -65,6 +65,8 @@ async function runThrough(name: string, only: string, mutation: (p: MutationProx
 }
 
 const failedRules = (r: Report): string[] => [...new Set(r.checks.filter((c) => c.state === 'fail').map((c) => c.rule))].sort();
+/** The failed checks with their messages: what a mismatch of failedRules must show to be diagnosed. */
+const failures = (r: Report): string => r.checks.filter((c) => c.state === 'fail').map((c) => `${c.rule}: ${String(c.message)}`).join('\n');
 
 /** A reply to a request of `type` with a `res` body: changed by `edit` (returns false to leave it). */
 function editReplies(type: string, edit: (body: Record<string, unknown>) => boolean): (p: MutationProxy) => Mutation {
@@ -81,7 +83,7 @@ function editReplies(type: string, edit: (body: Record<string, unknown>) => bool
 describe('mutation tests of the conformance suite (each run is `hdmabuf conformance backend` through a proxy)', () => {
   it('an honest proxy: every check of the file passes', async () => {
     const { report, code } = await runThrough('honest', 'evtchn', passThrough);
-    expect(failedRules(report)).toEqual([]);
+    expect(failedRules(report), failures(report)).toEqual([]);
     expect(report.verdict).toBe('conforms');
     expect(code).toBe(0);
   }, 300_000);
@@ -109,7 +111,7 @@ describe('mutation tests of the conformance suite (each run is `hdmabuf conforma
     };
     const { report, mutated } = await runThrough('reorder', 'evtchn', reorder);
     expect(mutated, 'replies were actually reordered').toBeGreaterThan(0);
-    expect(failedRules(report)).toEqual([]);
+    expect(failedRules(report), failures(report)).toEqual([]);
   }, 300_000);
 
   it('a wrong field in one reply type (EVTCHN_STATUS of an interdomain port names the wrong remote port): exactly the checks of 8 rule 5 that read such a status fail', async () => {
@@ -121,7 +123,7 @@ describe('mutation tests of the conformance suite (each run is `hdmabuf conforma
     const { report, mutated } = await runThrough('wrong-field', 'evtchn', mutation);
     expect(mutated).toBeGreaterThan(0);
     // The two checks that read an interdomain status (8 rules 1-2 with rule 5, and rule 2's bind); nothing else.
-    expect(failedRules(report)).toEqual(['8 rule 2', '8 rules 1-2, 5']);
+    expect(failedRules(report), failures(report)).toEqual(['8 rule 2', '8 rules 1-2, 5']);
   }, 300_000);
 
   it('a late reply (EVTCHN_CLOSE answered after twice the deadline): exactly the checks that close a port fail', async () => {
@@ -135,7 +137,7 @@ describe('mutation tests of the conformance suite (each run is `hdmabuf conforma
     };
     const { report, mutated } = await runThrough('late-reply', 'evtchn', late);
     expect(mutated).toBeGreaterThan(0);
-    expect(failedRules(report)).toEqual(['8 rule 4', '8 rules 1-2, 5']);
+    expect(failedRules(report), failures(report)).toEqual(['8 rule 4', '8 rules 1-2, 5']);
   }, 300_000);
 
   it('a dropped busy bit (after every map the granter\'s GTF_reading and GTF_writing are cleared behind the backend\'s back): the liveness check stops on it; with liveness spared, exactly the checks that read busy bits after a map fail', async () => {
@@ -179,7 +181,7 @@ describe('mutation tests of the conformance suite (each run is `hdmabuf conforma
       const { report, mutated } = await runThrough('busy-bit', 'domains', dropBusy(true));
       expect(mutated).toBeGreaterThan(0);
       // The file's teardown fails too, and only because those checks stopped before unmapping what they mapped.
-      expect(failedRules(report)).toEqual([...BUSY_BIT_CHECKS, TEARDOWN].sort());
+      expect(failedRules(report), failures(report)).toEqual([...BUSY_BIT_CHECKS, TEARDOWN].sort());
       const teardown = report.checks.find((c) => c.rule === TEARDOWN);
       expect(teardown?.message).toMatch(/HV_STATS after the file \(SPEC 9\.4\): busy grants, mappings or routed requests left/);
       expect(teardown?.message).not.toMatch(/files of removed domains|frames the backend sent/);
