@@ -115,7 +115,10 @@ function reply(r: AgentReply): void {
 }
 
 async function shutdown(): Promise<void> {
-  for (const { fd, view } of imports.values()) await fd.vunmap(view).then(() => fd.put()).catch(() => undefined);
+  // An import whose exporter already died cannot be unmapped cleanly; say so on stderr (stdout carries the agent's replies).
+  for (const { fd, view } of imports.values()) {
+    await fd.vunmap(view).then(() => fd.put()).catch((e: unknown) => { process.stderr.write(`example domain: releasing an import at shutdown failed: ${String(e)}\n`); });
+  }
   sync?.close();
   await fences?.shutdown();
   driver.close();

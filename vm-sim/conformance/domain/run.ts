@@ -73,12 +73,16 @@ export async function runDomainSuite(o: DomainRunOptions): Promise<DomainRunResu
     refs.push(ref);
     return ref;
   };
+  // A reference domain whose shutdown fails is kept in the run's log: what it left behind is judged by the
+  // HV_STATS check after every domain let go, which names the domain.
   const closeRef = async (r: RefDomain): Promise<void> => {
+    const logged = (what: string) => (e: unknown): void => { refLog.push(`${r.name}: ${what} failed: ${String(e)}`); };
     r.sync.close();
-    await r.fences.shutdown().catch(() => undefined);
+    await r.fences.shutdown().catch(logged('fence host shutdown'));
     r.driver.close();
-    await r.kernel.shutdown().catch(() => undefined);
+    await r.kernel.shutdown().catch(logged('kernel shutdown'));
   };
+  const refLog: string[] = [];
 
   try {
     hv = await spawnHv({ readyTimeoutMs: 30_000 });
@@ -134,8 +138,10 @@ export async function runDomainSuite(o: DomainRunOptions): Promise<DomainRunResu
     if (!exit.asked || exit.code !== 0) problems.push(`the DUT did not exit 0 after the shutdown command (Appendix B.3): ${exit.signal ?? `exit ${exit.code}`}${exit.asked ? '' : ', shutdown not answered'}`);
   }
   for (const r of refs) if (!killed.has(r)) await closeRef(r);
+  log.push(...refLog);
   if (control && !control.isClosed) {
-    const stats = await control.call<{ domains: { domid: number; name: string; busyGrants: number; mappings: number }[]; routedPending: number }>('HV_STATS', {}).catch(() => undefined);
+    const stats = await control.call<{ domains: { domid: number; name: string; busyGrants: number; mappings: number }[]; routedPending: number }>('HV_STATS', {})
+      .catch((e: unknown) => { problems.push(`HV_STATS could not be read after every domain let go, so nothing left behind is not shown: ${String(e)}`); return undefined; });
     const left = stats?.domains.filter((x) => x.busyGrants !== 0 || x.mappings !== 0) ?? [];
     if (left.length > 0) problems.push(`busy grants or mappings left after every domain let go (SPEC 11.1 rule 5, 11.2 rule 5): ${JSON.stringify(left)}`);
   }
