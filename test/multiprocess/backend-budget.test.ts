@@ -15,6 +15,7 @@ import { GNTMAP } from '../../protocol/index.ts';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
 import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
+import { holdsWithin } from '../helpers/wait.ts';
 import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
 
 const BUDGET = 8 * 1024 * 1024;
@@ -38,16 +39,6 @@ afterEach(async () => {
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m![1]) * 1024;
-}
-
-/** Polls `probe` every 100 ms until it returns true or `ms` pass; returns whether it did. A wait for a condition, not a delay. */
-async function until(probe: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await probe()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return probe();
 }
 
 describe('per-connection send budget (SPEC 3.7), real backend process', () => {
@@ -80,13 +71,13 @@ describe('per-connection send budget (SPEC 3.7), real backend process', () => {
     let last = -1;
     let steady = 0;
     let peak = before;
-    await until(() => {
+    await holdsWithin(() => {
       peak = Math.max(peak, rss(hv!.pid));
       const now = hostile.ws.bufferedAmount;
       steady = now === last ? steady + 1 : 0;
       last = now;
       return steady >= 10;
-    }, 30_000);
+    }, 30_000, { everyMs: 100 });
     peak = Math.max(peak, rss(hv.pid));
     expect(hostile.ws.bufferedAmount, 'the backend stopped reading the domain that does not drain').toBeGreaterThan(0);
     // Meanwhile another domain is served.
@@ -98,7 +89,7 @@ describe('per-connection send budget (SPEC 3.7), real backend process', () => {
     // Disconnect: the death cascade runs and everything the connection held is released.
     hostile.terminate();
     await hostile.closed;
-    const cameBack = await until(() => rss(hv!.pid) <= before + 16 * MiB, 20_000);
+    const cameBack = await holdsWithin(() => rss(hv!.pid) <= before + 16 * MiB, 20_000, { everyMs: 100 });
     expect(cameBack, `RSS after the disconnect: ${(rss(hv.pid) / MiB).toFixed(0)} MiB, before ${(before / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB`).toBe(true);
   }, 90_000);
 });

@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
 import { type FenceRun, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
+import { holdsWithin } from '../helpers/wait.ts';
 
 const EIO = -5;
 const EPIPE = -32;
@@ -51,16 +52,14 @@ const newResv = async (): Promise<number> => (await buffer.call<{ resv: number }
 const importInto = (resv: number, fence: number, access: string): Promise<unknown> => buffer.call('fence.resv.import', { resv, fence, access });
 const busy = (resv: number): Promise<Busy> => buffer.call<Busy>('fence.resv.busy', { resv });
 
-/** Polls the buffer VM until its view of `resv` matches (a signal arrives by page and event, not with the IPC answer). */
+/** Waits until the buffer VM's view of `resv` matches (a signal arrives by page and event, not with the IPC answer). */
 async function busyBecomes(resv: number, want: Partial<Record<'read' | 'write' | 'rw', boolean>>): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    const b = await busy(resv);
-    const ok = Object.entries(want).every(([k, v]) => b[k as 'read'].poll === v && b[k as 'read'].export === v);
-    if (ok) return;
-    if (Date.now() - t0 > 3000) throw new Error(`busy state ${JSON.stringify(b)} never matched ${JSON.stringify(want)}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
+  let last: Busy | undefined;
+  const matches = async (): Promise<boolean> => {
+    last = await busy(resv);
+    return Object.entries(want).every(([k, v]) => last![k as 'read'].poll === v && last![k as 'read'].export === v);
+  };
+  if (!(await holdsWithin(matches, 3000, { everyMs: 2 }))) throw new Error(`busy state ${JSON.stringify(last)} never matched ${JSON.stringify(want)}`);
 }
 
 const ALL = (v: boolean) => ({ read: v, write: v, rw: v });

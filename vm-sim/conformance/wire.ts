@@ -227,10 +227,9 @@ export class WireClient {
         ...(opts.src !== undefined ? { src: opts.src } : {}), ...(opts.dst !== undefined ? { dst: opts.dst } : {}),
       });
     } catch (e) {
-      // Not sent (the codec refused the body): no reply will come, so nothing waits for one.
+      // Not sent (the codec refused the body): no reply will come. Dropping its entry leaves `reply` unsettled for good.
       const p = this.pending.get(id);
       if (p) { clearTimeout(p.timer); this.pending.delete(id); }
-      void reply.catch(() => undefined);
       return Promise.reject(e);
     }
     return reply;
