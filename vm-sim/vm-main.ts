@@ -19,13 +19,13 @@
  *     `fatal` event { kind, code, message } and on stderr.
  */
 import { GuestKernel } from '../src/guest/kernel.ts';
-import { CommandRegistry, type VmContext } from './process/commands.ts';
-import { isTyped, toIpcError, type CallMessage, type ResultMessage, type VmEventMessage, type VmReadyMessage } from './process/ipc.ts';
-import { vmModules } from './process/modules.ts';
+import { CommandRegistry, type VmContext } from './process/commands/commands.ts';
+import { isTyped, toIpcError, type CallMessage, type ResultMessage, type VmEventMessage, type VmReadyMessage } from './process/spawn/ipc.ts';
+import { vmModules } from './process/commands/modules.ts';
 import { childTrace, startChildTrace } from './trace/child-trace.ts';
 import { nowUs, processStartUs } from './trace/clock.ts';
 import { vmSampler } from './trace/vm-sampler.ts';
-import { parseVmConfig, VM_CONFIG_ENV } from './process/vm-config.ts';
+import { parseVmConfig, VM_CONFIG_ENV } from './process/spawn/vm-config.ts';
 
 /** Process lifecycle. */
 type VmProcessState = 'booting' | 'serving' | 'exiting';
@@ -96,7 +96,7 @@ async function serve(msg: CallMessage): Promise<void> {
 
 async function main(): Promise<void> {
   if (!process.send) {
-    process.stderr.write('vm-main must be started by the launcher with an IPC channel (see vm-sim/process/spawn-vm.ts)\n');
+    process.stderr.write('vm-main must be started by the launcher with an IPC channel (see vm-sim/process/spawn/spawn-vm.ts)\n');
     process.exit(2);
   }
   // After the launcher died nobody reads our stdout/stderr pipes: an EPIPE must not crash the exit cascade.

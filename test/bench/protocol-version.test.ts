@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_VERSION, MIN_VERSION } from '../../protocol/index.ts';
 import { Run } from '../../vm-sim/launcher/run.ts';
-import { parseVmConfig } from '../../vm-sim/process/vm-config.ts';
+import { parseVmConfig } from '../../vm-sim/process/spawn/vm-config.ts';
 
 const BASE = { url: 'ws://127.0.0.1:1', domid: 1, token: 't', ramPath: '/dev/shm/x', grantTablePath: '/dev/shm/y', memPages: 16, maxGrantFrames: 4 };
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { backendCost } from '../../vm-sim/bench/backend-cost.ts';
 import { fmt, fmtBytes, fmtRatio } from '../../vm-sim/bench/format.ts';
 import { judge, result, round } from '../../vm-sim/bench/types.ts';
-import { median, quantile } from '../../vm-sim/process/sim-stats.ts';
+import { median, quantile } from '../../vm-sim/process/bench/sim-stats.ts';
 
 describe('bench statistics', () => {
   it('median and quantiles by nearest rank, whatever the order', () => {

@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { COMMANDS, main } from '../../vm-sim/cli.ts';
 import type { Io } from '../../vm-sim/cli/command.ts';
 import { makeRunCommand } from '../../vm-sim/cli/run.ts';
-import { liveChildren } from '../../vm-sim/process/child.ts';
+import { liveChildren } from '../../vm-sim/process/spawn/child.ts';
 import { runCli } from '../launcher/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hdmabuf-bad-input-'));

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GNTST, GTF, type Envelope } from '../../protocol/index.ts';
 import { nativeMem } from '../../src/memory/native.ts';
-import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
 import { passThrough, reencode, startProxy, type Mutation, type MutationProxy } from './proxy.ts';
 
 const CLI = new URL('../../vm-sim/bin/hdmabuf.js', import.meta.url).pathname;

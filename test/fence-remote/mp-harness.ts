@@ -17,9 +17,9 @@ import { expect } from 'vitest';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import type { ResponseOf } from '../../protocol/message.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
-import { isRunning, reapAll } from '../../vm-sim/process/child.ts';
-import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
-import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import { isRunning, reapAll } from '../../vm-sim/process/spawn/child.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
+import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import type { FenceHostStats } from '../../src/fence-remote/fence-host.ts';
 import { stopGracefully } from '../helpers/graceful-stop.ts';
 

@@ -11,9 +11,9 @@
  */
 import type { HvClient } from '../../src/transport/hv-client.ts';
 import { SHUTDOWN_GRACE_MS } from '../../vm-sim/launcher/run.ts';
-import { liveChildren, reapAll } from '../../vm-sim/process/child.ts';
-import type { HvProcess } from '../../vm-sim/process/spawn-hv.ts';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import { liveChildren, reapAll } from '../../vm-sim/process/spawn/child.ts';
+import type { HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 
 /** The processes of a test, to stop. */
 export interface StopTargets {

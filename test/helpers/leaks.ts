@@ -8,7 +8,7 @@
  */
 import { expect } from 'vitest';
 import type { RunResult } from '../../vm-sim/launcher/result.ts';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { failing, pidsOf, runJson, shmFiles, stillRunning } from '../launcher/cli.ts';
 import { domainStats, type Run } from '../multiprocess/harness.ts';
 

@@ -10,7 +10,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import type { RunResult } from '../../vm-sim/launcher/result.ts';
-import { isRunning } from '../../vm-sim/process/child.ts';
+import { isRunning } from '../../vm-sim/process/spawn/child.ts';
 
 /** The CLI entry (what the package bin runs). */
 export const BIN = fileURLToPath(new URL('../../vm-sim/bin/hdmabuf.js', import.meta.url));

@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GNTMAP } from '../../protocol/index.ts';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
-import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
 import { holdsWithin } from '../helpers/wait.ts';
 import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
 

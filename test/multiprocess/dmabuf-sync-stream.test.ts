@@ -13,7 +13,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { BufferRunResult as RunResult } from '../../workloads/buffer-stream.ts';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { domainStats, startRun, startVm, type Run } from './harness.ts';
 
 const FRAMES = Number(process.env.DMABUF_SYNC_FRAMES ?? 2_000);

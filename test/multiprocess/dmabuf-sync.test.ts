@@ -9,7 +9,7 @@
  * that no shared-memory file remains.
  */
 import { describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { startRun, startVm } from './harness.ts';
 import { expectVmClean } from '../helpers/leaks.ts';
 import { until } from '../helpers/wait.ts';

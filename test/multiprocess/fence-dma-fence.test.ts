@@ -7,7 +7,7 @@
  * that every process and shm file is gone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { type FenceRun, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 
 const EIO = -5;

@@ -14,7 +14,7 @@
  * run), as does the VM command fence.frames.run that scenarios use.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { until } from '../helpers/wait.ts';
 import { type FenceRun, type FenceStats, heldBy, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 

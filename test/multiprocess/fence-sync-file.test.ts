@@ -12,7 +12,7 @@
  * "gpu" VM: the error reaches the third VM through the bridge.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { type FenceRun, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 import { holdsWithin } from '../helpers/wait.ts';
 

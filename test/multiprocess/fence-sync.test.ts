@@ -11,7 +11,7 @@
  * signal its timeline (a peer sees it read-only), which is the point.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { type FenceRun, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 
 const ENOENT = -2;

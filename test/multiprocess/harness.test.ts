@@ -9,8 +9,8 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
-import { isRunning, liveChildren, ManagedChild } from '../../vm-sim/process/child.ts';
-import { spawnVm } from '../../vm-sim/process/spawn-vm.ts';
+import { isRunning, liveChildren, ManagedChild } from '../../vm-sim/process/spawn/child.ts';
+import { spawnVm } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { startRun, startVm } from './harness.ts';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));

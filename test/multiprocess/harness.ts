@@ -15,9 +15,9 @@ import { afterEach, expect } from 'vitest';
 import type { ResponseOf } from '../../protocol/index.ts';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
-import { isRunning } from '../../vm-sim/process/child.ts';
-import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn-hv.ts';
-import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import { isRunning } from '../../vm-sim/process/spawn/child.ts';
+import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
+import { spawnVm, type VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { stopGracefully } from '../helpers/graceful-stop.ts';
 
 const runs: Run[] = [];

@@ -9,7 +9,7 @@
  * file of the run remains.
  */
 import { describe, expect, it } from 'vitest';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { domainStats, nextEvent, startRun, startVm } from './harness.ts';
 import { expectVmClean } from '../helpers/leaks.ts';
 

@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { HV_GRANT_STATS } from '../../protocol/messages/grant.ts';
-import type { VmProcess } from '../../vm-sim/process/spawn-vm.ts';
+import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { domainStats, startRun, startVm, type Run } from './harness.ts';
 
 const UHD = 3840 * 2160 * 4;

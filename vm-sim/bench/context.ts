@@ -5,7 +5,7 @@
  */
 import type { Run } from '../launcher/run.ts';
 import type { VmHandle } from '../launcher/vm-handle.ts';
-import { median } from '../process/sim-stats.ts';
+import { median } from '../process/bench/sim-stats.ts';
 import type { BenchConfig } from './config.ts';
 
 /** An exporter VM and an importer VM whose sessions speak one protocol version. */

@@ -6,7 +6,7 @@
  *   - frames per second with triple buffering (three buffers, up to three
  *     handoffs outstanding) at a small and a large buffer size.
  */
-import { median } from '../process/sim-stats.ts';
+import { median } from '../process/bench/sim-stats.ts';
 import { allocBuffer, closeShare, drainEvents, freeBuffer, shareOnce, type BenchContext, type Share } from './context.ts';
 import { CpuMeter } from './cpu.ts';
 import { result, type BenchResult } from './types.ts';

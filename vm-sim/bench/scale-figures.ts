@@ -5,7 +5,7 @@
  * cost follows the pages and runs it maps; a copy's follows the bytes; a
  * handoff's follows neither.
  */
-import { median } from '../process/sim-stats.ts';
+import { median } from '../process/bench/sim-stats.ts';
 import { memcpyTimes } from './baselines.ts';
 import { alternatedShares, closeShare, drainEvents, freeBuffer, shareOnce, type BenchContext } from './context.ts';
 import { handoffTimes } from './handoff-figures.ts';

@@ -13,7 +13,7 @@
  *     (trials alternated);
  *   - fan-out of one buffer to N importers against N shares one by one.
  */
-import { median } from '../process/sim-stats.ts';
+import { median } from '../process/bench/sim-stats.ts';
 import { memcpyTimes, roundTripTimes, routedCopyTimes, wsCopyTimes } from './baselines.ts';
 import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, medianShare, shareOnce, shareTimes, type BenchContext, type Pair } from './context.ts';
 import { result, type BenchResult } from './types.ts';

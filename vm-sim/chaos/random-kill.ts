@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import type { ProcessExit } from '../launcher/exits.ts';
 import { shmFilesOf, sweepShmFiles } from '../launcher/leaks.ts';
 import type { RunResult } from '../launcher/result.ts';
-import { isRunning } from '../process/child.ts';
+import { isRunning } from '../process/spawn/child.ts';
 import { prng } from '../prng.ts';
 
 const BIN = fileURLToPath(new URL('../bin/hdmabuf.js', import.meta.url));

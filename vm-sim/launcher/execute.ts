@@ -14,7 +14,7 @@ import type { DomainSpec, Params, Scenario } from '../scenarios/types.ts';
 import { parseBytes } from '../scenarios/units.ts';
 import { validateDomains } from '../scenarios/validate.ts';
 import { nowUs } from '../trace/clock.ts';
-import { liveChildren, reapAll } from '../process/child.ts';
+import { liveChildren, reapAll } from '../process/spawn/child.ts';
 import { describeProcessExit, type ProcessExit } from './exits.ts';
 import { shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { resultOk, type RunResult } from './result.ts';

@@ -12,7 +12,7 @@
  *   - `forced`: it did not exit within the grace period of the cascade and
  *     was SIGKILLed: a leaked process (counted in leaks.processes).
  */
-import type { ChildExit } from '../process/child.ts';
+import type { ChildExit } from '../process/spawn/child.ts';
 
 /** Why a process of a run ended. */
 export type ExitCause = 'died' | 'killed by the scenario' | 'shutdown' | 'forced';

@@ -21,7 +21,7 @@
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HvStatsBody } from '../../src/hv/stats.ts';
-import { isRunning } from '../process/child.ts';
+import { isRunning } from '../process/spawn/child.ts';
 
 /** The four leak counts of a result. */
 export interface Leaks {

@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import type { ManagedChild } from '../process/child.ts';
+import type { ManagedChild } from '../process/spawn/child.ts';
 import { toChromeTrace, type TraceProcess } from '../trace/chrome.ts';
 import { nowUs } from '../trace/clock.ts';
 import { TraceCollector } from '../trace/collector.ts';

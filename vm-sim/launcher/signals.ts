@@ -18,7 +18,7 @@
  * Either way no child outlives the launcher: children also exit by
  * themselves when the launcher's IPC channel closes.
  */
-import { liveChildren } from '../process/child.ts';
+import { liveChildren } from '../process/spawn/child.ts';
 import { sweepActiveRuns } from './leaks.ts';
 
 /** What interrupted a run. */

@@ -10,7 +10,7 @@
  *                                    + processes that had to be killed + shm files left; "not measured" when unknown
  *   processes that died              each process that ended on its own during the run: which, how, when
  */
-import type { SampleSummary } from '../process/sim-stats.ts';
+import type { SampleSummary } from '../process/bench/sim-stats.ts';
 import { formatBytes, formatUs } from '../scenarios/units.ts';
 import { describeProcessExit } from './exits.ts';
 import type { RunResult } from './result.ts';

@@ -4,9 +4,9 @@
  * event that may already have happened ("wait for peerDied") without racing
  * it. Each wait consumes the first matching event not yet consumed.
  */
-import type { ChildExit } from '../process/child.ts';
-import type { VmEventMessage } from '../process/ipc.ts';
-import type { VmProcess } from '../process/spawn-vm.ts';
+import type { ChildExit } from '../process/spawn/child.ts';
+import type { VmEventMessage } from '../process/spawn/ipc.ts';
+import type { VmProcess } from '../process/spawn/spawn-vm.ts';
 
 /** Most events kept per VM (the oldest are dropped; waits on them then time out). */
 export const MAX_EVENT_LOG = 10_000;

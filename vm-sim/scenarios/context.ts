@@ -3,7 +3,7 @@
  * (by label), the parameters, and where its checks and statistics go.
  * Declarative steps and TypeScript scenarios use the same context.
  */
-import type { FramebufferInfo } from '../process/framebuffer-info.ts';
+import type { FramebufferInfo } from '../process/sim/framebuffer-info.ts';
 import type { Run } from '../launcher/run.ts';
 import type { VmHandle } from '../launcher/vm-handle.ts';
 import type { Params, Step } from './types.ts';

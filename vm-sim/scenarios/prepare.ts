@@ -5,7 +5,7 @@
  * fit the exporter's memory, steps name declared domains, and (for purely
  * declarative scenarios) buffers are exported before they are used.
  */
-import { FORMATS } from '../process/framebuffer-info.ts';
+import { FORMATS } from '../process/sim/framebuffer-info.ts';
 import { checkDecls } from './params.ts';
 import { LIMITS } from './schema.ts';
 import { didYouMean } from './suggest.ts';

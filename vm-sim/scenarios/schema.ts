@@ -11,8 +11,8 @@
  * substituted, so a parameter's value is range-checked like a literal.
  */
 import { MAX_MEM_PAGES, MAX_NAME, PAGE_SIZE } from '../../protocol/limits.ts';
-import { vmModules } from '../process/modules.ts';
-import { FORMATS } from '../process/framebuffer-info.ts';
+import { vmModules } from '../process/commands/modules.ts';
+import { FORMATS } from '../process/sim/framebuffer-info.ts';
 
 /** Bounds of scenario values (each is in the schema, with its meaning). */
 export const LIMITS = {

@@ -9,7 +9,7 @@
  * batch, by { type: 'trace.flushed' }, so the launcher knows when it has
  * everything (it asks once more just before it shuts the run down).
  */
-import { isTyped } from '../process/ipc.ts';
+import { isTyped } from '../process/spawn/ipc.ts';
 import { TraceCollector } from './collector.ts';
 import { TRACE_ENV, type TraceBatchMessage, type TraceRecord } from './records.ts';
 import type { TapRole } from './wire-tap.ts';

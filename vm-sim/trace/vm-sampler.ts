@@ -7,7 +7,7 @@
 import type { GuestKernel } from '../../src/guest/kernel.ts';
 import { hidKey } from '../../src/hyper-dmabuf/hid.ts';
 import type { HyperDmabuf } from '../../src/hyper-dmabuf/index.ts';
-import type { VmContext } from '../process/commands.ts';
+import type { VmContext } from '../process/commands/commands.ts';
 import { nowUs } from './clock.ts';
 import type { TraceCollector } from './collector.ts';
 import { vmCounters } from './counters.ts';

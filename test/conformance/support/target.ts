@@ -9,7 +9,7 @@
  * shared-memory file of its run behind (SPEC 9.3 rule 3).
  */
 import { readdirSync } from 'node:fs';
-import { spawnHv, type HvProcess } from '../../../vm-sim/process/spawn-hv.ts';
+import { spawnHv, type HvProcess } from '../../../vm-sim/process/spawn/spawn-hv.ts';
 
 /** Where the backend under test listens, and how to speak as the control domain. */
 export interface Target {

@@ -13,7 +13,7 @@ import { GuestKernel } from '../../../src/guest/kernel.ts';
 import { HyperDmabuf } from '../../../src/hyper-dmabuf/driver.ts';
 import { DmabufSync } from '../../../src/hyper-dmabuf/sync/index.ts';
 import { nativeMem } from '../../../src/memory/native.ts';
-import { spawnHv, type HvProcess } from '../../process/spawn-hv.ts';
+import { spawnHv, type HvProcess } from '../../process/spawn/spawn-hv.ts';
 import type { Liveness } from '../liveness.ts';
 import type { CheckResult } from '../suite.ts';
 import { clearTranscripts, recentTranscript, WireClient } from '../wire.ts';

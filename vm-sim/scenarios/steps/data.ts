@@ -5,7 +5,7 @@
  * (sim.renderLoop in the sender; the receiver checks each frame through its
  * mapping when SIM_FRAME_HANDOFF arrives).
  */
-import type { RenderLoopResult } from '../../process/sim-render.ts';
+import type { RenderLoopResult } from '../../process/sim/sim-render.ts';
 import { formatBytes, formatUs } from '../units.ts';
 import type { ScenarioContext } from '../context.ts';
 import type { HandoffStep, VerifyStep, WriteStep } from '../types.ts';

@@ -5,7 +5,7 @@
  * dmabuf.exportFd), release (dmabuf.release), unexport (dmabuf.unexport,
  * dmabuf.waitReleased), free (dmabuf.put), query (dmabuf.query).
  */
-import { decodeFramebufferInfo, FORMATS, type FramebufferInfo } from '../../process/framebuffer-info.ts';
+import { decodeFramebufferInfo, FORMATS, type FramebufferInfo } from '../../process/sim/framebuffer-info.ts';
 import { formatBytes } from '../units.ts';
 import type { ScenarioContext } from '../context.ts';
 import type { ExportStep, FreeStep, ImportStep, QueryStep, ReleaseStep, UnexportStep } from '../types.ts';

@@ -20,12 +20,12 @@
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { SIM_FRAME_COPY } from '../../protocol/messages/sim.ts';
-import { MAX_ECHO_BYTES } from '../../protocol/limits.ts';
-import { nowUs } from '../trace/clock.ts';
-import { argInt } from './args.ts';
-import type { CommandHandler, VmContext } from './commands.ts';
-import { simState, viewOf } from './sim-state.ts';
+import { SIM_FRAME_COPY } from '../../../protocol/messages/sim.ts';
+import { MAX_ECHO_BYTES } from '../../../protocol/limits.ts';
+import { nowUs } from '../../trace/clock.ts';
+import { argInt } from '../commands/args.ts';
+import type { CommandHandler, VmContext } from '../commands/commands.ts';
+import { simState, viewOf } from '../sim/sim-state.ts';
 
 /** Largest raw frame the receiving side accepts (the scale curve's largest buffer fits). */
 const WS_MAX_PAYLOAD = 2 ** 31 - 1;

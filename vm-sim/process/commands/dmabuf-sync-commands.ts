@@ -20,20 +20,20 @@
  *   dmabuf.sync.prepareRefs / probe / abortRefs           raw DMABUF_RESV_* requests (hostile-peer tests)
  *   dmabuf.sync.stream.setup / run / close                the buffer stream (the `fences` and `move` scenarios)
  */
-import { ProtocolError } from '../../protocol/errors.ts';
-import { messages } from '../../protocol/registry.ts';
-import type { FENCE_REF } from '../../protocol/messages/fence.ts';
-import type { Infer } from '../../protocol/schema.ts';
-import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { DmaFence } from '../../src/fence/dma-fence.ts';
-import { DmaResvUsage } from '../../src/fence/dma-resv.ts';
-import { isStubFence } from '../../src/fence/stub.ts';
-import { POLLIN, POLLOUT, SyncFile } from '../../src/fence/sync-file.ts';
-import type { FenceHost, PreparedExport } from '../../src/fence-remote/fence-host.ts';
-import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
-import { parseHid } from '../../src/hyper-dmabuf/hid.ts';
-import { DmabufSync, usageOf, usageToWire } from '../../src/hyper-dmabuf/sync/index.ts';
-import { BufferStream } from '../../workloads/buffer-stream.ts';
+import { ProtocolError } from '../../../protocol/errors.ts';
+import { messages } from '../../../protocol/registry.ts';
+import type { FENCE_REF } from '../../../protocol/messages/fence.ts';
+import type { Infer } from '../../../protocol/schema.ts';
+import type { DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
+import type { DmaFence } from '../../../src/fence/dma-fence.ts';
+import { DmaResvUsage } from '../../../src/fence/dma-resv.ts';
+import { isStubFence } from '../../../src/fence/stub.ts';
+import { POLLIN, POLLOUT, SyncFile } from '../../../src/fence/sync-file.ts';
+import type { FenceHost, PreparedExport } from '../../../src/fence-remote/fence-host.ts';
+import { toRemoteFence } from '../../../src/fence-remote/remote-fence.ts';
+import { parseHid } from '../../../src/hyper-dmabuf/hid.ts';
+import { DmabufSync, usageOf, usageToWire } from '../../../src/hyper-dmabuf/sync/index.ts';
+import { BufferStream } from '../../../workloads/buffer-stream.ts';
 import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
 import { badArg, st as dmabufState } from './dmabuf-state.ts';

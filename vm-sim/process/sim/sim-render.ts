@@ -7,15 +7,15 @@
  * B = 3), which is how throughput is measured. Runs on the frame-stream
  * engine (workloads/frame-loop.ts).
  */
-import type { FrameCheck } from '../../protocol/messages/sim.ts';
-import { SIM_FRAME_HANDOFF } from '../../protocol/messages/sim.ts';
-import type { Hid } from '../../src/hyper-dmabuf/index.ts';
-import { nowUs } from '../trace/clock.ts';
-import { childTrace } from '../trace/child-trace.ts';
-import type { VmContext } from './commands.ts';
-import { runFrameLoop } from '../../workloads/frame-loop.ts';
-import { drawStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
-import { summarize, type SampleSummary } from './sim-stats.ts';
+import type { FrameCheck } from '../../../protocol/messages/sim.ts';
+import { SIM_FRAME_HANDOFF } from '../../../protocol/messages/sim.ts';
+import type { Hid } from '../../../src/hyper-dmabuf/index.ts';
+import { nowUs } from '../../trace/clock.ts';
+import { childTrace } from '../../trace/child-trace.ts';
+import type { VmContext } from '../commands/commands.ts';
+import { runFrameLoop } from '../../../workloads/frame-loop.ts';
+import { drawStampedFrame, wordsOf } from '../../../workloads/frame-pattern.ts';
+import { summarize, type SampleSummary } from '../bench/sim-stats.ts';
 import { viewOf, type HeldBuf } from './sim-state.ts';
 
 /** One buffer of the loop: where to draw (a dmabuf module buffer), and its id at the consumer. */

@@ -16,16 +16,16 @@
  *   bench.version {}                                   the protocol version this VM's session negotiated -> {version}
  */
 import { closeSync, openSync } from 'node:fs';
-import { encodeFrame } from '../../protocol/codec.ts';
-import { ECHO } from '../../protocol/messages/session.ts';
-import { SIM_FRAME_HANDOFF, FRAME_CHECKS, type FrameCheck } from '../../protocol/messages/sim.ts';
-import { nativeMem } from '../../src/memory/native.ts';
-import { formatHid, hidKey } from '../../src/hyper-dmabuf/index.ts';
-import { nowUs } from '../trace/clock.ts';
-import { argInt, argU32s } from './args.ts';
-import type { CommandHandler } from './commands.ts';
-import { drawStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
-import { argHid, fdOfHid, simState, viewOf } from './sim-state.ts';
+import { encodeFrame } from '../../../protocol/codec.ts';
+import { ECHO } from '../../../protocol/messages/session.ts';
+import { SIM_FRAME_HANDOFF, FRAME_CHECKS, type FrameCheck } from '../../../protocol/messages/sim.ts';
+import { nativeMem } from '../../../src/memory/native.ts';
+import { formatHid, hidKey } from '../../../src/hyper-dmabuf/index.ts';
+import { nowUs } from '../../trace/clock.ts';
+import { argInt, argU32s } from '../commands/args.ts';
+import type { CommandHandler } from '../commands/commands.ts';
+import { drawStampedFrame, wordsOf } from '../../../workloads/frame-pattern.ts';
+import { argHid, fdOfHid, simState, viewOf } from '../sim/sim-state.ts';
 
 async function timed(iterations: number, warmup: number, fn: () => Promise<unknown>): Promise<Float64Array> {
   for (let i = 0; i < warmup; i++) await fn();

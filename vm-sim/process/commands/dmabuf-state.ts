@@ -3,11 +3,11 @@
  * (dmabuf-commands.ts, dmabuf-move-commands.ts). The state's driver, bufs
  * and fds are also what sim-state.ts attaches to.
  */
-import type { Attachment, DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
-import { parseHid, type Hid, type HyperDmabuf } from '../../src/hyper-dmabuf/index.ts';
+import type { Attachment, DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
+import type { SystemHeapPriv } from '../../../src/dmabuf/system-heap.ts';
+import { parseHid, type Hid, type HyperDmabuf } from '../../../src/hyper-dmabuf/index.ts';
 import type { ObjectStore, VmContext } from './commands.ts';
-import type { ProducerRun } from '../../workloads/move-stream.ts';
+import type { ProducerRun } from '../../../workloads/move-stream.ts';
 
 /** A buffer or an fd, with the one vmap the commands keep for it. */
 export interface Held<P> {

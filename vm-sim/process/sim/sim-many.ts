@@ -5,10 +5,10 @@
  * sim.unexportMany unexports them all, waits until each is released, and
  * frees the buffers. Progress events let the launcher show long runs.
  */
-import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { Hid } from '../../src/hyper-dmabuf/index.ts';
-import { argInt } from './args.ts';
-import type { CommandHandler, VmContext } from './commands.ts';
+import type { DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
+import type { Hid } from '../../../src/hyper-dmabuf/index.ts';
+import { argInt } from '../commands/args.ts';
+import type { CommandHandler, VmContext } from '../commands/commands.ts';
 import { simState } from './sim-state.ts';
 
 /** Runs fn over 0..count-1 with at most `window` calls pending. Rejects with the first failure, after every started call settled. */

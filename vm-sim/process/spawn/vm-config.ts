@@ -5,7 +5,7 @@
  * the command line).
  */
 
-import type { GuestKernelBootOptions } from '../../src/guest/kernel.ts';
+import type { GuestKernelBootOptions } from '../../../src/guest/kernel.ts';
 
 /** The environment variable that carries the VmConfig. */
 export const VM_CONFIG_ENV = 'HDMABUF_VM_CONFIG';
@@ -16,7 +16,7 @@ export const VM_CONFIG_ENV = 'HDMABUF_VM_CONFIG';
  * the command modules to load.
  */
 export interface VmConfig extends Pick<GuestKernelBootOptions, 'url' | 'domid' | 'token' | 'ramPath' | 'grantTablePath' | 'memPages' | 'maxGrantFrames' | 'name' | 'maxVersion'> {
-  /** Names of the command modules to load (default: all of vm-sim/process/modules.ts). */
+  /** Names of the command modules to load (default: all of vm-sim/process/commands/modules.ts). */
   modules?: string[];
 }
 

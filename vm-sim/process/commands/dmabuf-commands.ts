@@ -19,18 +19,18 @@
  * move made it stale, and reads and writes between begin and end of CPU
  * access, so a move never lands in the middle of one.
  */
-import { ProtocolError } from '../../protocol/errors.ts';
-import { messages } from '../../protocol/registry.ts';
-import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
-import { countRuns } from '../../src/guest/frame-runs.ts';
-import { HyperDmabuf, hidKey, parseHid, type HyperDmabufOptions, type NewImportEvent } from '../../src/hyper-dmabuf/index.ts';
+import { ProtocolError } from '../../../protocol/errors.ts';
+import { messages } from '../../../protocol/registry.ts';
+import type { DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
+import type { SystemHeapPriv } from '../../../src/dmabuf/system-heap.ts';
+import { countRuns } from '../../../src/guest/frame-runs.ts';
+import { HyperDmabuf, hidKey, parseHid, type HyperDmabufOptions, type NewImportEvent } from '../../../src/hyper-dmabuf/index.ts';
 import { argBool, argInt } from './args.ts';
 import { ObjectStore, type VmModule } from './commands.ts';
 import { moveCommands } from './dmabuf-move-commands.ts';
 import { argHid, badArg, st, type DmabufState, type Held } from './dmabuf-state.ts';
-import { consumeFrames, freshView, startProducer } from '../../workloads/move-stream.ts';
-import { windowed } from './sim-many.ts';
+import { consumeFrames, freshView, startProducer } from '../../../workloads/move-stream.ts';
+import { windowed } from '../sim/sim-many.ts';
 
 /** The environment variable with the driver's options (JSON), if any. */
 export const DMABUF_OPTIONS_ENV = 'HDMABUF_DMABUF_OPTIONS';

@@ -6,11 +6,11 @@
  * import with the driver's commands and then draw, check and hand frames
  * off with these.
  */
-import { ECHO } from '../../protocol/messages/session.ts';
-import { GNTTAB_COPY } from '../../protocol/messages/grant.ts';
-import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import { copyHid, HyperDmabuf, parseHid, type Hid, type ImportedFdPriv } from '../../src/hyper-dmabuf/index.ts';
-import { ObjectStore, type VmContext } from './commands.ts';
+import { ECHO } from '../../../protocol/messages/session.ts';
+import { GNTTAB_COPY } from '../../../protocol/messages/grant.ts';
+import type { DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
+import { copyHid, HyperDmabuf, parseHid, type Hid, type ImportedFdPriv } from '../../../src/hyper-dmabuf/index.ts';
+import { ObjectStore, type VmContext } from '../commands/commands.ts';
 
 /** A buffer or fd of the dmabuf command module, with the one vmap kept for it. */
 export interface HeldBuf {
@@ -74,7 +74,7 @@ function isStore(v: unknown): v is ObjectStore<HeldBuf> {
 export function attachToDriver(ctx: VmContext): { driver: HyperDmabuf; own: boolean; stores: DmabufStores } {
   const d = ctx.state.get('dmabuf') as { driver?: unknown; bufs?: unknown; fds?: unknown } | undefined;
   if (d && d.driver instanceof HyperDmabuf && isStore(d.bufs) && isStore(d.fds)) return { driver: d.driver, own: false, stores: { bufs: d.bufs, fds: d.fds } };
-  if (d) throw Object.assign(new Error('the dmabuf module\'s state is not {driver, bufs, fds}: vm-sim/process/sim-state.ts must follow dmabuf-commands.ts'), { code: 'ERR_INTERNAL' });
+  if (d) throw Object.assign(new Error('the dmabuf module\'s state is not {driver, bufs, fds}: vm-sim/process/sim/sim-state.ts must follow dmabuf-commands.ts'), { code: 'ERR_INTERNAL' });
   return { driver: HyperDmabuf.load(ctx.kernel), own: true, stores: { bufs: new ObjectStore('dmabuf buffer'), fds: new ObjectStore('dmabuf fd') } };
 }
 

@@ -7,8 +7,8 @@
  * Command handlers get the VM context and the raw args (structured-clone
  * values from the launcher) and must check them: args.ts has the helpers.
  */
-import type { GuestKernel } from '../../src/guest/kernel.ts';
-import type { VmConfig } from './vm-config.ts';
+import type { GuestKernel } from '../../../src/guest/kernel.ts';
+import type { VmConfig } from '../spawn/vm-config.ts';
 
 /** Numbered objects a VM keeps between commands (buffers, mappings, ...), per kind. */
 export class ObjectStore<T> {

@@ -16,16 +16,16 @@
  * It answers SIM_FRAME_HANDOFF (sim-consumer.ts), and counts what this VM
  * sends in copies (ECHO, GNTTAB_COPY) for the run's "bytes copied".
  */
-import { FRAME_CHECKS, SIM_FRAME_HANDOFF, type FrameCheck } from '../../protocol/messages/sim.ts';
-import { formatHid, hidKey } from '../../src/hyper-dmabuf/index.ts';
-import { nowUs } from '../trace/clock.ts';
-import { childTrace } from '../trace/child-trace.ts';
-import { argBool, argInt } from './args.ts';
-import type { CommandHandler, VmContext, VmModule } from './commands.ts';
-import { simBenchCommands } from './sim-bench-commands.ts';
-import { closeWs, installCopyHandler, simBenchCopyCommands } from './sim-bench-copy.ts';
+import { FRAME_CHECKS, SIM_FRAME_HANDOFF, type FrameCheck } from '../../../protocol/messages/sim.ts';
+import { formatHid, hidKey } from '../../../src/hyper-dmabuf/index.ts';
+import { nowUs } from '../../trace/clock.ts';
+import { childTrace } from '../../trace/child-trace.ts';
+import { argBool, argInt } from '../commands/args.ts';
+import type { CommandHandler, VmContext, VmModule } from '../commands/commands.ts';
+import { simBenchCommands } from '../bench/sim-bench-commands.ts';
+import { closeWs, installCopyHandler, simBenchCopyCommands } from '../bench/sim-bench-copy.ts';
 import { handleHandoff } from './sim-consumer.ts';
-import { checkStampedFrame, drawStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
+import { checkStampedFrame, drawStampedFrame, wordsOf } from '../../../workloads/frame-pattern.ts';
 import { encodeFramebufferInfo, FORMATS } from './framebuffer-info.ts';
 import { manyCommands } from './sim-many.ts';
 import { renderLoop, type LoopBuffer } from './sim-render.ts';

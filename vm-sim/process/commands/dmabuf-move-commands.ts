@@ -11,9 +11,9 @@
  * one of its exports, `fd` an fd of an import (pinning it pins the
  * exporter's buffer through the importer's remote-sync `pin`).
  */
-import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
-import type { MoveBlocker } from '../../src/dmabuf/move-gate.ts';
-import type { MoveOptions, MoveResult } from '../../src/dmabuf/move.ts';
+import type { DmaBuf } from '../../../src/dmabuf/dma-buf.ts';
+import type { MoveBlocker } from '../../../src/dmabuf/move-gate.ts';
+import type { MoveOptions, MoveResult } from '../../../src/dmabuf/move.ts';
 import { argBool, argInt } from './args.ts';
 import type { CommandHandler, VmContext } from './commands.ts';
 import { argHid, badArg, st } from './dmabuf-state.ts';

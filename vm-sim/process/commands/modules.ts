@@ -7,7 +7,7 @@ import { dmabufModule } from './dmabuf-commands.ts';
 import { dmabufSyncModule } from './dmabuf-sync-commands.ts';
 import { fenceModule } from './fence-commands.ts';
 import { kernelModule } from './kernel-commands.ts';
-import { simModule } from './sim-commands.ts';
+import { simModule } from '../sim/sim-commands.ts';
 
 /** Every known module, in load order. */
 export const vmModules: readonly VmModule[] = [kernelModule, fenceModule, dmabufModule, dmabufSyncModule, simModule];

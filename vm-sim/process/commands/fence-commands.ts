@@ -10,20 +10,20 @@
  * ERR_BAD_ARGUMENT, ERR_STATE, ERR_LIMIT, ERR_PEER_GONE, ERR_TIMEOUT, or the
  * peer's protocol code.
  */
-import { DmaFence, DmaFenceCb } from '../../src/fence/dma-fence.ts';
-import { dmaBufPoll, exportSyncFile, importSyncFile } from '../../src/fence/dma-buf-sync-file.ts';
-import { DmaResv, DmaResvUsage } from '../../src/fence/dma-resv.ts';
-import { DmaFenceArray } from '../../src/fence/fence-array.ts';
-import { chainFindSeqno, DmaFenceChain } from '../../src/fence/fence-chain.ts';
-import { allocateFenceContexts } from '../../src/fence/fence-context.ts';
-import { SwSyncTimeline } from '../../src/fence/sw-sync.ts';
-import { POLLIN, POLLOUT, SyncFile } from '../../src/fence/sync-file.ts';
-import { mergeFences } from '../../src/fence/unwrap.ts';
-import { FenceHost } from '../../src/fence-remote/fence-host.ts';
-import { FenceRemoteError } from '../../src/fence-remote/errors.ts';
-import type { SharedTimeline } from '../../src/fence-remote/shared-timeline.ts';
-import { FrameStream } from '../../workloads/fence-frame-stream.ts';
-import { MpscStress } from '../../workloads/mpsc-stress.ts';
+import { DmaFence, DmaFenceCb } from '../../../src/fence/dma-fence.ts';
+import { dmaBufPoll, exportSyncFile, importSyncFile } from '../../../src/fence/dma-buf-sync-file.ts';
+import { DmaResv, DmaResvUsage } from '../../../src/fence/dma-resv.ts';
+import { DmaFenceArray } from '../../../src/fence/fence-array.ts';
+import { chainFindSeqno, DmaFenceChain } from '../../../src/fence/fence-chain.ts';
+import { allocateFenceContexts } from '../../../src/fence/fence-context.ts';
+import { SwSyncTimeline } from '../../../src/fence/sw-sync.ts';
+import { POLLIN, POLLOUT, SyncFile } from '../../../src/fence/sync-file.ts';
+import { mergeFences } from '../../../src/fence/unwrap.ts';
+import { FenceHost } from '../../../src/fence-remote/fence-host.ts';
+import { FenceRemoteError } from '../../../src/fence-remote/errors.ts';
+import type { SharedTimeline } from '../../../src/fence-remote/shared-timeline.ts';
+import { FrameStream } from '../../../workloads/fence-frame-stream.ts';
+import { MpscStress } from '../../../workloads/mpsc-stress.ts';
 import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
 

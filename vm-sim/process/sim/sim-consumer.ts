@@ -4,13 +4,13 @@
  * checked through that fd's view, i.e. the exporter's own pages mapped here
  * (no copy), and the reply hands the buffer back.
  */
-import { ProtocolError } from '../../protocol/errors.ts';
-import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
-import type { SIM_FRAME_HANDOFF } from '../../protocol/messages/sim.ts';
-import { formatHid, hidKey } from '../../src/hyper-dmabuf/index.ts';
-import { nowUs } from '../trace/clock.ts';
-import { childTrace } from '../trace/child-trace.ts';
-import { checkStampedFrame, wordsOf } from '../../workloads/frame-pattern.ts';
+import { ProtocolError } from '../../../protocol/errors.ts';
+import type { RequestOf, ResponseOf } from '../../../protocol/message.ts';
+import type { SIM_FRAME_HANDOFF } from '../../../protocol/messages/sim.ts';
+import { formatHid, hidKey } from '../../../src/hyper-dmabuf/index.ts';
+import { nowUs } from '../../trace/clock.ts';
+import { childTrace } from '../../trace/child-trace.ts';
+import { checkStampedFrame, wordsOf } from '../../../workloads/frame-pattern.ts';
 import { fdOfHid, viewOf, type SimState } from './sim-state.ts';
 
 /** Answers one handoff. */

@@ -5,14 +5,14 @@
  * VMs through these; objects (buffers, mappings, releases) are referred to by
  * the numeric ids the commands return.
  */
-import { ECHO } from '../../protocol/messages/session.ts';
-import { countRuns } from '../../src/guest/frame-runs.ts';
-import type { ForeignMapping } from '../../src/guest/foreign-mapping.ts';
-import { copyPages } from '../../src/guest/grant-copy.ts';
-import { revokeAndFree, type GrantRelease } from '../../src/guest/grant-release.ts';
+import { ECHO } from '../../../protocol/messages/session.ts';
+import { countRuns } from '../../../src/guest/frame-runs.ts';
+import type { ForeignMapping } from '../../../src/guest/foreign-mapping.ts';
+import { copyPages } from '../../../src/guest/grant-copy.ts';
+import { revokeAndFree, type GrantRelease } from '../../../src/guest/grant-release.ts';
 import { argBool, argInt, argU32s } from './args.ts';
 import { ObjectStore, type VmContext, type VmModule } from './commands.ts';
-import { checkPage, checksumPages, fillPage, pageWords, wordsOf } from '../../workloads/frame-pattern.ts';
+import { checkPage, checksumPages, fillPage, pageWords, wordsOf } from '../../../workloads/frame-pattern.ts';
 
 /** A buffer of this VM's own pages. */
 interface Buffer {
