@@ -6,8 +6,10 @@
  * SPEC.md's state diagrams are generated from the same tables
  * (protocol/tools/spec-tables.ts), so the drawing and the code cannot differ.
  *
- * Convention for states: an `as const` object of named string values plus
- * a type of the same name, e.g.
+ * Convention for states, here and everywhere else in the code (a state kept
+ * in a typed array uses numbers, every other state strings): an `as const`
+ * object of named values plus a type of the same name, never a TypeScript
+ * `enum` or a bare union (test/architecture/state-declarations.test.ts), e.g.
  *   export const ExportState = { Exported: 'exported', ... } as const;
  *   export type ExportState = (typeof ExportState)[keyof typeof ExportState];
  */

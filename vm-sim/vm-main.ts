@@ -25,12 +25,19 @@ import { vmModules } from './process/commands/modules.ts';
 import { childTrace, startChildTrace } from './trace/child-trace.ts';
 import { nowUs, processStartUs } from './trace/clock.ts';
 import { vmSampler } from './trace/vm-sampler.ts';
+import type { ValueOf } from '../protocol/state-machine.ts';
 import { parseVmConfig, VM_CONFIG_ENV } from './process/spawn/vm-config.ts';
 
 /** Process lifecycle. */
-type VmProcessState = 'booting' | 'serving' | 'exiting';
+const VmProcessState = {
+  Booting: 'booting',
+  Serving: 'serving',
+  Exiting: 'exiting',
+} as const;
+/** One of the VmProcessState states. */
+type VmProcessState = ValueOf<typeof VmProcessState>;
 
-let state: VmProcessState = 'booting';
+let state: VmProcessState = VmProcessState.Booting;
 let kernel: GuestKernel | undefined;
 let ctx: VmContext | undefined;
 /** Exit code asked for by a command; applied after its result is sent. */
@@ -43,8 +50,8 @@ function send(msg: VmReadyMessage | ResultMessage | VmEventMessage): void {
 
 /** Runs the close cascade once, then exits with `code`. */
 async function exit(code: number, why: string): Promise<never> {
-  if (state !== 'exiting') {
-    state = 'exiting';
+  if (state !== VmProcessState.Exiting) {
+    state = VmProcessState.Exiting;
     if (code !== 0) process.stderr.write(`vm ${process.pid}: exiting (${why})\n`);
     // A wedged cascade must not keep the process alive.
     setTimeout(() => process.exit(code), 5000).unref();
@@ -78,7 +85,7 @@ async function serve(msg: CallMessage): Promise<void> {
   const t0 = nowUs();
   let result: ResultMessage;
   try {
-    if (!ctx || state !== 'serving') throw Object.assign(new Error(`vm is ${state}`), { code: 'ERR_STATE' });
+    if (!ctx || state !== VmProcessState.Serving) throw Object.assign(new Error(`vm is ${state}`), { code: 'ERR_STATE' });
     const value = await registry.run(ctx, msg.cmd, msg.args);
     result = { type: 'result', id: msg.id, ok: true, value: value ?? {} };
   } catch (e) {
@@ -134,8 +141,8 @@ async function main(): Promise<void> {
     requestExit: (code) => { pendingExit = code; },
   };
   for (const mod of registry.modules) await mod.setup?.(ctx);
-  if (state !== 'booting') return; // told to exit while booting
-  state = 'serving';
+  if (state !== VmProcessState.Booting) return; // told to exit while booting
+  state = VmProcessState.Serving;
   // Tracing: boot as a slice, and the kernel's counters as counter tracks through the run.
   const trace = childTrace();
   trace?.span('VM boot', 'start', processStartUs());

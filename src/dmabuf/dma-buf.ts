@@ -28,6 +28,7 @@ import { bufferSize, type Geometry } from './geometry.ts';
 import { MoveGate } from './move-gate.ts';
 import { moveBuffer, type MoveNotifyResult, type MoveOptions, type MoveResult, type Relocation } from './move.ts';
 import type { SgTable } from './sg-table.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** What an exporter implements. Methods may return promises. */
 export interface DmaBufOps {
@@ -115,20 +116,24 @@ export interface CpuAccessOptions {
 }
 
 /** Buffer lifecycle. */
-export enum DmaBufState {
+export const DmaBufState = {
   /** At least one reference. */
-  Live = 'live',
+  Live: 'live',
   /** The last reference was dropped; leftovers are being undone and the exporter's release runs. */
-  Releasing = 'releasing',
+  Releasing: 'releasing',
   /** Released; every operation is refused. */
-  Released = 'released',
-}
+  Released: 'released',
+} as const;
+/** One of the DmaBufState states. */
+export type DmaBufState = ValueOf<typeof DmaBufState>;
 
 /** Attachment lifecycle. */
-export enum AttachmentState {
-  Attached = 'attached',
-  Detached = 'detached',
-}
+export const AttachmentState = {
+  Attached: 'attached',
+  Detached: 'detached',
+} as const;
+/** One of the AttachmentState states. */
+export type AttachmentState = ValueOf<typeof AttachmentState>;
 
 /** A device's attachment to a buffer. */
 export class Attachment {
@@ -194,7 +199,7 @@ export class DmaBuf<P = unknown> {
   /** Bytes of data. */
   readonly size: number;
   private refs = 1;
-  private stateValue = DmaBufState.Live;
+  private stateValue: DmaBufState = DmaBufState.Live;
   private readonly attachments = new Set<Attachment>();
   private nextAttachmentId = 1;
   private cpuAccess: DmaDirection[] = [];

@@ -16,6 +16,7 @@ import type { DmaBuf } from './dma-buf.ts';
 import type { Relocation } from './move.ts';
 import { SgTable } from './sg-table.ts';
 import type { SystemHeapPriv } from './system-heap-priv.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** What a relocation needs of the guest kernel. */
 export interface RelocationHost {
@@ -24,16 +25,18 @@ export interface RelocationHost {
 }
 
 /** Lifecycle of one relocation. */
-export enum RelocationState {
+export const RelocationState = {
   /** New frames allocated, data not copied. */
-  Prepared = 'prepared',
+  Prepared: 'prepared',
   /** Data copied; the buffer uses the new frames; the old ones wait for retire. */
-  Committed = 'committed',
+  Committed: 'committed',
   /** Abandoned before commit; the new frames were freed. */
-  Aborted = 'aborted',
+  Aborted: 'aborted',
   /** The old frames were scrubbed and freed. */
-  Retired = 'retired',
-}
+  Retired: 'retired',
+} as const;
+/** One of the RelocationState states. */
+export type RelocationState = ValueOf<typeof RelocationState>;
 
 /** Counters the heap keeps about moves. */
 export interface RelocationCounters {
@@ -45,7 +48,7 @@ export interface RelocationCounters {
 export function relocateFrames(host: RelocationHost, buf: DmaBuf<SystemHeapPriv>, counters: RelocationCounters): Relocation {
   const p = buf.priv;
   const to = host.allocator.alloc(p.frames.length, p.scattered ? { scattered: true } : {});
-  let state = RelocationState.Prepared;
+  let state: RelocationState = RelocationState.Prepared;
   let old: Uint32Array | undefined;
   const expect = (want: RelocationState, step: string): void => {
     if (state !== want) throw new Error(`${buf.name}: relocation ${step} in state ${state}`);

@@ -39,8 +39,8 @@ export const PageState = {
   /** The owner destroyed the timeline: no seqno will follow; pending points have their final status in their slots. */
   Closed: 2,
 } as const;
-/** A PageState value. */
-export type PageStateValue = (typeof PageState)[keyof typeof PageState];
+/** One of the PageState states. */
+export type PageState = (typeof PageState)[keyof typeof PageState];
 
 // Indices into the typed arrays over the page (i32 words, u64 words).
 const W_MAGIC = 0;

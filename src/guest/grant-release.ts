@@ -7,11 +7,17 @@
  * them are never reused (or scrubbed under the peer's feet) until then.
  */
 import { GuestError } from './errors.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 import { RefState, type GuestGrantTable } from './grant-table.ts';
 import type { PageAllocator } from './page-allocator.ts';
 
 /** Lifecycle of a release. */
-export type GrantReleaseState = 'pending' | 'released';
+export const GrantReleaseState = {
+  Pending: 'pending',
+  Released: 'released',
+} as const;
+/** One of the GrantReleaseState states. */
+export type GrantReleaseState = ValueOf<typeof GrantReleaseState>;
 
 /** A release in progress. */
 export interface GrantRelease {
@@ -38,14 +44,14 @@ export function revokeAndFree(grants: GuestGrantTable, refs: ArrayLike<number>, 
   }
   if (new Set(Array.from(refs)).size !== refs.length) throw new GuestError('ERR_BAD_ARGUMENT', 'a ref is listed twice');
   let outstanding = refs.length;
-  let state: GrantReleaseState = 'pending';
+  let state: GrantReleaseState = GrantReleaseState.Pending;
   let resolve!: () => void;
   let reject!: (e: unknown) => void;
   const done = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
   const finish = (): void => {
     try {
       if (allocator && frames && frames.length > 0) allocator.free(frames);
-      state = 'released';
+      state = GrantReleaseState.Released;
       resolve();
     } catch (e) {
       reject(e);

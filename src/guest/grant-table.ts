@@ -16,6 +16,7 @@
 import { ENTRIES_PER_FRAME, GNTTAB_NR_RESERVED_ENTRIES } from '../../protocol/grant-abi.ts';
 import { MAX_DOMID } from '../../protocol/limits.ts';
 import { GuestError } from './errors.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 import type { GrantTableMemory } from './grant-table-file.ts';
 
 /** The one hypercall the guest grant table needs. */
@@ -35,8 +36,8 @@ export const RefState = {
   /** Never handed out (ref 0). */
   Reserved: 3,
 } as const;
-/** A RefState value. */
-export type RefStateValue = (typeof RefState)[keyof typeof RefState];
+/** One of the RefState states. */
+export type RefState = (typeof RefState)[keyof typeof RefState];
 
 /** Result of ending access immediately. */
 export type EndResult = 'ended' | 'busy';
@@ -86,7 +87,12 @@ interface DeferredEntry {
 }
 
 /** Table lifecycle. */
-export type GrantTableState = 'open' | 'closed';
+export const GrantTableState = {
+  Open: 'open',
+  Closed: 'closed',
+} as const;
+/** One of the GrantTableState states. */
+export type GrantTableState = ValueOf<typeof GrantTableState>;
 
 /** A domain's own grant table, guest side. */
 export class GuestGrantTable {
@@ -108,7 +114,7 @@ export class GuestGrantTable {
   private readonly maxDelayMs: number;
   private delayMs: number;
   private counters = { growths: 0, deferredEnded: 0, deferredPasses: 0 };
-  private stateValue: GrantTableState = 'open';
+  private stateValue: GrantTableState = GrantTableState.Open;
 
   constructor(options: GuestGrantTableOptions) {
     this.memory = options.memory;
@@ -146,8 +152,8 @@ export class GuestGrantTable {
   }
 
   /** State of a ref. */
-  stateOf(ref: number): RefStateValue {
-    return (this.refState[ref] ?? RefState.Free) as RefStateValue;
+  stateOf(ref: number): RefState {
+    return (this.refState[ref] ?? RefState.Free) as RefState;
   }
 
   /** True if the backend marks the entry mapped (GTF_reading or GTF_writing). */
@@ -233,7 +239,7 @@ export class GuestGrantTable {
    */
   retryDeferred(): number {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
-    if (this.stateValue !== 'open' || this.deferred.size === 0) return 0;
+    if (this.stateValue !== GrantTableState.Open || this.deferred.size === 0) return 0;
     this.counters.deferredPasses++;
     const done: Array<(() => void) | undefined> = [];
     for (const [ref, entry] of this.deferred) {
@@ -271,7 +277,7 @@ export class GuestGrantTable {
    */
   close(): number {
     if (this.timer) { clearTimeout(this.timer); this.timer = undefined; }
-    this.stateValue = 'closed';
+    this.stateValue = GrantTableState.Closed;
     return this.deferred.size;
   }
 
@@ -292,7 +298,7 @@ export class GuestGrantTable {
   }
 
   private schedule(): void {
-    if (this.timer || this.deferred.size === 0 || this.stateValue !== 'open') return;
+    if (this.timer || this.deferred.size === 0 || this.stateValue !== GrantTableState.Open) return;
     this.timer = setTimeout(() => { this.timer = undefined; this.retryDeferred(); }, this.delayMs);
     // Pending releases alone must not keep a process alive.
     this.timer.unref();
@@ -350,7 +356,7 @@ export class GuestGrantTable {
   }
 
   private checkOpen(): void {
-    if (this.stateValue !== 'open') throw new GuestError('ERR_STATE', 'grant table is closed');
+    if (this.stateValue !== GrantTableState.Open) throw new GuestError('ERR_STATE', 'grant table is closed');
   }
 
   private checkOwned(ref: number, what: string): void {

@@ -7,10 +7,16 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import { PAGE_SIZE } from '../../protocol/limits.ts';
 import { nativeMem } from '../memory/native.ts';
 import { GuestError } from './errors.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 import type { ScrubTarget } from './page-allocator.ts';
 
 /** Lifecycle of the mapping. */
-export type GuestRamState = 'mapped' | 'unmapped';
+export const GuestRamState = {
+  Mapped: 'mapped',
+  Unmapped: 'unmapped',
+} as const;
+/** One of the GuestRamState states. */
+export type GuestRamState = ValueOf<typeof GuestRamState>;
 
 /** The whole guest RAM, mapped read-write. */
 export class GuestRam implements ScrubTarget {
@@ -20,7 +26,7 @@ export class GuestRam implements ScrubTarget {
   readonly memPages: number;
   private buffer: ArrayBuffer;
   private bytesView: Uint8Array;
-  private stateValue: GuestRamState = 'mapped';
+  private stateValue: GuestRamState = GuestRamState.Mapped;
 
   private constructor(path: string, memPages: number, buffer: ArrayBuffer) {
     this.path = path;
@@ -77,15 +83,15 @@ export class GuestRam implements ScrubTarget {
 
   /** Unmaps RAM; every view obtained from it is detached. Idempotent. */
   close(): void {
-    if (this.stateValue === 'unmapped') return;
-    this.stateValue = 'unmapped';
+    if (this.stateValue === GuestRamState.Unmapped) return;
+    this.stateValue = GuestRamState.Unmapped;
     nativeMem.unmap(this.buffer);
     this.buffer = new ArrayBuffer(0);
     this.bytesView = new Uint8Array(0);
   }
 
   private checkRange(first: number, count: number): void {
-    if (this.stateValue !== 'mapped') throw new GuestError('ERR_STATE', `RAM ${this.path} is unmapped`);
+    if (this.stateValue !== GuestRamState.Mapped) throw new GuestError('ERR_STATE', `RAM ${this.path} is unmapped`);
     if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > this.memPages) {
       throw new GuestError('ERR_BAD_ARGUMENT', `frames [${first}, ${first + count}) outside RAM of ${this.memPages} pages`);
     }

@@ -19,6 +19,7 @@ import type { EventOf } from '../../protocol/message.ts';
 import { HvClient } from '../transport/hv-client.ts';
 import { nativeMem } from '../memory/native.ts';
 import { GuestError } from './errors.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 import { EventChannels } from './event-channels.ts';
 import { ForeignMapper, type ForeignMapperStats } from './foreign-mapper.ts';
 import { GrantTableFile } from './grant-table-file.ts';
@@ -46,7 +47,13 @@ export interface GuestKernelBootOptions {
 }
 
 /** Kernel lifecycle. */
-export type GuestKernelState = 'running' | 'shutting-down' | 'down';
+export const GuestKernelState = {
+  Running: 'running',
+  ShuttingDown: 'shutting-down',
+  Down: 'down',
+} as const;
+/** One of the GuestKernelState states. */
+export type GuestKernelState = ValueOf<typeof GuestKernelState>;
 
 /** A snapshot of the kernel's resources. */
 export interface GuestKernelStats {
@@ -93,7 +100,7 @@ export class GuestKernel extends EventEmitter {
   /** Peers that died while this kernel ran. */
   readonly deadPeers = new Set<number>();
   private readonly grantTable: GrantTableFile;
-  private stateValue: GuestKernelState = 'running';
+  private stateValue: GuestKernelState = GuestKernelState.Running;
   private shuttingDown: Promise<void> | undefined;
   private readonly wire: WireCounters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, largestFrame: 0 };
   private wireObserver: WireObserver | undefined;
@@ -117,7 +124,7 @@ export class GuestKernel extends EventEmitter {
     hv.onEventOf(DOMAIN_UP, (body) => this.onPeerUp(body));
     hv.onEventOf(DOMAIN_DIED, (body) => this.onPeerDied(body));
     hv.on('close', (code: number, reason: string) => {
-      if (this.stateValue === 'running') this.emit('hvClosed', code, reason);
+      if (this.stateValue === GuestKernelState.Running) this.emit('hvClosed', code, reason);
     });
   }
 
@@ -185,7 +192,7 @@ export class GuestKernel extends EventEmitter {
   /** Unmaps everything and closes the connection (see the close cascade above). Idempotent. */
   shutdown(): Promise<void> {
     this.shuttingDown ??= (async () => {
-      this.stateValue = 'shutting-down';
+      this.stateValue = GuestKernelState.ShuttingDown;
       try {
         await this.mapper.unmapAll();
         await this.evtchn.closeAll().catch(() => undefined);
@@ -194,7 +201,7 @@ export class GuestKernel extends EventEmitter {
         this.grantTable.close();
         this.ram.close();
         await this.hv.close();
-        this.stateValue = 'down';
+        this.stateValue = GuestKernelState.Down;
       }
     })();
     return this.shuttingDown;

@@ -35,12 +35,15 @@ import { Importer, type ExportFdOptions, type ImporterStats } from './importer.t
 import { resolveOptions, type HyperDmabufOptions, type ResolvedOptions } from './options.ts';
 import { PeerNegotiation } from './peers.ts';
 import { queryExport, queryImport, unknownForQuery, type QueryItem, type QueryResult } from './query.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** Driver lifecycle. */
-export enum DriverState {
-  Running = 'running',
-  Closed = 'closed',
-}
+export const DriverState = {
+  Running: 'running',
+  Closed: 'closed',
+} as const;
+/** One of the DriverState states. */
+export type DriverState = ValueOf<typeof DriverState>;
 
 /** Driver statistics, for leak checks and the CLI. */
 export interface HyperDmabufStats {
@@ -64,7 +67,7 @@ export class HyperDmabuf {
   private readonly events: ImportEventQueue;
   private readonly peers: PeerNegotiation;
   private readonly removeListeners: Array<() => void> = [];
-  private stateValue = DriverState.Running;
+  private stateValue: DriverState = DriverState.Running;
 
   private constructor(host: DriverHost, options: HyperDmabufOptions) {
     this.host = host;

@@ -13,6 +13,7 @@
 import { ProtocolError } from '../../protocol/errors.ts';
 import type { AccessMode } from '../../protocol/messages/dmabuf.ts';
 import type { Hid } from './hid.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** One NEW_IMPORT event. */
 export interface NewImportEvent {
@@ -45,10 +46,12 @@ interface Waiter {
 }
 
 /** Queue lifecycle. */
-export enum EventQueueState {
-  Open = 'open',
-  Closed = 'closed',
-}
+export const EventQueueState = {
+  Open: 'open',
+  Closed: 'closed',
+} as const;
+/** One of the EventQueueState states. */
+export type EventQueueState = ValueOf<typeof EventQueueState>;
 
 /** A bounded queue with blocking and non-blocking reads. */
 export class ImportEventQueue {
@@ -57,7 +60,7 @@ export class ImportEventQueue {
   private readonly waiters: Waiter[] = [];
   private droppedTotal = 0;
   private droppedSinceRead = 0;
-  private stateValue = EventQueueState.Open;
+  private stateValue: EventQueueState = EventQueueState.Open;
 
   constructor(depth: number) {
     this.depth = depth;

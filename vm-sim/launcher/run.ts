@@ -33,14 +33,17 @@ import { forgetRunTag, hvLeaks, type HeldByDesign, rememberRunTag, runningPids, 
 import { RunTrace } from './run-trace.ts';
 import { newRunTag } from './run-tag.ts';
 import { VmHandle, VmState } from './vm-handle.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** Run lifecycle. */
-export enum RunState {
-  Starting = 'starting',
-  Running = 'running',
-  Stopping = 'stopping',
-  Stopped = 'stopped',
-}
+export const RunState = {
+  Starting: 'starting',
+  Running: 'running',
+  Stopping: 'stopping',
+  Stopped: 'stopped',
+} as const;
+/** One of the RunState states. */
+export type RunState = ValueOf<typeof RunState>;
 
 /** Options of a run. */
 export interface RunOptions {
@@ -99,7 +102,7 @@ export class Run {
   readonly hv: HvProcess;
   readonly control: HvClient;
   readonly trace: RunTrace | undefined;
-  state = RunState.Starting;
+  state: RunState = RunState.Starting;
   /** Every pid the run started (the backend first). */
   readonly pids: number[] = [];
   private readonly vmsByName = new Map<string, VmHandle>();

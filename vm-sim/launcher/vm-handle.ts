@@ -7,17 +7,20 @@
 import type { ChildExit } from '../process/spawn/child.ts';
 import type { VmEventMessage } from '../process/spawn/ipc.ts';
 import type { VmProcess } from '../process/spawn/spawn-vm.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** Most events kept per VM (the oldest are dropped; waits on them then time out). */
 export const MAX_EVENT_LOG = 10_000;
 
 /** VM handle states. */
-export enum VmState {
-  Running = 'running',
+export const VmState = {
+  Running: 'running',
   /** Killed on purpose by the scenario (a crash). */
-  Killed = 'killed',
-  Exited = 'exited',
-}
+  Killed: 'killed',
+  Exited: 'exited',
+} as const;
+/** One of the VmState states. */
+export type VmState = ValueOf<typeof VmState>;
 
 interface Logged {
   readonly seq: number;
@@ -37,7 +40,7 @@ export class VmHandle {
   readonly domid: number;
   readonly memPages: number;
   readonly process: VmProcess;
-  state = VmState.Running;
+  state: VmState = VmState.Running;
   private readonly log: Logged[] = [];
   private seq = 0;
   private readonly waiters = new Set<Waiter>();

@@ -7,6 +7,7 @@
 import { nowUs } from './clock.ts';
 import type { CounterRecord, SpanRecord, TraceRecord } from './records.ts';
 import { installWireTap, type TapRole } from './wire-tap.ts';
+import type { ValueOf } from '../../protocol/state-machine.ts';
 
 /** How often a collector sends what it has. */
 export const FLUSH_MS = 100;
@@ -16,14 +17,16 @@ export const SAMPLE_MS = 100;
 export const MAX_PENDING = 500_000;
 
 /** Collector lifecycle. */
-export enum CollectorState {
-  Collecting = 'collecting',
-  Stopped = 'stopped',
-}
+export const CollectorState = {
+  Collecting: 'collecting',
+  Stopped: 'stopped',
+} as const;
+/** One of the CollectorState states. */
+export type CollectorState = ValueOf<typeof CollectorState>;
 
 /** Collects records; `send` receives each batch. */
 export class TraceCollector {
-  state = CollectorState.Collecting;
+  state: CollectorState = CollectorState.Collecting;
   /** Records dropped because MAX_PENDING was reached. */
   dropped = 0;
   private pending: TraceRecord[] = [];

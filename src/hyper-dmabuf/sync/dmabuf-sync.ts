@@ -39,12 +39,15 @@ import { ResvRegistry, type ResvRegistryStats } from './resv-registry.ts';
 import { ResvServer, type ResvServerStats } from './resv-server.ts';
 import type { AddResult, ResvFence } from './shared-resv.ts';
 import { peerUsageToWire, syncAccessFlags, syncAccessWrites, usageOf, usageToWire, type UsageArg } from './usage.ts';
+import type { ValueOf } from '../../../protocol/state-machine.ts';
 
 /** Layer lifecycle. */
-export enum DmabufSyncState {
-  Loaded = 'loaded',
-  Closed = 'closed',
-}
+export const DmabufSyncState = {
+  Loaded: 'loaded',
+  Closed: 'closed',
+} as const;
+/** One of the DmabufSyncState states. */
+export type DmabufSyncState = ValueOf<typeof DmabufSyncState>;
 
 /** Options of the layer. */
 export interface DmabufSyncOptions {
@@ -76,7 +79,7 @@ export class DmabufSync {
   readonly client: ResvClient;
   readonly #exporterCpu: ExporterCpuSync;
   readonly #importerCpu: ImporterCpuSync;
-  #state = DmabufSyncState.Loaded;
+  #state: DmabufSyncState = DmabufSyncState.Loaded;
   #unregister: () => void;
 
   private constructor(driver: HyperDmabuf, fences: FenceHost, options: DmabufSyncOptions) {

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { AgentCommands, AgentReply, AgentReady, DomainLaunch } from './contract.ts';
 import { launchEnv } from './contract.ts';
+import type { ValueOf } from '../../../protocol/state-machine.ts';
 
 /** An error the domain answered to a command. */
 export class AgentError extends Error {
@@ -15,7 +16,8 @@ export class AgentError extends Error {
 }
 
 /** Lifecycle of the process. */
-type AgentState = 'starting' | 'ready' | 'exited';
+const AgentState = { Starting: 'starting', Ready: 'ready', Exited: 'exited' } as const;
+type AgentState = ValueOf<typeof AgentState>;
 
 /** The running domain process. */
 export class DomainAgent {

@@ -12,9 +12,16 @@ import { fork, type ChildProcess, type Serializable } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { EventEmitter } from 'node:events';
 import { isTyped } from './ipc.ts';
+import type { ValueOf } from '../../../protocol/state-machine.ts';
 
 /** Child lifecycle. */
-export type ChildState = 'starting' | 'ready' | 'exited';
+export const ChildState = {
+  Starting: 'starting',
+  Ready: 'ready',
+  Exited: 'exited',
+} as const;
+/** One of the ChildState states. */
+export type ChildState = ValueOf<typeof ChildState>;
 
 /** How a child ended. */
 export interface ChildExit {
@@ -67,7 +74,7 @@ export class ManagedChild<R> extends EventEmitter {
   readonly pid: number;
   /** Resolves when the process has exited (never rejects). */
   readonly exited: Promise<ChildExit>;
-  private stateValue: ChildState = 'starting';
+  private stateValue: ChildState = ChildState.Starting;
   private readyValue: R | undefined;
   private exitValue: ChildExit | undefined;
   private outputBuf = '';
@@ -89,7 +96,7 @@ export class ManagedChild<R> extends EventEmitter {
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitValue = { code, signal };
-        this.stateValue = 'exited';
+        this.stateValue = ChildState.Exited;
         registry.delete(this as ManagedChild<unknown>);
         this.emit('exit', this.exitValue);
         resolve(this.exitValue);
@@ -138,7 +145,7 @@ export class ManagedChild<R> extends EventEmitter {
       await managed.reap();
       throw e;
     }
-    managed.stateValue = 'ready';
+    managed.stateValue = ChildState.Ready;
     return managed;
   }
 
