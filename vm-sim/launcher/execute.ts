@@ -54,7 +54,10 @@ export function resolveDomains(scenario: Scenario, params: Params): DomainLaunch
     const bytes = parseBytes(d.memory, `domain ${d.name} memory`);
     const memPages = Math.ceil(bytes / PAGE_SIZE);
     if (memPages < 1) throw badValue(`domain ${d.name}: memory must be at least one page`);
-    return { name: d.name, memPages, ...(d.maxGrantFrames !== undefined ? { maxGrantFrames: int(d.maxGrantFrames, `domain ${d.name} maxGrantFrames`) } : {}) };
+    return {
+      name: d.name, memPages, ...(d.maxGrantFrames !== undefined ? { maxGrantFrames: int(d.maxGrantFrames, `domain ${d.name} maxGrantFrames`) } : {}),
+      ...(d.command !== undefined ? { command: d.command } : {}),
+    };
   });
 }
 
@@ -75,12 +78,14 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
 
   try {
     const domains = resolveDomains(scenario, params);
-    progress(`${scenario.name}: starting hv and ${domains.length} VM(s), run ${runTag}`);
+    const outsideCount = domains.filter((d) => d.command).length;
+    progress(`${scenario.name}: starting hv and ${domains.length - outsideCount} VM(s)${outsideCount ? ` and ${outsideCount} outside domain(s)` : ''}, run ${runTag}`);
     run = await Run.start({ runTag, trace: Boolean(options.tracePath || options.mermaidPath || options.reportPath), log: progress, ...(options.echoOutput !== undefined ? { echoOutput: options.echoOutput } : {}) });
     const vms = await run.addDomains(domains);
-    stats.domains = vms.map((v) => ({ name: v.name, domid: v.domid, pid: v.pid, memPages: v.memPages }));
+    const started = domains.map((d) => run!.outside(d.name) ?? run!.vm(d.name));
+    stats.domains = started.map((v) => ({ name: v.name, domid: v.domid, pid: v.pid, memPages: v.memPages, ...('command' in v ? { outside: v.command.join(' ') } : {}) }));
     stats.pids = { launcher: process.pid, hv: run.hv.pid };
-    progress(`started: launcher pid ${process.pid}, hv pid ${run.hv.pid}, ${vms.map((v) => `${v.name} (dom${v.domid}) pid ${v.pid}`).join(', ')}`);
+    progress(`started: launcher pid ${process.pid}, hv pid ${run.hv.pid}, ${started.map((v) => `${v.name} (dom${v.domid}${'command' in v ? ', outside' : ''}) pid ${v.pid}`).join(', ')}`);
     progress(`watch it: hdmabuf top --url ${run.hv.url} --token ${run.hv.observerToken}`);
     options.onStarted?.({ url: run.hv.url, observerToken: run.hv.observerToken });
     for (const vm of vms) {

@@ -27,7 +27,8 @@ export interface FatalReport {
 /** One process that ended. */
 export interface ProcessExit {
   name: string;
-  role: 'hv' | 'vm';
+  /** The backend, a VM of this project, or an outside domain (a scenario's own command, SPEC.md Appendix B). */
+  role: 'hv' | 'vm' | 'outside';
   pid: number;
   /** Exit code, or null when a signal ended it. */
   code: number | null;

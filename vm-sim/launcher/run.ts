@@ -7,6 +7,10 @@
  *   await render.call('dmabuf.alloc', { bytes: 4096 });
  *   const report = await run.stop();   // leaks measured, every process reaped, no shm file left
  *
+ * A domain may instead be an outside domain (DomainLaunch.command): a process
+ * of any implementation, started as SPEC.md Appendix B says and reached over
+ * the protocol (outside-domain.ts); it takes part in the cascade as a VM does.
+ *
  * Close cascade (stop(), idempotent, also on failure and on SIGINT):
  * HV_STATS (busy grants, mappings) -> traces flushed -> each live VM asked
  * to shut down (kernel.shutdown; SIGTERM if it cannot answer) -> HV_STATS
@@ -32,6 +36,7 @@ import { processExit, type FatalReport, type ProcessExit } from './exits.ts';
 import { forgetRunTag, hvLeaks, type HeldByDesign, rememberRunTag, runningPids, shmFilesOf, sweepShmFiles, type Leaks } from './leaks.ts';
 import { RunTrace } from './run-trace.ts';
 import { newRunTag } from './run-tag.ts';
+import { OutsideDomain } from './outside-domain.ts';
 import { VmHandle, VmState } from './vm-handle.ts';
 import type { ValueOf } from '../../protocol/state-machine.ts';
 
@@ -72,6 +77,8 @@ export interface DomainLaunch {
   maxGrantFrames?: number;
   /** Highest protocol version the VM offers in HELLO (default: the highest it speaks), e.g. 1 to measure the v1 path. */
   maxVersion?: number;
+  /** An outside domain: this command (argv) runs as the domain instead of the project's VM (SPEC.md Appendix B.1, B.2). */
+  command?: readonly string[];
 }
 
 /** What stop() measured. */
@@ -106,6 +113,7 @@ export class Run {
   /** Every pid the run started (the backend first). */
   readonly pids: number[] = [];
   private readonly vmsByName = new Map<string, VmHandle>();
+  private readonly outsideByName = new Map<string, OutsideDomain>();
   private readonly log: (line: string) => void;
   private readonly options: RunOptions;
   private stopping: Promise<StopReport> | undefined;
@@ -137,7 +145,7 @@ export class Run {
   }
 
   /** Records the child's exit when it comes, with its cause. */
-  private watch(child: ManagedChild<unknown>, name: string, role: ProcessExit['role'], then?: (e: ProcessExit) => void): void {
+  private watch(child: { pid: number; exited: Promise<ChildExit> }, name: string, role: ProcessExit['role'], then?: (e: ProcessExit) => void): void {
     void child.exited.then((exit: ChildExit) => {
       const e = processExit(name, role, child.pid, exit, performance.now() - this.startedAt, this.causeOf(child.pid, name, exit), this.fatals.get(child.pid));
       this.exits.push(e);
@@ -153,7 +161,7 @@ export class Run {
     // Not the run's state: a process killed from outside while the cascade runs (or whose death made a step
     // fail and so started the cascade before its exit was seen) died; only one the cascade asked stopped.
     if (this.askedToStop.has(pid)) return 'shutdown';
-    if (this.vmsByName.get(name)?.state === VmState.Killed) return 'killed by the scenario';
+    if ((this.vmsByName.get(name) ?? this.outsideByName.get(name))?.state === VmState.Killed) return 'killed by the scenario';
     return 'died';
   }
 
@@ -192,8 +200,21 @@ export class Run {
   /** The VM of a domain, by name. */
   vm(name: string): VmHandle {
     const v = this.vmsByName.get(name);
+    if (!v && this.outsideByName.has(name)) {
+      throw Object.assign(new Error(`${name} is an outside domain (its own command, SPEC.md Appendix B), not a VM of this project: it runs no VM command`), { code: 'ERR_BAD_ARGUMENT' });
+    }
     if (!v) throw Object.assign(new Error(`no domain named ${name}`), { code: 'ERR_BAD_ARGUMENT' });
     return v;
+  }
+
+  /** The outside domain of that name, if the domain is one. */
+  outside(name: string): OutsideDomain | undefined {
+    return this.outsideByName.get(name);
+  }
+
+  /** The domain id of a VM or an outside domain, by name. */
+  domid(name: string): number {
+    return (this.outsideByName.get(name) ?? this.vm(name)).domid;
   }
 
   /** Every VM, in start order. */
@@ -201,17 +222,26 @@ export class Run {
     return [...this.vmsByName.values()];
   }
 
-  /** Creates the domains and starts their VMs, all at once; resolves when every VM reported ready. */
+  /** Every outside domain, in start order. */
+  get outsideDomains(): OutsideDomain[] {
+    return [...this.outsideByName.values()];
+  }
+
+  /**
+   * Creates the domains and starts their processes, all at once; resolves when every one reported ready, with
+   * the VMs in the order given (an outside domain is reached through outside(name)).
+   */
   async addDomains(domains: readonly DomainLaunch[]): Promise<VmHandle[]> {
-    for (const d of domains) if (this.vmsByName.has(d.name)) throw Object.assign(new Error(`domain ${d.name} exists`), { code: 'ERR_BAD_ARGUMENT' });
+    for (const d of domains) if (this.vmsByName.has(d.name) || this.outsideByName.has(d.name)) throw Object.assign(new Error(`domain ${d.name} exists`), { code: 'ERR_BAD_ARGUMENT' });
     const created: Array<ResponseOf<typeof DOMAIN_CREATE>> = [];
     // Sequential creation: domain ids follow the scenario's order.
     for (const d of domains) {
       created.push(await this.control.call(DOMAIN_CREATE, { name: d.name, memPages: d.memPages, ...(d.maxGrantFrames !== undefined ? { maxGrantFrames: d.maxGrantFrames } : {}) }));
     }
-    const started = await Promise.allSettled(domains.map(async (d, i) => {
+    const started = await Promise.allSettled(domains.map(async (d, i): Promise<VmHandle | OutsideDomain> => {
       const c = created[i]!;
       const t0 = nowUs();
+      if (d.command) return this.startOutside(d, c, t0);
       const vm = await spawnVm({
         url: this.hv.url, ...c, memPages: d.memPages, name: d.name,
         ...(d.maxVersion !== undefined ? { maxVersion: d.maxVersion } : {}),
@@ -233,7 +263,19 @@ export class Run {
     }));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    return started.map((s) => (s as PromiseFulfilledResult<VmHandle>).value);
+    return started.map((s) => (s as PromiseFulfilledResult<VmHandle | OutsideDomain>).value).filter((h): h is VmHandle => h instanceof VmHandle);
+  }
+
+  /** Starts an outside domain's command (SPEC.md Appendix B.1) and waits for its ready line (B.2). */
+  private async startOutside(d: DomainLaunch, c: ResponseOf<typeof DOMAIN_CREATE>, t0: number): Promise<OutsideDomain> {
+    const launch = { url: this.hv.url, domid: c.domid, token: c.token, ramPath: c.ramPath, grantTablePath: c.grantTablePath, memPages: d.memPages, maxGrantFrames: c.maxGrantFrames };
+    const outside = await OutsideDomain.start(d.name, d.command!, launch, this.options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS);
+    this.pids.push(outside.pid);
+    this.outsideByName.set(d.name, outside);
+    this.trace?.span(`start outside domain ${d.name}`, 'start', t0);
+    this.trace?.addProcess(outside.pid, `${d.name} (dom${outside.domid}, outside)`, 2 + outside.domid, outside.domid);
+    this.watch(outside, d.name, 'outside');
+    return outside;
   }
 
   /** A HV_STATS snapshot. */
@@ -264,13 +306,19 @@ export class Run {
       await this.trace.flushChildren([this.hv.child as ManagedChild<unknown>, ...this.vms.map((v) => v.process.child as ManagedChild<unknown>)]);
       this.trace.stop();
     }
-    // Graceful first: every VM asked to shut down, then the backend. Nothing is killed yet.
-    await Promise.all(this.vms.filter((v) => v.alive).map((v) => {
-      this.askedToStop.add(v.pid);
-      return v.process.shutdownGracefully(SHUTDOWN_GRACE_MS);
-    }));
+    // Graceful first: every VM and outside domain asked to shut down, then the backend. Nothing is killed yet.
+    await Promise.all([
+      ...this.vms.filter((v) => v.alive).map((v) => {
+        this.askedToStop.add(v.pid);
+        return v.process.shutdownGracefully(SHUTDOWN_GRACE_MS);
+      }),
+      ...this.outsideDomains.filter((o) => o.alive).map((o) => {
+        this.askedToStop.add(o.pid);
+        return o.shutdownGracefully(SHUTDOWN_GRACE_MS);
+      }),
+    ]);
     let afterVmsExited: StopReport['afterVmsExited'];
-    if (!this.hv.child.exit && this.vms.every((v) => !v.alive)) {
+    if (!this.hv.child.exit && this.vms.every((v) => !v.alive) && this.outsideDomains.every((o) => !o.alive)) {
       try {
         const after = await this.hvStats(15_000);
         afterVmsExited = { busyGrants: sum(after.domains.map((d) => d.busyGrants)), mappings: sum(after.domains.map((d) => d.mappings)) };
@@ -283,8 +331,11 @@ export class Run {
     this.hv.child.kill('SIGTERM');
     await this.hv.child.exitWithin(SHUTDOWN_GRACE_MS);
     // A process still running now had to be killed: that is a leak, counted before the kill.
-    const lingering = [{ name: 'hv', child: this.hv.child as ManagedChild<unknown> }, ...this.vms.map((v) => ({ name: v.name, child: v.process.child as ManagedChild<unknown> }))]
-      .filter((p) => p.child.exit === undefined);
+    const lingering: Array<{ name: string; child: { pid: number; exit: ChildExit | undefined; exited: Promise<ChildExit>; kill(signal: NodeJS.Signals): boolean } }> = [
+      { name: 'hv', child: this.hv.child as ManagedChild<unknown> },
+      ...this.vms.map((v) => ({ name: v.name, child: v.process.child as ManagedChild<unknown> })),
+      ...this.outsideDomains.map((o) => ({ name: o.name, child: { pid: o.pid, exit: o.exit, exited: o.exited, kill: (sig: NodeJS.Signals) => o.signal(sig) } })),
+    ].filter((p) => p.child.exit === undefined);
     for (const p of lingering) {
       this.forcedPids.add(p.child.pid);
       this.log(`warning: ${p.name} (pid ${p.child.pid}) did not exit within ${SHUTDOWN_GRACE_MS} ms: killing it (a leaked process)`);

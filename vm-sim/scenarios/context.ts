@@ -4,6 +4,7 @@
  * Declarative steps and TypeScript scenarios use the same context.
  */
 import type { FramebufferInfo } from '../process/sim/framebuffer-info.ts';
+import type { OutsideDomain } from '../launcher/outside-domain.ts';
 import type { Run } from '../launcher/run.ts';
 import type { VmHandle } from '../launcher/vm-handle.ts';
 import type { Params, Step } from './types.ts';
@@ -63,9 +64,19 @@ export class ScenarioContext {
     this.progressSink = init.progress;
   }
 
-  /** A VM by domain name. */
+  /** A VM by domain name (throws for an outside domain). */
   vm(name: string): VmHandle {
     return this.run.vm(name);
+  }
+
+  /** The outside domain of that name, if the domain is one (README, "Outside domains"). */
+  outside(name: string): OutsideDomain | undefined {
+    return this.run.outside(name);
+  }
+
+  /** The domain id of a VM or an outside domain. */
+  domid(name: string): number {
+    return this.run.domid(name);
   }
 
   /** A buffer by label; throws ERR_BAD_ARGUMENT if the scenario has not exported it. */

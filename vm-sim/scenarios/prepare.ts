@@ -2,8 +2,9 @@
  * Everything about a scenario that can be checked before any process starts,
  * with the run's parameters applied: every "$name" names a parameter, every
  * substituted value passes the schema like a literal, sizes are in range and
- * fit the exporter's memory, steps name declared domains, and (for purely
- * declarative scenarios) buffers are exported before they are used.
+ * fit the exporter's memory, steps name declared domains, an outside domain
+ * acts only in the steps it can take part in, and (for purely declarative
+ * scenarios) buffers are exported before they are used.
  */
 import { FORMATS } from '../process/sim/framebuffer-info.ts';
 import { checkDecls } from './params.ts';
@@ -60,8 +61,20 @@ function bytesAt(value: unknown, path: string, origin: string, min: number, max:
 
 const DOMAIN_FIELDS = ['from', 'to', 'into', 'in', 'domain'] as const;
 
+/**
+ * The fields that name the domain doing a step's work, per step kind, and
+ * those an outside domain may fill: it is driven only by the commands of
+ * SPEC.md Appendix B.3 (import, read, release) or killed; as a peer (export
+ * `to`, unexport `to`, wait `to`, "@domid:NAME") any step may name it.
+ */
+const ACTING: Record<string, readonly string[]> = {
+  export: ['from'], import: ['into'], write: ['in'], verify: ['in'], handoff: ['from', 'to'], release: ['in'],
+  unexport: ['in'], free: ['in'], query: ['in'], kill: ['domain'], wait: ['in'], call: ['in'],
+};
+const OUTSIDE_MAY: Record<string, readonly string[]> = { import: ['into'], verify: ['in'], release: ['in'], kill: ['domain'] };
+
 /** Checks the steps (already substituted): domains declared, sizes, framebuffer shapes, buffers exported before use. */
-function checkSteps(steps: Json[], path: string, domains: Map<string, number>, exported: Set<string> | undefined, origin: string): void {
+function checkSteps(steps: Json[], path: string, domains: Map<string, number>, outside: ReadonlySet<string>, exported: Set<string> | undefined, origin: string): void {
   steps.forEach((s, i) => {
     const at = `${path}[${i}]`;
     for (const f of DOMAIN_FIELDS) {
@@ -70,6 +83,11 @@ function checkSteps(steps: Json[], path: string, domains: Map<string, number>, e
       (Array.isArray(v) ? v : [v]).forEach((n, j) => {
         const p = Array.isArray(v) ? `${at}.${f}[${j}]` : `${at}.${f}`;
         if (!domains.has(n as string)) throw new ScenarioError(`${origin}: ${p}: no domain "${String(n)}"${didYouMean(String(n), domains.keys())} (declared: ${[...domains.keys()].join(', ')})`, p);
+        const kind = String(s.do);
+        if (outside.has(n as string) && ACTING[kind]?.includes(f) && !OUTSIDE_MAY[kind]?.includes(f)) {
+          const may = Object.entries(OUTSIDE_MAY).map(([k, fs]) => `${k} ${fs.join(', ')}`).join('; ');
+          throw new ScenarioError(`${origin}: ${p}: "${String(n)}" is an outside domain: it cannot be \`${f}\` of a ${kind} step (an outside domain may be: ${may}; and any step's peer)`, p);
+        }
       });
     }
     if (s.do === 'export') checkExport(s, at, domains, origin);
@@ -78,7 +96,7 @@ function checkSteps(steps: Json[], path: string, domains: Map<string, number>, e
       if (s.do === 'export') exported.add(s.buffer as string);
       else for (const b of labels) if (!exported.has(b)) throw new ScenarioError(`${origin}: ${at}.buffer: buffer "${b}" is used before any step exports it${didYouMean(b, exported)}`, `${at}.buffer`);
     }
-    if (s.do === 'repeat') checkSteps(s.steps as Json[], `${at}.steps`, domains, exported, origin);
+    if (s.do === 'repeat') checkSteps(s.steps as Json[], `${at}.steps`, domains, outside, exported, origin);
   });
 }
 
@@ -136,7 +154,8 @@ export function checkScenarioRun(scenario: Scenario, params: Params, origin: str
       seen.add(d.name);
       memory.set(d.name, bytesAt(d.memory, `domains[${i}].memory`, origin, LIMITS.minMemoryBytes, LIMITS.maxMemoryBytes));
     });
-    if (steps) checkSteps(steps, 'steps', memory, scenario.run ? undefined : new Set(), origin);
+    const outside = new Set(domainSpecs.filter((d) => d.command !== undefined).map((d) => d.name));
+    if (steps) checkSteps(steps, 'steps', memory, outside, scenario.run ? undefined : new Set(), origin);
   } catch (e) {
     withOrigin(e, origins, params);
   }

@@ -32,6 +32,8 @@ export const LIMITS = {
   maxPauseMs: 600_000,
   maxRepeat: 1_000_000,
   maxPriv: 4096,
+  /** Most arguments of an outside domain's command (program included). */
+  maxCommandArgs: 256,
 } as const;
 
 /** Signals a kill step may send. */
@@ -183,7 +185,7 @@ export function scenarioSchema(): Json {
         propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' },
         additionalProperties: { anyOf: [paramDecl, { type: ['number', 'string', 'boolean'] }] },
       },
-      domains: { type: 'array', minItems: 1, items: ref('domain'), description: 'The VMs, one process each.' },
+      domains: { type: 'array', minItems: 1, items: ref('domain'), description: 'The domains, one process each: a VM of this project, or an outside domain (command).' },
       steps: { type: 'array', items: ref('step'), description: 'Steps, run in order; a failing step ends the scenario.' },
     },
     patternProperties: { '^\\$': { description: 'Ignored ("$comment").' } },
@@ -201,6 +203,10 @@ export function scenarioSchema(): Json {
           name: { ...ref('name'), description: 'Domain name.' },
           memory: { ...orParam({ anyOf: [{ type: 'integer', minimum: LIMITS.minMemoryBytes, maximum: LIMITS.maxMemoryBytes }, { type: 'string', pattern: SIZE_TEXT }] }, `Guest RAM: bytes or text such as "64MiB" (one page to ${LIMITS.maxMemoryBytes / 1024 ** 3} GiB).`) },
           maxGrantFrames: int(1, LIMITS.maxGrantFrames, 'Grant-table limit in 4 KiB frames of 512 entries (default 64, Xen\'s).'),
+          command: {
+            type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, maxItems: LIMITS.maxCommandArgs,
+            description: 'An outside domain: this program and its arguments (no shell; run in the launcher\'s working directory) run as the domain instead of this project\'s VM, started as protocol/SPEC.md Appendix B says. Steps may export to it, name it in "@domid:NAME", and make it import, verify, release or die.',
+          },
         },
         required: ['name', 'memory'],
         additionalProperties: false,

@@ -28,12 +28,21 @@ export interface ParamDecl {
   description: string;
 }
 
-/** A domain: name, guest RAM ("64MiB", "2GiB", a byte count, or "$param"), grant-table frames. */
+/**
+ * A domain: name, guest RAM ("64MiB", "2GiB", a byte count, or "$param"), grant-table frames; and, for an
+ * outside domain, the command that runs as it instead of this project's VM (README, "Outside domains").
+ */
 export interface DomainSpec {
   name: string;
   memory: number | string;
   /** Grant-table limit in 4 KiB frames of 512 entries (default 64, Xen's). */
   maxGrantFrames?: number | string;
+  /**
+   * An outside domain: this program and its arguments (argv, no shell; run in the launcher's working
+   * directory) run as the domain, started as protocol/SPEC.md Appendix B.1 says and ready on its B.2 line.
+   * Steps may export to it, refer to it ("@domid:NAME"), and make it import, verify, release (B.3) or die.
+   */
+  command?: string[];
 }
 
 /** Fields every step may have. */

@@ -29,20 +29,31 @@ export class DomainAgent {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   private constructor(readonly child: ChildProcess, readonly commandLine: string) {
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      this.#state = 'exited';
-      for (const p of this.#pending.values()) p.reject(new Error(`the domain process exited (${signal ?? code}) before answering`));
-      this.#pending.clear();
-      resolve({ code, signal });
-    }));
+    this.exited = new Promise((resolve) => {
+      const ended = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (this.#state === 'exited') return;
+        this.#state = 'exited';
+        for (const p of this.#pending.values()) p.reject(new Error(`the domain process exited (${signal ?? code}) before answering`));
+        this.#pending.clear();
+        resolve({ code, signal });
+      };
+      child.once('exit', ended);
+      // A command that could not be started (ENOENT, EACCES) never exits: it ended before it began.
+      child.once('error', (e) => { if (child.pid === undefined) { this.log.push(`spawn: ${e.message}`); ended(127, null); } });
+    });
   }
 
-  /** Starts `command` as domain `launch.domid` and waits for its ready line. */
-  static async start(command: string[], launch: DomainLaunch, readyTimeoutMs: number, extraEnv: Record<string, string> = {}): Promise<DomainAgent> {
+  /**
+   * Starts `command` as domain `launch.domid` and waits for its ready line. `detached` gives it a process
+   * group of its own (the launcher alone decides how it stops: Ctrl-C in a terminal does not reach it).
+   */
+  static async start(command: string[], launch: DomainLaunch, readyTimeoutMs: number, extraEnv: Record<string, string> = {}, options: { detached?: boolean } = {}): Promise<DomainAgent> {
     const [file, ...args] = command;
     if (!file) throw new Error('no domain command given');
-    const child = spawn(file, args, { env: { ...process.env, ...launchEnv(launch), ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(file, args, { env: { ...process.env, ...launchEnv(launch), ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'], detached: options.detached ?? false });
     const agent = new DomainAgent(child, command.join(' '));
+    // A write to a process that just died fails with EPIPE; its exit is what counts.
+    child.stdin?.on('error', () => undefined);
     const keep = (line: string): void => { agent.log.push(line); if (agent.log.length > 40) agent.log.shift(); };
     createInterface({ input: child.stderr! }).on('line', (l) => keep(`stderr: ${l}`));
     const ready = new Promise<AgentReady>((resolve, reject) => {

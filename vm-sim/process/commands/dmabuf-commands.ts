@@ -53,8 +53,8 @@ function patternWord(seed: number, w: number): number {
   return (Math.imul(w + 1, 0x9e3779b1) ^ Math.imul(seed | 0, 0x01000193)) >>> 0;
 }
 
-/** Writes the pattern over the view (little-endian words from the view's first byte). */
-function fillPattern(view: Uint8Array, seed: number): void {
+/** Writes the pattern over the view (little-endian words from the view's first byte); the write and verify steps' pattern. */
+export function fillPattern(view: Uint8Array, seed: number): void {
   const n = view.byteLength >>> 2;
   if (view.byteOffset % 4 === 0) {
     const words = new Uint32Array(view.buffer, view.byteOffset, n);

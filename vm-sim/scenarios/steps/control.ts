@@ -14,7 +14,7 @@ const SIGNALS = ['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGSEGV', 'SIGABRT'] as const;
 export const killStep: StepExecutor<KillStep> = async (ctx, s) => {
   const signal = (s.signal ?? 'SIGKILL') as NodeJS.Signals;
   if (!(SIGNALS as readonly string[]).includes(signal)) throw badValue(`signal must be one of ${SIGNALS.join(', ')}`);
-  const vm = ctx.vm(s.domain);
+  const vm = ctx.outside(s.domain) ?? ctx.vm(s.domain);
   const exit = await vm.kill(signal);
   return { result: { ...exit }, detail: `pid ${vm.pid} ${exit.signal ? `killed by ${exit.signal}` : `exited with ${exit.code}`}` };
 };
@@ -43,7 +43,7 @@ export const waitStep: StepExecutor<WaitStep> = async (ctx, s, timeoutMs) => {
 export function resolveRefs<T>(ctx: ScenarioContext, value: T): T {
   if (typeof value === 'string' && value.startsWith('@')) {
     const [kind, a, b] = value.slice(1).split(':');
-    if (kind === 'domid' && a) return ctx.vm(a).domid as T;
+    if (kind === 'domid' && a) return ctx.domid(a) as T;
     if (kind === 'buf' && a) return ctx.buffer(a).buf as T;
     if (kind === 'hid' && a) return ctx.hid(a, b) as T;
     if (kind === 'fd' && a && b) {

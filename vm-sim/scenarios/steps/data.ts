@@ -10,6 +10,7 @@ import { formatBytes, formatUs } from '../units.ts';
 import type { ScenarioContext } from '../context.ts';
 import type { HandoffStep, VerifyStep, WriteStep } from '../types.ts';
 import type { StepExecutor } from './executor.ts';
+import { verifyInOutside } from './outside.ts';
 import { badValue, int } from './values.ts';
 
 function where(ctx: ScenarioContext, label: string, domain: string): { exporter: boolean; id: number } {
@@ -31,6 +32,8 @@ export const writeStep: StepExecutor<WriteStep> = async (ctx, s, timeoutMs) => {
 
 /** Checks pattern `seed` over every byte; fails on the first wrong byte (unless the step expects that). */
 export const verifyStep: StepExecutor<VerifyStep> = async (ctx, s, timeoutMs) => {
+  const outside = ctx.outside(s.in);
+  if (outside) return verifyInOutside(ctx, outside, s, timeoutMs);
   const w = where(ctx, s.buffer, s.in);
   const seed = int(s.seed, 'seed');
   const r = await ctx.vm(s.in).call<{ ok: boolean; firstBad: number }>(w.exporter ? 'dmabuf.check' : 'dmabuf.fdCheck', w.exporter ? { buf: w.id, seed } : { fd: w.id, seed }, timeoutMs);

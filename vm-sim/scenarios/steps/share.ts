@@ -11,6 +11,7 @@ import type { ScenarioContext } from '../context.ts';
 import type { ExportStep, FreeStep, ImportStep, QueryStep, ReleaseStep, UnexportStep } from '../types.ts';
 import type { StepExecutor } from './executor.ts';
 import { nextImportEvent } from './imports.ts';
+import { importIntoOutside, releaseInOutside } from './outside.ts';
 import { badValue, bool, int } from './values.ts';
 
 /** Bytes and framebuffer info of an export step's shape. */
@@ -47,7 +48,7 @@ export const exportStep: StepExecutor<ExportStep> = async (ctx, s, timeoutMs) =>
   const hids: Record<string, string> = {};
   for (const to of targets) {
     const r = await from.call<{ hid: string }>('dmabuf.export', {
-      buf: rec.buf, domid: ctx.vm(to).domid, access: s.access ?? 'ro',
+      buf: rec.buf, domid: ctx.domid(to), access: s.access ?? 'ro',
       ...(priv ? { priv } : {}), ...(s.dirFormat ? { dirFormat: s.dirFormat } : {}),
     }, timeoutMs);
     rec.hids.set(to, r.hid);
@@ -62,6 +63,8 @@ export const exportStep: StepExecutor<ExportStep> = async (ctx, s, timeoutMs) =>
 
 /** Imports on the buffer's NEW_IMPORT event: reads the event, then opens an fd (the first maps the pages). */
 export const importStep: StepExecutor<ImportStep> = async (ctx, s, timeoutMs) => {
+  const outside = ctx.outside(s.into);
+  if (outside) return importIntoOutside(ctx, outside, s, timeoutMs);
   const vm = ctx.vm(s.into);
   const rec = ctx.buffer(s.buffer);
   const hid = ctx.hid(s.buffer, s.into);
@@ -86,6 +89,8 @@ function fdOf(ctx: ScenarioContext, label: string, domain: string): number {
 
 /** Closes the importer's fd on the buffer. */
 export const releaseStep: StepExecutor<ReleaseStep> = async (ctx, s, timeoutMs) => {
+  const outside = ctx.outside(s.in);
+  if (outside) return releaseInOutside(ctx, outside, s, timeoutMs);
   const fd = fdOf(ctx, s.buffer, s.in);
   const r = await ctx.vm(s.in).call<{ viewByteLength: number }>('dmabuf.release', { fd }, timeoutMs);
   ctx.buffer(s.buffer).fds.delete(s.in);
