@@ -6,8 +6,9 @@
  * has none and nothing to wait for.
  *
  * Making one also installs the buffer's CPU-access hook, so that
- * beginCpuAccess on the buffer waits for its fences. Entries of released
- * buffers are dropped the next time the registry is touched.
+ * beginCpuAccess on the buffer waits for its fences. The reservation
+ * objects of released buffers are dropped (ResvMachine: gone) the next time
+ * the registry is touched, and every one when the layer unloads.
  */
 import { DmaBufState, type CpuAccessSync, type DmaBuf } from '../../dmabuf/dma-buf.ts';
 import { SharedResv, type SharedResvCounters } from './shared-resv.ts';
@@ -57,13 +58,17 @@ export class ResvRegistry {
     for (const [buf, r] of this.#byBuf) {
       if (buf.state !== DmaBufState.Released) continue;
       this.#byBuf.delete(buf);
+      r.drop();
       for (const k of Object.keys(this.#retired) as Array<keyof SharedResvCounters>) this.#retired[k] += r.counters[k];
     }
   }
 
   /** Removes every CPU-access hook this registry installed (the layer unloads). */
   detachAll(): void {
-    for (const buf of this.#byBuf.keys()) if (buf.cpuSync === this.#cpuSync) buf.cpuSync = undefined;
+    for (const [buf, r] of this.#byBuf) {
+      if (buf.cpuSync === this.#cpuSync) buf.cpuSync = undefined;
+      r.drop();
+    }
     this.#byBuf.clear();
   }
 

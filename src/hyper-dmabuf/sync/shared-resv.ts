@@ -10,10 +10,14 @@
  * never one of its own with an earlier one (CVE-2022-49935).
  *
  * The wrapper adds what crossing VMs needs on top of DmaResv: where each
- * fence came from (for the per-importer bound) and counters.
+ * fence came from (for the per-importer bound), counters, and its lifecycle
+ * (ResvMachine, SPEC.md 11A.12): adds and snapshots while live, nothing
+ * once dropped.
  */
 import { ProtocolError } from '../../../protocol/errors.ts';
 import { RESV_MAX_PEER_FENCES } from '../../../protocol/messages/dmabuf-sync.ts';
+import { ResvMachine, type ResvEvent, type ResvState } from '../../../protocol/machines/resv.ts';
+import type { MachineState } from '../../../protocol/state-machine.ts';
 import { type DmaFence, isFenceContainer } from '../../fence/dma-fence.ts';
 import { DmaResv, DmaResvUsage } from '../../fence/dma-resv.ts';
 import { toRemoteFence } from '../../fence-remote/remote-fence.ts';
@@ -51,6 +55,8 @@ export class SharedResv {
   /** The exporting domain: fences that are not another domain's count as its own. */
   readonly domid: number;
   readonly counters: SharedResvCounters = { localAdds: 0, peerAdds: 0, replaced: 0, appended: 0, limited: 0 };
+  /** live, then gone once dropped (ResvMachine). */
+  readonly lifecycle: MachineState<ResvState, ResvEvent> = ResvMachine.start();
 
   constructor(domid: number) {
     this.domid = domid;
@@ -91,6 +97,7 @@ export class SharedResv {
     for (const f of leaves) {
       if (isFenceContainer(f)) throw new ProtocolError('ERR_BAD_ARGUMENT', `${f.toString()} is a container: add each of its fences on its own`);
     }
+    this.lifecycle.apply('fences-added');
     const out: AddResult = { replaced: 0, appended: 0 };
     for (const f of leaves) {
       const before = this.resv.numFences;
@@ -107,6 +114,16 @@ export class SharedResv {
 
   /** Snapshot of the unsignalled entries with `usage` or a stronger one (dma_resv_get_fences, with usages). */
   pending(usage: DmaResvUsage): ResvFence[] {
+    this.lifecycle.apply('snapshot-taken');
+    return this.#unsignalled(usage);
+  }
+
+  /** Its buffer was released, or the layer unloads: nothing more is added or read (the registry forgets it). */
+  drop(): void {
+    this.lifecycle.apply('dropped');
+  }
+
+  #unsignalled(usage: DmaResvUsage): ResvFence[] {
     const out: ResvFence[] = [];
     for (const e of this.resv.unlockedFences(usage)) {
       if (e.restarted) out.length = 0;
@@ -117,6 +134,6 @@ export class SharedResv {
 
   /** Entries stored (signalled ones included) and unsignalled ones. */
   size(): { entries: number; pending: number } {
-    return { entries: this.resv.numFences, pending: this.pending(DmaResvUsage.BOOKKEEP).length };
+    return { entries: this.resv.numFences, pending: this.#unsignalled(DmaResvUsage.BOOKKEEP).length };
   }
 }
