@@ -1,6 +1,7 @@
 /**
  * The import graph of the code (scripts/import-graph.ts): no cycle among
- * the files of protocol/, src/ and workloads/, and imports run one way,
+ * the files of protocol/, src/ and workloads/, none across the folders of
+ * vm-sim/, and imports run one way,
  * protocol <- src <- workloads <- vm-sim (nothing below imports a layer
  * above it; tests may import anything).
  */
@@ -31,6 +32,12 @@ describe('import graph', () => {
   it('has no cycle among the files of protocol/, src/ and workloads/', () => {
     const library = new Map([...graph].filter(([f]) => /^(protocol|src|workloads)\//.test(f)));
     expect(importCycles(library)).toEqual([]);
+  });
+
+  it('has no cycle across the folders of vm-sim/ (launcher, scenarios, report, trace, process, ...)', () => {
+    const folderOf = (f: string) => f.split('/').slice(0, 2).join('/');
+    const crossing = importCycles(graph).filter((cycle) => new Set(cycle.map(folderOf)).size > 1);
+    expect(crossing).toEqual([]);
   });
 
   it('runs one way: protocol <- src <- workloads <- vm-sim', () => {

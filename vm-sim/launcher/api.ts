@@ -17,7 +17,7 @@ export { exitCodeOf, type RunResult } from './result.ts';
 export { summaryLines } from './summary.ts';
 export type { Leaks, HeldByDesign } from './leaks.ts';
 export type { ExitCause, FatalReport, ProcessExit } from './exits.ts';
-export type { Check } from '../scenarios/context.ts';
+export type { Check } from './result.ts';
 export { ScenarioError } from '../scenarios/validate.ts';
 export { builtinScenarios, DEFAULT_SCENARIO } from '../scenarios/builtin/index.ts';
 export { loadScenario };

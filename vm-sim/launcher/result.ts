@@ -7,9 +7,15 @@
  *
  * ok is true only when every check passed and every leak count is 0.
  */
-import type { Check } from '../scenarios/context.ts';
 import type { ProcessExit } from './exits.ts';
 import type { Leaks } from './leaks.ts';
+
+/** One check of a run's result. */
+export interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
 
 /** A run's result. */
 export interface RunResult {

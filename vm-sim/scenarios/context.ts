@@ -5,6 +5,7 @@
  */
 import type { FramebufferInfo } from '../process/sim/framebuffer-info.ts';
 import type { OutsideDomain } from '../launcher/outside-domain.ts';
+import type { Check } from '../launcher/result.ts';
 import type { Run } from '../launcher/run.ts';
 import type { VmHandle } from '../launcher/vm-handle.ts';
 import type { Params, Step } from './types.ts';
@@ -27,13 +28,6 @@ export interface BufferRecord {
   readonly fds: Map<string, number>;
   /** Set once the exporter dropped its own reference. */
   freed: boolean;
-}
-
-/** One check of a run's result. */
-export interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
 }
 
 /** Runs one step (steps/index.ts provides it; injected to keep the import graph one-way). */
