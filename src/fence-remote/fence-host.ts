@@ -32,7 +32,7 @@ import { allocateFenceContexts } from '../fence/fence-context.ts';
 import { SyncFile } from '../fence/sync-file.ts';
 import { unwrapFences } from '../fence/unwrap.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
-import { FenceRemoteError } from './errors.ts';
+import { FenceRemoteError } from '../guest/errors.ts';
 import { FenceBridge } from './fence-bridge.ts';
 import type { FenceKernel } from './host-kernel.ts';
 import { ImportInbox } from './import-inbox.ts';

@@ -4,7 +4,7 @@
  * a socket until the receiver takes it).
  */
 import type { SyncFile } from '../fence/sync-file.ts';
-import { FenceRemoteError } from './errors.ts';
+import { FenceRemoteError } from '../guest/errors.ts';
 
 interface Waiter {
   src: number;

@@ -4,7 +4,7 @@
  * fences and sync_files between domains. See protocol/SPEC.md section 11A.
  */
 export { EPIPE, EPROTO, FENCE_ERR_CLOSED, FENCE_ERR_DETACHED, FENCE_ERR_OWNER_DIED, FENCE_ERR_PROTOCOL, statusText } from '../fence/errno.ts';
-export * from './errors.ts';
+export * from '../guest/errors.ts';
 export * from './timeline-page.ts';
 export * from './slot-table.ts';
 export * from './shared-timeline.ts';

@@ -14,7 +14,7 @@ import { MachineState } from '../../protocol/state-machine.ts';
 import { isErrno } from '../fence/errno.ts';
 import { allocateFenceContexts } from '../fence/fence-context.ts';
 import { FENCE_ERR_CLOSED, FENCE_ERR_PROTOCOL } from '../fence/errno.ts';
-import { FenceRemoteError } from './errors.ts';
+import { FenceRemoteError } from '../guest/errors.ts';
 import { RemoteFence, type RemoteFenceSource } from './remote-fence.ts';
 import { PageState, type TimelinePageReader } from './timeline-page.ts';
 import { firstAtOrAfter } from './seqno-order.ts';

@@ -20,7 +20,7 @@ import { DmaFence, type DmaFenceOps } from '../fence/dma-fence.ts';
 import { isErrno } from '../fence/errno.ts';
 import { allocateFenceContexts } from '../fence/fence-context.ts';
 import { FENCE_MAX_SEQNO } from '../../protocol/messages/fence.ts';
-import { FenceRemoteError } from './errors.ts';
+import { FenceRemoteError } from '../guest/errors.ts';
 import { FENCE_ERR_CLOSED } from '../fence/errno.ts';
 import { SlotTable, type ReleaseResult } from './slot-table.ts';
 import type { TimelinePageWriter } from './timeline-page.ts';

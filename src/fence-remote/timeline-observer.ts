@@ -21,7 +21,7 @@ import type { RequestOf, ResponseOf } from '../../protocol/message.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import type { DmaFence } from '../fence/dma-fence.ts';
 import { FENCE_ERR_CLOSED, FENCE_ERR_DETACHED, FENCE_ERR_OWNER_DIED } from '../fence/errno.ts';
-import { FenceRemoteError } from './errors.ts';
+import { FenceRemoteError } from '../guest/errors.ts';
 import type { FenceKernel } from './host-kernel.ts';
 import { RemoteFence } from './remote-fence.ts';
 import { TimelineImportMachine, TimelineImportState, type TimelineImportEvent } from '../../protocol/machines/fence.ts';

@@ -17,7 +17,7 @@
 import { FENCE_TIMELINE_SHARE, FENCE_TIMELINE_UNSHARE, type FENCE_SLOTS_RELEASE } from '../../protocol/messages/fence.ts';
 import type { EventOf } from '../../protocol/message.ts';
 import { PAGE_SIZE } from '../../protocol/limits.ts';
-import { FenceRemoteError } from './errors.ts';
+import { FenceRemoteError } from '../guest/errors.ts';
 import { isPeerGone, type FenceKernel } from './host-kernel.ts';
 import { FenceShareMachine, FenceShareState, TimelineState, type FenceShareEvent } from '../../protocol/machines/fence.ts';
 import type { MachineState } from '../../protocol/state-machine.ts';

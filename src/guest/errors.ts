@@ -1,7 +1,9 @@
 /**
- * Errors raised by the guest kernel. Each carries a stable `code`, so that a
- * VM process can send it over IPC and a test or the launcher can match on it
- * without parsing messages.
+ * Errors raised by a guest's library code: the guest kernel (GuestError,
+ * GrantBatchError) and the cross-VM fence layer's local API
+ * (FenceRemoteError). Each carries a stable `code`, so that a VM process can
+ * send it over IPC and a test or the launcher can match on it without
+ * parsing messages.
  */
 import { gntstName } from '../../protocol/grant-abi.ts';
 
@@ -20,7 +22,11 @@ export type GuestErrorCode =
   /** One or more entries of a batched grant unmap failed. */
   | 'ERR_GRANT_UNMAP'
   /** One or more operations of a batched grant copy failed. */
-  | 'ERR_GRANT_COPY';
+  | 'ERR_GRANT_COPY'
+  /** The peer died, or the share with it was torn down, while the operation ran (fence layer). */
+  | 'ERR_PEER_GONE'
+  /** Nothing arrived within the time allowed (fence layer). */
+  | 'ERR_TIMEOUT';
 
 /** An error of the guest kernel with a stable code and optional structured details. */
 export class GuestError extends Error {
@@ -33,6 +39,29 @@ export class GuestError extends Error {
     this.name = 'GuestError';
     this.code = code;
     this.details = details;
+  }
+}
+
+/** Stable codes of the cross-VM fence layer's local errors. */
+export type FenceRemoteErrorCode =
+  /** An argument names something invalid (a seqno going backwards, a fence of another host). */
+  | 'ERR_BAD_ARGUMENT'
+  /** A limit was reached (all error slots of a timeline in use, too many refs in one export). */
+  | 'ERR_LIMIT'
+  /** The object is not in a state that allows the operation (timeline closed, host shut down). */
+  | 'ERR_STATE'
+  /** The peer died, or the share with it was torn down, while the operation ran. */
+  | 'ERR_PEER_GONE'
+  /** Nothing arrived within the time allowed. */
+  | 'ERR_TIMEOUT';
+
+/** An error of the cross-VM fence layer's local API (src/fence-remote), with a stable code and optional details. */
+export class FenceRemoteError extends GuestError {
+  declare readonly code: FenceRemoteErrorCode;
+
+  constructor(code: FenceRemoteErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+    this.name = 'FenceRemoteError';
   }
 }
 

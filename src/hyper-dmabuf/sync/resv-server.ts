@@ -13,7 +13,7 @@ import { ProtocolError } from '../../../protocol/errors.ts';
 import type { RequestOf, ResponseOf } from '../../../protocol/message.ts';
 import { DMABUF_RESV_ADD, DMABUF_RESV_GET, RESV_MAX_REFS } from '../../../protocol/messages/dmabuf-sync.ts';
 import type { DmaFence } from '../../fence/dma-fence.ts';
-import { FenceRemoteError } from '../../fence-remote/errors.ts';
+import { FenceRemoteError } from '../../guest/errors.ts';
 import { FenceHost } from '../../fence-remote/fence-host.ts';
 import type { HyperDmabuf } from '../driver.ts';
 import { ExportState } from '../../../protocol/machines/export.ts';

@@ -20,7 +20,7 @@ import { SwSyncTimeline } from '../../../src/fence/sw-sync.ts';
 import { POLLIN, POLLOUT, SyncFile } from '../../../src/fence/sync-file.ts';
 import { mergeFences } from '../../../src/fence/unwrap.ts';
 import { FenceHost } from '../../../src/fence-remote/fence-host.ts';
-import { FenceRemoteError } from '../../../src/fence-remote/errors.ts';
+import { FenceRemoteError } from '../../../src/guest/errors.ts';
 import type { SharedTimeline } from '../../../src/fence-remote/shared-timeline.ts';
 import { FrameStream } from '../../../workloads/fence-frame-stream.ts';
 import { MpscStress } from '../../../workloads/mpsc-stress.ts';
