@@ -67,6 +67,8 @@ export async function unexportAll(exporter: VmHandle, hids: readonly string[]): 
 /** A first share, timed on the shared clock: export (to every importer at once) until the last importer has the pages mapped. */
 export interface Share {
   us: number;
+  /** From the start until the (last) importer read its NEW_IMPORT event: the export and its EXPORT message, µs. */
+  toEventUs: number;
   exporter: VmHandle;
   hids: string[];
   fds: number[];
@@ -75,11 +77,11 @@ export interface Share {
 /** Shares `buf` of `exporter` (default: the newest pair's) with the importers and returns the time; the shares stay open (see closeShare). */
 export async function shareOnce(ctx: BenchContext, buf: number, importers: readonly VmHandle[], exporter: VmHandle = ctx.exporter): Promise<Share> {
   // The importers wait for their NEW_IMPORT first: they react as soon as the export arrives.
-  const waiting = importers.map((i) => i.call<{ t1: number; hid: string; fd: number }>('bench.importNext', { timeoutMs: 120_000 }, LONG));
+  const waiting = importers.map((i) => i.call<{ t1: number; eventAt: number; hid: string; fd: number }>('bench.importNext', { timeoutMs: 120_000 }, LONG));
   const to = importers.length === 1 ? importers[0]!.domid : importers.map((i) => i.domid);
   const start = await exporter.call<{ t0: number; hid?: string; hids?: string[] }>('bench.shareStart', { buf, to }, LONG);
   const got = await Promise.all(waiting);
-  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, exporter, hids: start.hids ?? [start.hid!], fds: got.map((g) => g.fd) };
+  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, toEventUs: Math.max(...got.map((g) => g.eventAt)) - start.t0, exporter, hids: start.hids ?? [start.hid!], fds: got.map((g) => g.fd) };
 }
 
 /** Closes the importers' fds and unexports. */

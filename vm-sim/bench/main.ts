@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [-- --out FILE] [-- --quick] [-- --only 4k] [-- --trials N]
+ * npm run bench [-- --json] [-- --out FILE] [-- --quick] [-- --only 4k|share-4k] [-- --trials N]
  *
  * Measures every figure of the issue in ONE run, on the same processes: a
  * backend; an exporter VM and an importer VM on the newest protocol version
@@ -14,7 +14,8 @@
  * that JSON to FILE as well, only when the run completed without failure or
  * leak. --quick runs every figure at small sizes, once (for the test of the
  * report's shape; not figures to quote). --only 4k runs only the 4K share
- * and map figures of the newest version (for profiling; not a run to
+ * and map figures of the newest version, --only share-4k only its first
+ * shares, split at the importer's NEW_IMPORT (for profiling; not runs to
  * record); --trials N sets the share trials and map iterations. Exit code 0 when the run completed
  * without leaks (a missed target is reported, not an error).
  */
@@ -32,7 +33,7 @@ import { handoffFigure, throughputFigure } from './handoff-figures.ts';
 import { loadNow, runMeta } from './meta.ts';
 import { reportLines } from './report.ts';
 import { scaleCurve } from './scale-figures.ts';
-import { fanOutFigure, fourKNewest, shareFigures } from './share-figures.ts';
+import { fanOutFigure, fourKNewest, fourKShareOnly, shareFigures } from './share-figures.ts';
 import type { BackendCost, BenchReport, BenchResult, ScaleRow } from './types.ts';
 
 async function pairOf(exporter: VmHandle, importer: VmHandle): Promise<Pair> {
@@ -77,8 +78,9 @@ async function main(): Promise<number> {
     log(`protocol versions: exporter and importer v${newest.version}, exporter-v1 and importer-v1 v${v1.version}`);
     const ctx: BenchContext = { run, config, exporter: newest.exporter, importer: newest.importer, newest, v1, fans: vms.slice(1, 1 + config.fanOut), log };
     // Exports last: it leaves the most behind in the importer's queue (drained) and tables (freed).
-    if (values.only !== undefined && values.only !== '4k') throw new Error(`--only ${values.only}: the only subset is '4k'`);
-    const figures = values.only === '4k' ? [fourKNewest] : [shareFigures, handoffFigure, throughputFigure, fanOutFigure, exportsFigure];
+    const subsets: Record<string, typeof fourKNewest> = { '4k': fourKNewest, 'share-4k': fourKShareOnly };
+    if (values.only !== undefined && !(values.only in subsets)) throw new Error(`--only ${values.only}: the subsets are ${Object.keys(subsets).join(', ')}`);
+    const figures = values.only !== undefined ? [subsets[values.only]!] : [shareFigures, handoffFigure, throughputFigure, fanOutFigure, exportsFigure];
     for (const figure of figures) {
       if (guard.signal.aborted) throw new Error(`interrupted by ${String(guard.signal.reason)}`);
       const got = await figure(ctx);

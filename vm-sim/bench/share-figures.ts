@@ -14,6 +14,7 @@
  *   - fan-out of one buffer to N importers against N shares one by one.
  */
 import { median } from '../process/bench/sim-stats.ts';
+import { CpuMeter } from './cpu.ts';
 import { memcpyTimes, roundTripTimes, routedCopyTimes, wsCopyTimes } from './baselines.ts';
 import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, medianShare, shareOnce, shareTimes, type BenchContext, type Pair } from './context.ts';
 import { result, type BenchResult } from './types.ts';
@@ -163,6 +164,43 @@ export async function fourKNewest(ctx: BenchContext): Promise<BenchResult[]> {
       samples: { value: share, baseline: memcpy },
     }),
     ...mapResults(map, '4K (high-order chunks)', 'map-4k', newest.version, 10),
+  ];
+}
+
+/**
+ * First shares of the 4K buffer on the newest pair and nothing else (bench
+ * --only share-4k: for CPU profiles of the share alone), each split at the
+ * moment the importer read its NEW_IMPORT event: the export (grants,
+ * directory, the routed DMABUF_EXPORT) and the import (EXPORT_FD,
+ * GNTTAB_MAP_DIRECTORY, the mapping, the fd).
+ */
+export async function fourKShareOnly(ctx: BenchContext): Promise<BenchResult[]> {
+  const { newest } = ctx;
+  ctx.log(`first share 4K, high-order chunks, v${newest.version}: ${ctx.config.shareTrials} trials, nothing else`);
+  const a = await allocBuffer(ctx, FB_4K, false, newest.exporter);
+  await drainEvents(newest.importer);
+  const total: number[] = [];
+  const exportPart: number[] = [];
+  // What the three processes spend per share on their main threads (the launcher's two calls included): load inflates it far less than wall time.
+  const pids = [newest.exporter.pid, ctx.run.hv.pid, newest.importer.pid];
+  const cpu = new CpuMeter(pids);
+  for (let t = -1; t < ctx.config.shareTrials; t++) {
+    const s = t >= 0 ? await cpu.measure(() => shareOnce(ctx, a.buf, [newest.importer], newest.exporter)) : await shareOnce(ctx, a.buf, [newest.importer], newest.exporter);
+    await closeShare(s, [newest.importer]);
+    if (t >= 0) { total.push(s.us / 1000); exportPart.push(s.toEventUs / 1000); }
+  }
+  await freeBuffer(ctx, a.buf, newest.exporter);
+  const importPart = total.map((x, i) => x - exportPart[i]!);
+  const common = { unit: 'ms', trials: total.length, version: newest.version };
+  const perShare = cpu.perOp(total.length);
+  const cpuNote = perShare ? `main-thread CPU per share (exporter, hv, importer): ${perShare.join(', ')} µs` : 'main-thread CPU not measured (no /proc)';
+  return [
+    result({
+      ...common, id: 'first-share-4k', name: `first share of a 4K buffer from high-order chunks (${a.runs} runs of pages)`, value: median(total), note: cpuNote,
+      samples: { value: total, ...(perShare ? { parts: { cpuUsPerProcess: perShare } } : {}) },
+    }),
+    result({ ...common, id: 'first-share-4k-export-part', name: 'of which: start until the importer read NEW_IMPORT (grants, directory, routed DMABUF_EXPORT)', value: median(exportPart), samples: { value: exportPart } }),
+    result({ ...common, id: 'first-share-4k-import-part', name: 'of which: NEW_IMPORT read until the fd\'s view is usable (EXPORT_FD, GNTTAB_MAP_DIRECTORY, mapping)', value: median(importPart), samples: { value: importPart } }),
   ];
 }
 
