@@ -156,12 +156,16 @@ export class Importer {
     const fdId = entry.allocFdId();
     entry.pendingFds++;
     // The map is sent with the EXPORT_FD, not after its answer (SPEC 11.2 rule 3): it needs nothing
-    // from that answer, and the two round trips overlap. A refusal unmaps below (unmapIfIdle).
+    // from that answer, and the two round trips overlap. The EXPORT_FD goes first: the backend serves
+    // our requests in order, so the exporter answers while the backend maps, not after it. A refusal
+    // unmaps below (unmapIfIdle).
+    const answered = this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId })
+      .then(() => undefined, (e: unknown) => ({ e }));
     const mapped = this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
     try {
-      try {
-        await this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId });
-      } catch (e) {
+      const refused = await answered;
+      if (refused) {
+        const e = refused.e;
         this.counters.fdsRefused++;
         const code = (e as ProtocolError).code;
         if (e instanceof RemoteError) {

@@ -91,6 +91,28 @@ describe.each([1, 2])('sharing a buffer between two domains (v%i)', (version) =>
     await buf.put();
     expectClean(w);
   });
+
+  it('sends DMABUF_EXPORT_FD first and the map right after it, before either is answered (SPEC 11.2 rule 3)', async () => {
+    const w = await startWorld(2, { maxVersion: version });
+    const [a, b] = w.doms as [typeof w.doms[0], typeof w.doms[0]];
+    const buf = a.driver.heap.alloc(3840 * 2160 * 4);
+    const hid = await a.driver.exportRemote(buf, b.domid);
+    const frames: string[] = [];
+    b.kernel.observeWire((direction, type) => { frames.push(`${direction} ${type}`); });
+    const fd = await b.driver.exportFd(hid);
+    b.kernel.observeWire(undefined);
+    // The backend serves one connection's requests in order: the EXPORT_FD first, so that the
+    // exporter answers while the backend maps. v2 maps with one GNTTAB_MAP_DIRECTORY; v1 starts
+    // reading the directory with a GNTTAB_MAP_GRANT_REF of its top page.
+    const map = version === 2 ? 'GNTTAB_MAP_DIRECTORY' : 'GNTTAB_MAP_GRANT_REF';
+    expect(frames.slice(0, 2)).toEqual(['out DMABUF_EXPORT_FD', `out ${map}`]);
+    expect(frames).toContain('in DMABUF_EXPORT_FD');
+    await fd.put();
+    await a.driver.unexport(hid);
+    await a.driver.waitReleased(hid, 10_000);
+    await buf.put();
+    expectClean(w);
+  });
 });
 
 describe('sharing between a v1 and a v2 domain', () => {
