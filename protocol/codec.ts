@@ -15,11 +15,11 @@ import { MAX_FRAME_BYTES } from './limits.ts';
 import type { MessageDecl } from './message.ts';
 import { STRUCTURE_LIMITS } from './frame-limits.ts';
 import { packedToWire } from './packed.ts';
-import { decodePlainMsgpack, type StructureLimits } from './plain-msgpack.ts';
+import { PlainDecoder, type StructureLimits } from './plain-msgpack.ts';
 import { readEnvelopeHead } from './readable-head.ts';
 import { lookupMessage } from './registry.ts';
 import type { FieldType, Fields } from './schema.ts';
-import { isPlainMap, validateStruct } from './validate.ts';
+import { isPlainMap, validateDecodedInSlices, validateStruct } from './validate.ts';
 
 // Plain maps only: no records, no bundled strings, no structured clone.
 const packr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, bundleStrings: false, variableMapSize: true });
@@ -43,12 +43,56 @@ export type DecodeResult =
 
 /** Decodes and validates one frame. Never throws. */
 export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES, limits: StructureLimits = STRUCTURE_LIMITS): DecodeResult {
-  const partial: PartialEnvelope = {};
-  try {
-    if (bytes.byteLength > maxFrameBytes) {
-      throw new ProtocolError('ERR_FRAME_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds ${maxFrameBytes}`);
+  return new FrameDecoding(bytes, maxFrameBytes, limits).step(Infinity)!;
+}
+
+/**
+ * The decoding and validation of one frame, resumable: each step() does at
+ * most about `budget` values of work (the decoder's values, then the body's
+ * batch elements weighted by their declared size) and returns the result
+ * once the frame is done, so that a receiver can serve other connections
+ * between the steps of a large frame (SPEC 3.7, "work per frame"). The
+ * checks, their order and so the result are those of decodeFrame, whatever
+ * the budget.
+ */
+export class FrameDecoding {
+  private decoder: PlainDecoder | undefined;
+  private body: Generator<void, Record<string, unknown>, void> | undefined;
+  private head: { env: Omit<Envelope, 'body'>; decl: MessageDecl } | undefined;
+  private result: DecodeResult | undefined;
+
+  constructor(private readonly bytes: Uint8Array, private readonly maxFrameBytes = MAX_FRAME_BYTES, private readonly limits: StructureLimits = STRUCTURE_LIMITS) {}
+
+  /** Does about `budget` more values of work; the result once the frame is decoded and validated, else undefined. Never throws. */
+  step(budget: number): DecodeResult | undefined {
+    if (this.result) return this.result;
+    try {
+      if (!this.body) {
+        if (!this.decoder) {
+          if (this.bytes.byteLength > this.maxFrameBytes) {
+            throw new ProtocolError('ERR_FRAME_TOO_LARGE', `frame of ${this.bytes.byteLength} bytes exceeds ${this.maxFrameBytes}`);
+          }
+          this.decoder = new PlainDecoder(this.bytes, this.limits);
+        }
+        if (!this.decoder.step(budget)) return undefined;
+        this.checkHead(this.decoder.result, budget);
+      }
+      const next = this.body!.next();
+      if (!next.done) return undefined;
+      this.result = { ok: true, env: { ...this.head!.env, body: next.value } as Envelope, decl: this.head!.decl };
+    } catch (e) {
+      const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
+      // What can be read of a refused frame, by the bytes, so that the refusal can be addressed (SPEC 4, "Readable id").
+      const partial: PartialEnvelope = error.code === 'ERR_FRAME_TOO_LARGE' ? {} : readEnvelopeHead(this.bytes);
+      this.result = { ok: false, error, partial };
     }
-    const raw = decodePlainMsgpack(bytes, limits);
+    this.decoder = undefined;
+    this.body = undefined;
+    return this.result;
+  }
+
+  /** SPEC 4 checks 3-5 on the decoded map, then the body's validation (check 6) is set up. */
+  private checkHead(raw: Record<string, unknown>, budget: number): void {
     const { body, ...head } = raw;
     let env;
     try {
@@ -63,13 +107,8 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = MAX_FRAME_BYTES, 
     if (!decl) throw new ProtocolError('ERR_UNKNOWN_TYPE', `message type ${env.type} is not declared in version ${env.v}`);
     const fields = bodyFields(decl, env.kind);
     if (!fields) throw new ProtocolError('ERR_WRONG_DIRECTION', `${env.type} is ${decl.kind === 'event' ? 'an event' : 'a request'} and cannot travel as '${env.kind}'`);
-    const cleanBody = validateStruct(fields, body, 'body');
-    return { ok: true, env: { ...env, body: cleanBody }, decl };
-  } catch (e) {
-    const error = e instanceof ProtocolError ? e : new ProtocolError('ERR_MALFORMED', `malformed frame: ${(e as Error).message}`);
-    // What can be read of a refused frame, by the bytes, so that the refusal can be addressed (SPEC 4, "Readable id").
-    if (error.code !== 'ERR_FRAME_TOO_LARGE') Object.assign(partial, readEnvelopeHead(bytes));
-    return { ok: false, error, partial };
+    this.head = { env: env as Omit<Envelope, 'body'>, decl };
+    this.body = validateDecodedInSlices(fields, body, 'body', budget);
   }
 }
 

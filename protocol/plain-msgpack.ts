@@ -44,35 +44,109 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true });
  * a map, within `limits`. Throws ProtocolError ERR_MALFORMED otherwise.
  */
 export function decodePlainMsgpack(bytes: Uint8Array, limits: StructureLimits): Record<string, unknown> {
-  if (bytes.length === 0) malformed('empty frame');
-  const first = bytes[0]!;
-  if (!((first >= 0x80 && first <= 0x8f) || first === 0xde || first === 0xdf)) malformed('the top-level value is not a map');
-  const r = new Reader(bytes, limits);
-  const value = r.value(0);
-  if (r.pos !== bytes.length) malformed(`${bytes.length - r.pos} trailing bytes after the value`);
-  return value as Record<string, unknown>;
+  const decoder = new PlainDecoder(bytes, limits);
+  decoder.step(Infinity);
+  return decoder.result;
 }
 
 function malformed(why: string): never {
   throw new ProtocolError('ERR_MALFORMED', `malformed frame: ${why}`);
 }
 
-class Reader {
-  pos = 0;
+/**
+ * A resumable decoder of one frame (SPEC 3.3): `step(budget)` reads at most
+ * `budget` values (map keys included) and returns whether the frame is
+ * complete, so that a large frame can be decoded across several turns of
+ * the event loop (SPEC 3.7, "work per frame"). Values are read in byte
+ * order with an explicit stack, so the first fault met is the same whatever
+ * the budget; it is thrown as ProtocolError ERR_MALFORMED.
+ */
+export class PlainDecoder {
+  private pos = 0;
   private items = 0;
   private readonly view: DataView;
+  /**
+   * The arrays and maps being filled, outermost first: level d's next
+   * element goes at index `index[d]` of `count[d]`, under `keys[d]` for a
+   * map. Kept in fixed arrays so that a container costs no stack object.
+   */
+  private depth = 0;
+  private readonly outs: Array<unknown[] | Record<string, unknown> | undefined> = new Array(MAX_NESTING + 1).fill(undefined);
+  private readonly isMap = new Uint8Array(MAX_NESTING + 1);
+  private readonly count = new Uint32Array(MAX_NESTING + 1);
+  private readonly index = new Uint32Array(MAX_NESTING + 1);
+  private readonly keys: Array<string | undefined> = new Array(MAX_NESTING + 1).fill(undefined);
+  private root: Record<string, unknown> | undefined;
+  private finished = false;
 
   constructor(private readonly bytes: Uint8Array, private readonly limits: StructureLimits) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
-  value(depth: number): unknown {
+  /** The decoded top-level map, once step() has returned true. */
+  get result(): Record<string, unknown> {
+    if (!this.finished || this.root === undefined) throw new Error('PlainDecoder: the frame is not decoded yet');
+    return this.root;
+  }
+
+  /** Reads up to `budget` more values; true once the whole frame is read. Throws ProtocolError ERR_MALFORMED. */
+  step(budget: number): boolean {
+    if (this.finished) return true;
+    if (this.root === undefined) this.begin();
+    const { outs, isMap, count, index, keys } = this;
+    let work = 0;
+    while (this.depth > 0) {
+      if (work++ >= budget) return false;
+      const top = this.depth - 1;
+      if (isMap[top] === 1 && keys[top] === undefined) {
+        const b = this.bytes[this.pos];
+        const isStr = b !== undefined && ((b >= 0xa0 && b <= 0xbf) || b === 0xd9 || b === 0xda || b === 0xdb);
+        if (!isStr) malformed(b === undefined ? 'truncated value' : 'a map key is not a string');
+        keys[top] = this.value(this.depth) as string;
+        continue;
+      }
+      const value = this.value(this.depth);
+      if (isMap[top] === 1) {
+        const key = keys[top]!;
+        const out = outs[top] as Record<string, unknown>;
+        // `__proto__` as a plain key would set the prototype: define it as the own property it is on the wire.
+        if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
+        else out[key] = value;
+        keys[top] = undefined;
+      } else {
+        (outs[top] as unknown[])[index[top]!] = value;
+      }
+      index[top] = index[top]! + 1;
+      // A container opened by this value is a new level above `top`; otherwise close every level now complete.
+      while (this.depth > 0 && index[this.depth - 1]! >= count[this.depth - 1]!) {
+        outs[--this.depth] = undefined;
+      }
+    }
+    if (this.pos !== this.bytes.length) malformed(`${this.bytes.length - this.pos} trailing bytes after the value`);
+    this.finished = true;
+    return true;
+  }
+
+  private begin(): void {
+    const bytes = this.bytes;
+    if (bytes.length === 0) malformed('empty frame');
+    const first = bytes[0]!;
+    if (!((first >= 0x80 && first <= 0x8f) || first === 0xde || first === 0xdf)) malformed('the top-level value is not a map');
+    this.root = this.value(0) as Record<string, unknown>;
+  }
+
+  /**
+   * Reads one value at nesting `depth` (the number of open containers). A
+   * scalar is returned whole; an array or map is returned empty, after its
+   * count is checked, and pushed to be filled when it has elements.
+   */
+  private value(depth: number): unknown {
     const b = this.byte();
     if (b <= 0x7f) return b;
     if (b >= 0xe0) return b - 0x100;
     if (b >= 0xa0 && b <= 0xbf) return this.str(b & 0x1f);
-    if (b >= 0x80 && b <= 0x8f) return this.map(b & 0x0f, depth);
-    if (b >= 0x90 && b <= 0x9f) return this.array(b & 0x0f, depth);
+    if (b >= 0x80 && b <= 0x8f) return this.open(b & 0x0f, depth, true);
+    if (b >= 0x90 && b <= 0x9f) return this.open(b & 0x0f, depth, false);
     const v = this.view;
     switch (b) {
       case 0xc0: return null;
@@ -94,10 +168,10 @@ class Reader {
       case 0xc4: return this.bin(this.len(1));
       case 0xc5: return this.bin(this.len(2));
       case 0xc6: return this.bin(this.len(4));
-      case 0xdc: return this.array(this.len(2), depth);
-      case 0xdd: return this.array(this.len(4), depth);
-      case 0xde: return this.map(this.len(2), depth);
-      case 0xdf: return this.map(this.len(4), depth);
+      case 0xdc: return this.open(this.len(2), depth, false);
+      case 0xdd: return this.open(this.len(4), depth, false);
+      case 0xde: return this.open(this.len(2), depth, true);
+      case 0xdf: return this.open(this.len(4), depth, true);
       default:
         // 0xc1 is never used; 0xc7-0xc9 and 0xd4-0xd8 are extension types.
         return malformed(`type byte 0x${b.toString(16)} (extension or reserved) is not plain MessagePack`);
@@ -126,7 +200,16 @@ class Reader {
     const start = this.pos;
     this.pos += n;
     const bytes = this.bytes;
-    // Short ASCII strings (keys, names, codes) without the decoder's call overhead.
+    // Short ASCII strings (keys, names, codes): the same few keys recur in every element of a batch.
+    if (n <= SHORT_KEY_BYTES) {
+      let h = n;
+      for (let i = start; i < start + n; i++) {
+        const c = bytes[i]!;
+        if (c >= 0x80) return this.utf8(start, n);
+        h = h * 256 + c;
+      }
+      return shortAscii(h, bytes, start, n);
+    }
     if (n <= 32) {
       let s = '';
       for (let i = start; i < start + n; i++) {
@@ -153,38 +236,41 @@ class Reader {
     return this.bytes.subarray(this.pos - n, this.pos);
   }
 
-  private count(n: number, depth: number, what: 'array' | 'map'): void {
+  private open(n: number, depth: number, isMap: boolean): unknown[] | Record<string, unknown> {
     if (depth + 1 > MAX_NESTING) malformed(`nesting deeper than ${MAX_NESTING}`);
-    const max = what === 'array' ? this.limits.maxArray : this.limits.maxMap;
-    if (n > max) malformed(`${what} of ${n} ${what === 'array' ? 'elements' : 'entries'} exceeds ${max}, the most any declaration allows`);
-    this.items += what === 'array' ? n : 2 * n;
+    const max = isMap ? this.limits.maxMap : this.limits.maxArray;
+    if (n > max) malformed(`${isMap ? 'map' : 'array'} of ${n} ${isMap ? 'entries' : 'elements'} exceeds ${max}, the most any declaration allows`);
+    const values = isMap ? 2 * n : n;
+    this.items += values;
     if (this.items > this.limits.maxItems) malformed(`more than ${this.limits.maxItems} values in one frame, the most any declared frame holds`);
     // Every value takes at least one byte: refuse counts the frame cannot hold before building anything.
-    if ((what === 'array' ? n : 2 * n) > this.bytes.length - this.pos) malformed('element count exceeds the frame');
-  }
-
-  private array(n: number, depth: number): unknown[] {
-    this.count(n, depth, 'array');
-    const out = new Array<unknown>(n);
-    for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
-    return out;
-  }
-
-  private map(n: number, depth: number): Record<string, unknown> {
-    this.count(n, depth, 'map');
-    const out: Record<string, unknown> = {};
-    for (let i = 0; i < n; i++) {
-      const b = this.bytes[this.pos];
-      const isStr = b !== undefined && ((b >= 0xa0 && b <= 0xbf) || b === 0xd9 || b === 0xda || b === 0xdb);
-      if (!isStr) malformed(b === undefined ? 'truncated value' : 'a map key is not a string');
-      const key = this.value(depth + 1) as string;
-      const value = this.value(depth + 1);
-      // `__proto__` as a plain key would set the prototype: define it as the own property it is on the wire.
-      if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
-      else out[key] = value;
+    if (values > this.bytes.length - this.pos) malformed('element count exceeds the frame');
+    const out = isMap ? {} : new Array<unknown>(n);
+    if (n > 0) {
+      const d = this.depth++;
+      this.outs[d] = out;
+      this.isMap[d] = isMap ? 1 : 0;
+      this.count[d] = n;
+      this.index[d] = 0;
+      this.keys[d] = undefined;
     }
     return out;
   }
+}
+
+/** Strings of at most this many bytes are looked up by their bytes (as an exact number: 6 bytes and the length fit in 2^53). */
+const SHORT_KEY_BYTES = 6;
+/** Most distinct short strings remembered: a hostile frame's junk keys fill it once and are then built anew. */
+const SHORT_CACHE_MAX = 4096;
+const shortCache = new Map<number, string>();
+
+function shortAscii(h: number, bytes: Uint8Array, start: number, n: number): string {
+  let s = shortCache.get(h);
+  if (s !== undefined) return s;
+  s = '';
+  for (let i = start; i < start + n; i++) s += String.fromCharCode(bytes[i]!);
+  if (shortCache.size < SHORT_CACHE_MAX) shortCache.set(h, s);
+  return s;
 }
 
 /** A 64-bit integer as a number when it is exact, else as a bigint (out of every declared range). */

@@ -10,8 +10,8 @@
 import { EventEmitter } from 'node:events';
 import type WebSocket from 'ws';
 import {
-  decodeFrame, encodeFrame, lookupMessage, ProtocolError, MAX_FRAME_BYTES,
-  type Envelope, type ErrorBody, type ErrorCode, type EventDecl, type EventOf, type MessageDecl,
+  encodeFrame, FrameDecoding, lookupMessage, ProtocolError, MAX_FRAME_BYTES,
+  type DecodeResult, type Envelope, type ErrorBody, type ErrorCode, type EventDecl, type EventOf, type MessageDecl,
   type RequestDecl, type RequestOf, type ResponseOf,
 } from '../../protocol/index.ts';
 import { ConnectionMachine, type ConnectionState } from '../../protocol/machines/session.ts';
@@ -42,6 +42,14 @@ export interface RpcConnectionOptions {
   workReserve?: (env: Envelope, decl: RequestDecl) => number;
   /** Default time a request waits for its reply. */
   requestTimeoutMs?: number;
+  /**
+   * Work per turn of the event loop on one incoming frame (SPEC 3.7, "work
+   * per frame"): a frame is decoded and validated in steps of about this many
+   * values, one step per turn, with every other connection served between
+   * two steps; the connection's later frames wait, unread, until it is done.
+   * Default: the whole frame at once (the guest side).
+   */
+  decodeSliceValues?: number;
 }
 
 /** An incoming request as handed to the request handler. */
@@ -97,6 +105,14 @@ export class RpcConnection extends EventEmitter {
   /** Requests read and not yet answered by our handler (async handlers still running). */
   private handling = 0;
   private readingPaused = false;
+  /** True while the socket is paused, for the send budget or for a frame being decoded in steps. */
+  private socketPaused = false;
+  private readonly decodeSliceValues: number;
+  /** The frame being decoded in steps, if any. */
+  private decoding: FrameDecoding | undefined;
+  /** Frames that arrived while another was being decoded in steps, in order. */
+  private readonly inbox: Array<{ data: Buffer; isBinary: boolean }> = [];
+  private inboxScheduled = false;
   /** Sum of the work reserves of the requests being handled. */
   private reserved = 0;
   private readonly workReserve: ((env: Envelope, decl: RequestDecl) => number) | undefined;
@@ -121,12 +137,16 @@ export class RpcConnection extends EventEmitter {
     this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.sendBudgetBytes = options.sendBudgetBytes ?? Infinity;
     this.workReserve = options.workReserve;
+    this.decodeSliceValues = options.decodeSliceValues ?? Infinity;
     this.applyFrameLimit();
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     ws.binaryType = 'nodebuffer';
     this.closed = new Promise((resolve) => {
       ws.once('close', (code: number, reason: Buffer) => {
         this.lifecycle.apply('socket-closed');
+        // Nothing more of this connection is decoded or handled.
+        this.decoding = undefined;
+        this.inbox.length = 0;
         this.rejectAllPending();
         this.emit('close', code, reason.toString());
         resolve();
@@ -248,7 +268,7 @@ export class RpcConnection extends EventEmitter {
   private maybePause(): void {
     if (!this.readingPaused && this.committed > this.sendBudgetBytes && this.state === 'open') {
       this.readingPaused = true;
-      this.ws.pause();
+      this.applyReading();
       this.emit('paused', this.committed);
     }
   }
@@ -256,8 +276,17 @@ export class RpcConnection extends EventEmitter {
   private maybeResume(): void {
     if (!this.readingPaused || this.committed > this.sendBudgetBytes / 2 || this.state !== 'open') return;
     this.readingPaused = false;
-    this.ws.resume();
+    this.applyReading();
     this.emit('resumed');
+  }
+
+  /** The socket is read unless the send budget is exceeded or a frame is being decoded in steps (or waits behind one). */
+  private applyReading(): void {
+    const pause = this.state === 'open' && (this.readingPaused || this.decoding !== undefined || this.inbox.length > 0);
+    if (pause === this.socketPaused) return;
+    this.socketPaused = pause;
+    if (pause) this.ws.pause();
+    else this.ws.resume();
   }
 
   /** Sends raw bytes as one binary frame (hostile-input tests). */
@@ -327,6 +356,17 @@ export class RpcConnection extends EventEmitter {
   }
 
   private onFrame(data: Buffer, isBinary: boolean): void {
+    // Frames are handled in the order they arrived: behind a frame being decoded in steps, they wait.
+    if (this.decoding !== undefined || this.inbox.length > 0) {
+      this.inbox.push({ data, isBinary });
+      this.applyReading();
+      return;
+    }
+    this.receive(data, isBinary);
+  }
+
+  /** One frame: checked, then decoded at once or, when larger than one step, over several turns. */
+  private receive(data: Buffer, isBinary: boolean): void {
     if (!isBinary) {
       this.reportProtocolError(new ProtocolError('ERR_MALFORMED', 'text frames are not part of the protocol; send binary frames'), {});
       return;
@@ -337,13 +377,52 @@ export class RpcConnection extends EventEmitter {
       this.ws.close(1009, 'ERR_FRAME_TOO_LARGE');
       return;
     }
-    const result = decodeFrame(data, this.maxFrameBytes);
+    const decoding = new FrameDecoding(data, this.maxFrameBytes);
+    const result = decoding.step(this.decodeSliceValues);
+    if (result) {
+      this.deliver(result, data.byteLength);
+      return;
+    }
+    this.decoding = decoding;
+    this.applyReading();
+    setImmediate(() => this.continueDecoding(decoding, data.byteLength));
+  }
+
+  /** The next step of a frame being decoded in steps, one per turn of the event loop (SPEC 3.7). */
+  private continueDecoding(decoding: FrameDecoding, bytes: number): void {
+    if (this.decoding !== decoding) return; // closed meanwhile
+    const result = decoding.step(this.decodeSliceValues);
+    if (!result) {
+      setImmediate(() => this.continueDecoding(decoding, bytes));
+      return;
+    }
+    this.decoding = undefined;
+    this.deliver(result, bytes);
+    this.scheduleInbox();
+    this.applyReading();
+  }
+
+  /** Frames that waited behind a frame decoded in steps: one per turn, as the WebSocket delivers them. */
+  private scheduleInbox(): void {
+    if (this.inboxScheduled || this.inbox.length === 0) return;
+    this.inboxScheduled = true;
+    setImmediate(() => {
+      this.inboxScheduled = false;
+      if (this.decoding !== undefined) return;
+      const next = this.inbox.shift();
+      if (next) this.receive(next.data, next.isBinary);
+      if (this.decoding === undefined) this.scheduleInbox();
+      this.applyReading();
+    });
+  }
+
+  private deliver(result: DecodeResult, bytes: number): void {
     if (!result.ok) {
       this.reportProtocolError(result.error, result.partial);
       return;
     }
     const { env, decl } = result;
-    this.observer?.('in', env, data.byteLength);
+    this.observer?.('in', env, bytes);
     this.emit('frame', env, decl);
     switch (env.kind) {
       case 'req': void this.dispatchRequest(env, decl as RequestDecl); break;
