@@ -105,18 +105,27 @@ export class PlainDecoder {
         keys[top] = this.value(this.depth) as string;
         continue;
       }
-      const value = this.value(this.depth);
       if (isMap[top] === 1) {
+        const value = this.value(this.depth);
         const key = keys[top]!;
         const out = outs[top] as Record<string, unknown>;
         // `__proto__` as a plain key would set the prototype: define it as the own property it is on the wire.
         if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true });
         else out[key] = value;
         keys[top] = undefined;
+        index[top] = index[top]! + 1;
       } else {
-        (outs[top] as unknown[])[index[top]!] = value;
+        // An array's elements in one loop, until its end, the budget, or an element that opens a container.
+        const out = outs[top] as unknown[];
+        const n = count[top]!;
+        let i = index[top]!;
+        out[i++] = this.value(this.depth);
+        while (i < n && this.depth === top + 1 && work < budget) {
+          work++;
+          out[i++] = this.value(this.depth);
+        }
+        index[top] = i;
       }
-      index[top] = index[top]! + 1;
       // A container opened by this value is a new level above `top`; otherwise close every level now complete.
       while (this.depth > 0 && index[this.depth - 1]! >= count[this.depth - 1]!) {
         outs[--this.depth] = undefined;

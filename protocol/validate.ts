@@ -221,6 +221,12 @@ function checkArray(of: FieldType, maxLen: number, value: unknown, reuse: boolea
       return value;
     }
     const out = reuse ? value : new Array<unknown>(value.length);
+    if (of.kind === 'struct') {
+      // Batches of maps (GNTTAB_COPY's ops): the declaration's entries looked up once for all elements.
+      const entries = entriesOf(of.fields);
+      for (; i < value.length; i++) out[i] = checkStruct(of.fields, value[i], reuse, entries);
+      return out;
+    }
     for (; i < value.length; i++) out[i] = check(of, value[i], reuse);
     return out;
   } catch (e) {
@@ -229,10 +235,10 @@ function checkArray(of: FieldType, maxLen: number, value: unknown, reuse: boolea
   }
 }
 
-function checkStruct(fields: Fields, value: unknown, reuse: boolean): Record<string, unknown> {
+function checkStruct(fields: Fields, value: unknown, reuse: boolean, entries = entriesOf(fields)): Record<string, unknown> {
   if (!isPlainMap(value)) invalid('ERR_FIELD_TYPE', `expected a map, got ${describe(value)}`);
   const out: Record<string, unknown> = reuse ? value : {};
-  for (const [name, field] of entriesOf(fields)) {
+  for (const [name, field] of entries) {
     if (!Object.hasOwn(value, name) || value[name] === undefined) {
       if (!field.optional) fieldAt(name, new Invalid('ERR_FIELD_MISSING', 'required field is absent'));
       continue;
