@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Records the state-machine transitions taken when HDMABUF_TRANSITION_LOG is set (scripts/transition-coverage.ts).
+    setupFiles: ['test/transition-coverage/setup.ts'],
     // Multi-process tests spawn real processes; keep per-test limits generous but finite.
     testTimeout: 60_000,
     hookTimeout: 60_000,

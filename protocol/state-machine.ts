@@ -58,6 +58,21 @@ export class IllegalTransitionError extends ProtocolError {
   }
 }
 
+/** Sees every transition taken: the machine's id, the state it left and the event. */
+export type TransitionObserver = (machine: string, from: string, event: string) => void;
+
+let transitionObserver: TransitionObserver | undefined;
+
+/**
+ * Sets (or, with undefined, clears) the one observer of every transition
+ * taken by any machine of this process: how a run records which declared
+ * transitions the code took (vm-sim/trace/transition-log.ts). Refused
+ * transitions are not seen.
+ */
+export function observeTransitions(observer: TransitionObserver | undefined): void {
+  transitionObserver = observer;
+}
+
 /** A declared machine: looks transitions up and refuses illegal ones. */
 export class StateMachine<S extends string, E extends string> {
   readonly decl: MachineDecl<S, E>;
@@ -97,6 +112,7 @@ export class StateMachine<S extends string, E extends string> {
   next(from: S, event: E): S {
     const to = this.table.get(from)?.get(event);
     if (to === undefined) throw new IllegalTransitionError(this.decl.id, from, event);
+    if (transitionObserver) transitionObserver(this.decl.id, from, event);
     return to;
   }
 

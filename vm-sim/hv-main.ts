@@ -21,6 +21,7 @@ import { Backend, type BackendOptions } from '../src/hv/backend.ts';
 import { childTrace, startChildTrace } from './trace/child-trace.ts';
 import { processStartUs } from './trace/clock.ts';
 import { hvCounters } from './trace/counters.ts';
+import { startTransitionLog } from './trace/transition-log.ts';
 
 function options(): BackendOptions {
   const { values } = parseArgs({
@@ -76,6 +77,7 @@ async function main(): Promise<void> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   // With HDMABUF_TRACE=1 (set by the launcher for --trace), records every frame for the run's trace.
   startChildTrace('server');
+  startTransitionLog();
   const backend = await Backend.start(options());
   // Tracing: start-up as a slice, and HV_STATS's figures as counter tracks through the run.
   childTrace()?.span('hv start-up', 'start', processStartUs());

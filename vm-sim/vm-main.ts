@@ -25,6 +25,7 @@ import { vmModules } from './process/commands/modules.ts';
 import { childTrace, startChildTrace } from './trace/child-trace.ts';
 import { nowUs, processStartUs } from './trace/clock.ts';
 import { vmSampler } from './trace/vm-sampler.ts';
+import { startTransitionLog } from './trace/transition-log.ts';
 import type { ValueOf } from '../protocol/state-machine.ts';
 import { parseVmConfig, VM_CONFIG_ENV } from './process/spawn/vm-config.ts';
 
@@ -119,6 +120,7 @@ async function main(): Promise<void> {
 
   // Before the kernel connects: the trace must see the connection's first frame (HELLO).
   startChildTrace('client');
+  startTransitionLog();
   const config = parseVmConfig(process.env[VM_CONFIG_ENV]);
   const wanted = config.modules ? new Set(config.modules) : undefined;
   for (const mod of vmModules) if (!wanted || wanted.has(mod.name)) registry.add(mod);
