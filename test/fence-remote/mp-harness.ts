@@ -37,7 +37,7 @@ export type FenceStats = FenceHostStats & {
   objects: { fences: number; callbacks: number; streams: number; stress: number };
 };
 
-/** Starts a backend and one VM per name (in parallel), loading the kernel and fence modules. */
+/** Starts a backend and one VM per name (in parallel), loading the kernel, fence and wait modules. */
 export async function startFenceRun(names: string[], memPages = 4096): Promise<FenceRun> {
   const hv = await spawnHv();
   const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
@@ -45,7 +45,7 @@ export async function startFenceRun(names: string[], memPages = 4096): Promise<F
   try {
     run.vms = await Promise.all(names.map(async (name) => {
       const created = await control.call(DOMAIN_CREATE, { name, memPages });
-      const vm = await spawnVm({ url: hv.url, ...created, memPages, name, modules: ['kernel', 'fence'] });
+      const vm = await spawnVm({ url: hv.url, ...created, memPages, name, modules: ['kernel', 'fence', 'wait'] });
       run.pids.push(vm.pid);
       return vm;
     }));

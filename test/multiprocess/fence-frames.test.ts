@@ -5,8 +5,8 @@
  * producer, a "release" fence per frame from the consumer). Every frame
  * carries a checksum, checked by the consumer; producer and consumer also
  * agree on a digest of all of them. Then the producer is killed in the
- * middle of a stream: every wait of the consumer ends with an error within
- * a bounded time, and the consumer releases everything.
+ * middle of a stream: every wait of the consumer ends with the producer's
+ * death (not its own time limit), and the consumer releases everything.
  *
  * FENCE_FRAMES sets the frame count. The suite streams 2,500 frames to
  * keep its runtime to seconds; FENCE_FRAMES=10000 runs issue 5's full
@@ -15,7 +15,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
-import { until } from '../helpers/wait.ts';
 import { type FenceRun, type FenceStats, heldBy, startFenceRun, stopFenceRun } from '../fence-remote/mp-harness.ts';
 
 const FRAMES = Number(process.env.FENCE_FRAMES ?? 2_500);
@@ -69,7 +68,7 @@ describe('two-VM producer/consumer with three buffers and explicit fences', () =
     expect(await producer.call('fence.frames.close', { stream: p })).toEqual({ released: true });
   });
 
-  it('killing the producer in the middle of a frame: every consumer wait ends with an error within a bounded time', async () => {
+  it('killing the producer in the middle of a frame: every consumer wait ends with the producer\'s death, not its time limit', async () => {
     const { c, p } = await setup();
     const delivered0 = (await consumer.call<FenceStats>('fence.stats')).inbox.delivered;
     // Besides the stream, the consumer waits on three more pending fences of the producer.
@@ -80,17 +79,17 @@ describe('two-VM producer/consumer with three buffers and explicit fences', () =
     const STALL = 300;
     const streamP = producer.call<FrameRunResult>('fence.frames.run', { stream: p, frames: 1000, stallAt: STALL }, 120_000).catch(() => undefined);
     const streamC = consumer.call<FrameRunResult>('fence.frames.run', { stream: c, frames: 1000, waitTimeoutMs: 20_000 }, 120_000);
-    // Wait until the consumer holds frame 300's fence, pending.
-    await until(async () => (await consumer.call<FenceStats>('fence.stats')).inbox.delivered >= delivered0 + 3 + STALL + 1, 30_000);
-    const t0 = performance.now();
+    // The consumer VM answers once it holds frame 300's fence, pending (the side fences and frames 0-300 delivered).
+    await consumer.call('wait.fence.delivered', { count: delivered0 + 3 + STALL + 1, timeoutMs: 30_000 }, 60_000);
     producer.kill('SIGKILL');
     const [rc, ...sides] = await Promise.all([streamC, ...sideWaits]);
-    const bound = performance.now() - t0;
     await streamP;
-    console.log(`kill: consumer stopped at frame ${rc.error?.frame} (${rc.error?.code} ${rc.error?.status}) ${rc.error?.afterMs.toFixed(0)} ms into its run; every wait ended within ${bound.toFixed(0)} ms of SIGKILL`);
+    console.log(`kill: consumer stopped at frame ${rc.error?.frame} (${rc.error?.code} ${rc.error?.status}) ${rc.error?.afterMs.toFixed(0)} ms into its run`);
+    // Every wait ended with the producer's death (-EPIPE), none with its own 20 s limit (which leaves status 0, or
+    // ERR_TIMEOUT for the stream): the bound is the death's, whatever the machine's load.
     expect(rc).toMatchObject({ frames: STALL, torn: 0, error: { frame: STALL, code: 'ERR_FENCE', status: EPIPE } });
     for (const s of sides) expect(s).toMatchObject({ status: EPIPE });
-    expect(bound).toBeLessThan(3000);
+    for (const s of sides) expect(s.ret).not.toBe(0);
     expect((await producer.exited).signal).toBe('SIGKILL');
     expect(await consumer.call('fence.frames.close', { stream: c })).toEqual({ released: true });
     expect(await heldBy(consumer)).toMatchObject({ imports: 0, mappings: 0, ports: 0, timelines: 0 });

@@ -71,8 +71,8 @@ function fenceState(ctx: VmContext): FenceModuleState {
   return ctx.state.get('fence') as FenceModuleState;
 }
 
-/** The buffer or fd a command names. */
-function target(ctx: VmContext, args: Record<string, unknown>): DmaBuf {
+/** The buffer or fd a command names (`buf` of this VM or `fd` on an import). */
+export function target(ctx: VmContext, args: Record<string, unknown>): DmaBuf {
   const d = dmabufState(ctx);
   if (args.buf !== undefined) return d.bufs.get(args.buf).buf;
   if (args.fd !== undefined) return d.fds.get(args.fd).buf;
@@ -106,6 +106,17 @@ function entryOut(sync: DmabufSync, e: { fence: DmaFence; usage: DmaResvUsage })
     status: e.fence.getStatus(),
     name: e.fence.toString(),
   };
+}
+
+/** Busy-ness per access of a buffer or fd, by poll() and by an exported sync_file (IGT's dmabuf_busy / dmabuf_sync_file_busy). */
+export async function bufBusy(sync: DmabufSync, buf: DmaBuf): Promise<Record<(typeof ACCESSES)[number], { poll: boolean; export: boolean }>> {
+  const out = {} as Record<(typeof ACCESSES)[number], { poll: boolean; export: boolean }>;
+  for (const access of ACCESSES) {
+    const poll = (await sync.poll(buf, access === 'read' ? POLLIN : POLLOUT)) === 0;
+    const exported = ((await sync.exportSyncFile(buf, access)).poll() & POLLIN) === 0;
+    out[access] = { poll, export: exported };
+  }
+  return out;
 }
 
 /** A probe body: text ids converted. */
@@ -155,17 +166,7 @@ export const dmabufSyncModule: VmModule = {
       return { revents, readable: (revents & POLLIN) !== 0, writable: (revents & POLLOUT) !== 0 };
     },
 
-    'dmabuf.sync.busy': async (ctx, args) => {
-      const buf = target(ctx, args);
-      const sync = st(ctx).sync;
-      const out: Record<string, { poll: boolean; export: boolean }> = {};
-      for (const access of ACCESSES) {
-        const poll = (await sync.poll(buf, access === 'read' ? POLLIN : POLLOUT)) === 0;
-        const exported = ((await sync.exportSyncFile(buf, access)).poll() & POLLIN) === 0;
-        out[access] = { poll, export: exported };
-      }
-      return out;
-    },
+    'dmabuf.sync.busy': (ctx, args) => bufBusy(st(ctx).sync, target(ctx, args)),
 
     'dmabuf.sync.begin': async (ctx, args) => {
       const t0 = performance.now();

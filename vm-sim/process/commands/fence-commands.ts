@@ -141,6 +141,16 @@ function infoOf(fence: DmaFence): Record<string, unknown> {
   };
 }
 
+/** Busy-ness per access of a reservation object, by poll() and by an exported sync_file (IGT's dmabuf_busy / dmabuf_sync_file_busy). */
+export function resvBusy(resv: DmaResv): Record<(typeof ACCESSES)[number], { poll: boolean; export: boolean }> {
+  const out = {} as Record<(typeof ACCESSES)[number], { poll: boolean; export: boolean }>;
+  for (const access of ACCESSES) {
+    const events = access === 'read' ? POLLIN : POLLOUT;
+    out[access] = { poll: dmaBufPoll(resv, events) === 0, export: (exportSyncFile(resv, access).poll() & POLLIN) === 0 };
+  }
+  return out;
+}
+
 async function timedWait(fence: DmaFence, timeoutMs: number): Promise<Record<string, unknown>> {
   const t0 = performance.now();
   const ret = await fence.wait(timeoutMs);
@@ -327,15 +337,7 @@ export const fenceModule: VmModule = {
     'fence.resv.export': (ctx, args) => ({ fence: st(ctx).fences.idOf(exportSyncFile(st(ctx).resvs.get(args.resv), argAccess(args)).fence) }),
 
     /** {resv} -> per access, busy by poll() and by an exported sync_file (IGT's dmabuf_busy / dmabuf_sync_file_busy). */
-    'fence.resv.busy': (ctx, args) => {
-      const resv = st(ctx).resvs.get(args.resv);
-      const out: Record<string, { poll: boolean; export: boolean }> = {};
-      for (const access of ACCESSES) {
-        const events = access === 'read' ? POLLIN : POLLOUT;
-        out[access] = { poll: dmaBufPoll(resv, events) === 0, export: (exportSyncFile(resv, access).poll() & POLLIN) === 0 };
-      }
-      return out;
-    },
+    'fence.resv.busy': (ctx, args) => resvBusy(st(ctx).resvs.get(args.resv)),
 
     /** {resv, usage} -> {count}: unsignalled fences at that usage or stronger. */
     'fence.resv.count': (ctx, args) => ({ count: st(ctx).resvs.get(args.resv).getFences(argUsage(args)).length }),

@@ -8,6 +8,7 @@ import { dmabufSyncModule } from './dmabuf-sync-commands.ts';
 import { fenceModule } from './fence-commands.ts';
 import { kernelModule } from './kernel-commands.ts';
 import { simModule } from '../sim/sim-commands.ts';
+import { waitModule } from './wait-commands.ts';
 
 /** Every known module, in load order. */
-export const vmModules: readonly VmModule[] = [kernelModule, fenceModule, dmabufModule, dmabufSyncModule, simModule];
+export const vmModules: readonly VmModule[] = [kernelModule, fenceModule, dmabufModule, dmabufSyncModule, simModule, waitModule];
