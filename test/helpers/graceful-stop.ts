@@ -21,6 +21,12 @@ export interface StopTargets {
   hv?: HvProcess | undefined;
   /** Closed after the VMs stopped and before the backend's SIGTERM (as the launcher does). */
   controls?: readonly HvClient[];
+  /**
+   * Runs once every VM has exited, while the backend still runs, before the controls close (the launcher's
+   * second HV_STATS: test/helpers/leaks.ts expectNothingAfterVmsExited). Skipped when a VM is still running
+   * (named as leaked) or the backend is gone. Its failure is rethrown after everything is stopped.
+   */
+  afterVmsExited?: () => Promise<void>;
 }
 
 /**
@@ -30,6 +36,14 @@ export interface StopTargets {
  */
 export async function stopGracefully(t: StopTargets, graceMs = SHUTDOWN_GRACE_MS): Promise<string[]> {
   await Promise.all((t.vms ?? []).map((vm) => vm.shutdownGracefully(graceMs)));
+  let failed: { error: unknown } | undefined;
+  if (t.afterVmsExited && t.hv && !t.hv.child.exit && (t.vms ?? []).every((vm) => vm.child.exit)) {
+    try {
+      await t.afterVmsExited();
+    } catch (error) {
+      failed = { error };
+    }
+  }
   for (const c of t.controls ?? []) await c.close().catch(() => undefined); // already closed by the test: nothing to do
   if (t.hv && !t.hv.child.exit) {
     t.hv.child.kill('SIGTERM');
@@ -38,5 +52,6 @@ export async function stopGracefully(t: StopTargets, graceMs = SHUTDOWN_GRACE_MS
   const lingering = liveChildren();
   const leaked = lingering.map((c) => `${c.name} (pid ${c.pid})`);
   await reapAll(0);
+  if (failed) throw failed.error;
   return leaked;
 }

@@ -11,7 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import type { VmProcess } from '../../vm-sim/process/spawn/spawn-vm.ts';
 import { domainStats, nextEvent, startRun, startVm } from './harness.ts';
-import { expectVmClean } from '../helpers/leaks.ts';
+import { backendHeld, expectVmClean, NOTHING_HELD } from '../helpers/leaks.ts';
 
 const FHD = 1920 * 1080 * 4;
 const UHD = 3840 * 2160 * 4;
@@ -269,10 +269,16 @@ describe('hyper_dmabuf between VM processes', () => {
     expect(await imp.call('dmabuf.query', { hid })).toMatchObject({ unexported: true, busy: true, state: 'invalid' });
     expect(await imp.call<Check>('dmabuf.fdCheck', { fd, seed: 12 })).toMatchObject({ ok: true });
     await expect(imp.call('dmabuf.exportFd', { hid })).rejects.toMatchObject({ code: 'ERR_UNEXPORTED' });
-    // The dead exporter's RAM stays while the importer maps it, and goes with the last unmap.
+    // The dead exporter's RAM stays while the importer maps it, and goes with the last unmap. Meanwhile the backend
+    // counts its busy grants and the importer's mappings of them as held by design (SPEC 11.4), none as leaked.
     expect(await domainStats(run, exp.domid)).toMatchObject({ state: 'dead' });
+    const held = await backendHeld(run.control);
+    expect(held.leaks).toEqual({ busyGrants: 0, mappings: 0 });
+    expect(held.heldByDesign.busyGrants).toBeGreaterThan(0);
+    expect(held.heldByDesign.mappings).toBe(held.heldByDesign.busyGrants);
     expect(await imp.call('dmabuf.release', { fd })).toEqual({ viewByteLength: 0 });
     expect(await domainStats(run, exp.domid)).toBeUndefined();
+    expect(await backendHeld(run.control)).toEqual(NOTHING_HELD);
     await expectVmClean(run, imp);
   }, 60_000);
 });
