@@ -18,7 +18,6 @@ import type { Infer } from '../../protocol/schema.ts';
 import { DmaResvUsage } from '../../src/fence/dma-resv.ts';
 import { toRemoteFence } from '../../src/fence-remote/remote-fence.ts';
 import type { SharedTimeline } from '../../src/fence-remote/shared-timeline.ts';
-import { until } from '../helpers/wait.ts';
 import { codeOf, share, startSyncWorld, type Shared, type SyncDom } from './world.ts';
 
 type Ref = Infer<(typeof FENCE_REF)['fields']>;
@@ -160,8 +159,10 @@ describe('a hostile importer against a shared buffer\'s reservation object', () 
     expect(exp!.sync.registry.get(s.buf)!.size()).toEqual({ entries: 256, pending: 256 });
     expect(exp!.sync.stats().server.refused).toMatchObject({ ERR_LIMIT: 1 });
     // Once some signal, there is room again (signalled entries are recycled).
+    const copy = (await exp!.sync.pendingFences(s.buf, 'read')).find((p) => p.fence.seqno === 10 && p.fence.timelineName.includes('many-0'));
     tls[0]!.signal(10);
-    await until(() => exp!.sync.registry.get(s.buf)!.size().pending < 256); // the exporter saw the signal
+    expect(await copy!.fence.wait(10_000)).toBeGreaterThan(0); // the exporter saw the signal (its copy of point 10 signalled)
+    expect(exp!.sync.registry.get(s.buf)!.size().pending).toBeLessThan(256);
     expect(await imp!.sync.addFence(s.fd, tls[1]!.createFence(100), 'read')).toEqual({ replaced: 1, appended: 0 });
     for (const tl of tls) tl.signal(tl.value + 1000);
     await s.fd.put();

@@ -19,7 +19,7 @@ import { POLLIN, POLLOUT, SyncFile, syncFileMerge } from '../../src/fence/sync-f
 import { AggregateFence } from '../../src/hyper-dmabuf/sync/aggregate-fence.ts';
 import { unwrapFences } from '../../src/fence/unwrap.ts';
 import type { DmaFence } from '../../src/fence/dma-fence.ts';
-import { until } from '../helpers/wait.ts';
+import { untilBufBusy } from '../../vm-sim/process/commands/wait-commands.ts';
 import { codeOf, share, startSyncWorld, unshare, type SyncDom } from './world.ts';
 
 /** The leaf fence of a sync_file whose timeline name contains `name`. */
@@ -43,12 +43,20 @@ async function busy(dom: SyncDom, buf: DmaBuf): Promise<Record<Access, { poll: b
   return out;
 }
 
-/** Waits until both ways of asking agree with `want` for each access given. */
+/**
+ * Both ways of asking agree with `want` for each access given: at once after an add, or once a pending fence's
+ * signal reached `dom` (untilBufBusy looks again on each signal; ERR_TIMEOUT after 10 s only fails).
+ */
 async function busyBecomes(dom: SyncDom, buf: DmaBuf, want: Partial<Record<Access, boolean>>): Promise<void> {
-  await until(async () => {
-    const b = await busy(dom, buf);
-    return Object.entries(want).every(([k, v]) => b[k as Access].poll === v && b[k as Access].export === v);
-  });
+  const b = await untilBufBusy(dom.sync, buf, want, 10_000);
+  expect(Object.entries(want).every(([k, v]) => b[k as Access].poll === v && b[k as Access].export === v), JSON.stringify(b)).toBe(true);
+  expect(await busy(dom, buf)).toEqual(b);
+}
+
+/** The file's fence signalled (its own event, not a re-check): then poll() says POLLIN. */
+async function expectSignals(file: SyncFile): Promise<void> {
+  expect(await file.fence.wait(10_000), `${file.name} signalled`).toBeGreaterThan(0);
+  expect(file.poll()).toBe(POLLIN);
 }
 
 /** The errno an ioctl-shaped call fails with. */
@@ -98,7 +106,7 @@ describe('sync_file export from a shared buffer (either side)', () => {
     await leafNamed(file, 'f1').wait(5000);
     expect(file.poll()).toBe(0);
     t2.signal(1);
-    await until(() => file.poll() === POLLIN);
+    await expectSignals(file);
     await busyBecomes(imp!, s.fd, { read: false, write: true });
     t3.signal(1);
     await busyBecomes(imp!, s.fd, ALL(false));
@@ -121,7 +129,7 @@ describe('sync_file export from a shared buffer (either side)', () => {
     const merged = syncFileMerge('merged', got, SyncFile.create(local.createPoint(1)));
     expect(merged.getInfo()).toMatchObject({ name: 'merged', numFences: 3, status: 0 });
     exp!.fences.owner.get(etl.id)!.signal(1, EIO);
-    await until(() => merged.getInfo({ numFences: 3 }).fences.some((f) => f.status === EIO));
+    expect(await leafNamed(merged, 'render').wait(10_000)).toBeGreaterThan(0); // the exporter's error reached the display VM
     const info = merged.getInfo({ numFences: 3 });
     expect(info.fences.map((f) => f.status).sort()).toEqual([EIO, 0, 0].sort());
     expect(info.status).toBeLessThanOrEqual(0);
@@ -145,7 +153,7 @@ describe('sync_file export from a shared buffer (either side)', () => {
     // Nothing to wait for: the collapsed fence signals only with the last one (checked right after it, below).
     expect(file.poll()).toBe(0);
     sw[299]!.inc(1);
-    await until(() => file.poll() === POLLIN);
+    await expectSignals(file);
     for (const t of sw) t.close();
     const agg = new AggregateFence([]);
     expect(agg.isSignaled()).toBe(true);
@@ -193,7 +201,7 @@ describe('sync_file import into a shared buffer (either side)', () => {
       await busyBecomes(imp!, s.fd, { read: false, write: true });
       tl.signal(1);
     }
-    await until(() => writeFile.poll() === POLLIN);
+    await expectSignals(writeFile);
     await busyBecomes(imp!, s.fd, ALL(false));
     await unshare(exp!, s);
   });

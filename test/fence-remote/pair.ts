@@ -87,3 +87,33 @@ export function fenceResources(p: Peer) {
 
 /** What a domain holds when the fence layer holds nothing. */
 export const NOTHING = { ownTimelines: 0, grantsLive: 0, slotsUsed: 0, imports: 0, mappings: 0, ports: 0, grantedRefs: 0, usedPages: 0 };
+
+/**
+ * Resolves once `condition` holds: looked at at once, then after each frame
+ * one of `peers` receives (a peer's fence layer and the backend's view of
+ * it change only when a message or a reply reaches a peer; the look runs
+ * once the handlers that frame started have run, setImmediate). Rejects
+ * after `ms`, which only fails the test, never decides it.
+ */
+export function afterFramesOf(peers: readonly Peer[], condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+  if (condition()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const offs: Array<() => void> = [];
+    const finish = (error?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      for (const off of offs) off();
+      if (error) reject(error);
+      else resolve();
+    };
+    const timer = setTimeout(() => finish(condition() ? undefined : new Error(`${what}: not reached within ${ms} ms`)), ms);
+    const look = (): void => { setImmediate(() => { if (!settled && condition()) finish(); }); };
+    for (const p of peers) {
+      const conn = p.kernel.hv.conn;
+      conn.on('frame', look);
+      offs.push(() => conn.off('frame', look));
+    }
+  });
+}

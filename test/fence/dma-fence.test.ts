@@ -111,8 +111,10 @@ describe('st-dma-fence', () => {
     const f = mockFence();
     f.enableSwSignaling();
     expect(await f.wait(1)).toBe(0);
-    setTimeout(() => f.signal(), 1);
-    const ret = await f.wait(1000);
+    const waiting = f.wait(1000); // queued its callback before returning
+    expect(f.pendingCallbacks).toBe(1);
+    f.signal();
+    const ret = await waiting;
     expect(ret).toBeGreaterThan(0);
     expect(ret).toBeLessThanOrEqual(1000);
   });
