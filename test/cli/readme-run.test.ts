@@ -52,6 +52,7 @@ const PLANS: Record<string, Plan> = {
   'npx hdmabuf run fences --help': { run: 'npx hdmabuf run fences --help' },
   'npx hdmabuf run NAME --help': { run: 'npx hdmabuf run move --help' },
   'npx hdmabuf run vm-sim/scenarios/examples/hello-share.json --json': { run: 'npx hdmabuf run vm-sim/scenarios/examples/hello-share.json --json', expect: 'json' },
+  'npx hdmabuf run vm-sim/scenarios/examples/outside-importer.json': { run: 'npx hdmabuf run vm-sim/scenarios/examples/outside-importer.json', expect: 'summary' },
   'mkdir -p out && npx hdmabuf run compositor --trace out/run.json --mermaid out/run.mmd --param frames=60':
     { run: 'mkdir -p out && npx hdmabuf run compositor --trace out/run.json --mermaid out/run.mmd --param frames=60', expect: 'summary' },
   // One quick benchmark run stands for the four: the same code path, every option at once (test/bench/bench-shape.test.ts checks the report's content).
