@@ -15,8 +15,10 @@
  * another file's pages (in this simulator: another domain's granted pages).
  * With the reservation, it faults instead.
  *
- * Every view is an external ArrayBuffer with an entry in a registry. The
- * entry is freed only by the view's finalizer (exactly once), which
+ * Every view is an ArrayBuffer over the mapping (view.cc: not counted by
+ * V8 as memory it could free, detachable by unmap() only) with an entry in
+ * a registry. The entry is freed only by the view's finalizer (exactly
+ * once), which
  * munmaps the range whatever it holds (the file's pages, or the
  * reservation): the range belongs to this view until then. unmap() moves
  * the entry from the live list to RESERVED.
@@ -215,8 +217,12 @@ static long current_map_count(void) {
   return read_proc("/proc/self/maps", buf, sizeof buf, &lines) < 0 ? -1 : lines;
 }
 
-/* Registers [addr, addr+len) and wraps it in an external ArrayBuffer.
- * On failure munmaps it and throws. */
+/* view.cc: the ArrayBuffer of a view, and its detach (each 0 on success). */
+int view_new(napi_env env, void *data, size_t len, napi_value *out);
+int view_detach(napi_env env, napi_value view);
+
+/* Registers [addr, addr+len) and wraps it in an ArrayBuffer (view.cc) whose
+ * collection runs finalize_view. On failure munmaps it and throws. */
 static napi_value make_view(napi_env env, void *addr, size_t len) {
   napi_value ab;
   struct mapping *m = calloc(1, sizeof *m);
@@ -229,15 +235,20 @@ static napi_value make_view(napi_env env, void *addr, size_t len) {
     pthread_mutex_lock(&reg_lock);
     reg_insert(m);
     pthread_mutex_unlock(&reg_lock);
-    if (napi_create_external_arraybuffer(env, addr, len, finalize_view, m, &ab) ==
-        napi_ok)
-      return ab;
+    if (view_new(env, addr, len, &ab) == 0) {
+      if (napi_add_finalizer(env, ab, m, finalize_view, m, NULL) == napi_ok)
+        return ab;
+      /* Never returned, but it exists: no access through it once detached. */
+      why = view_detach(env, ab) == 0 ? "napi_add_finalizer failed"
+                                      : "napi_add_finalizer failed (view not detached)";
+    } else {
+      why = "creating the view's ArrayBuffer failed";
+    }
     pthread_mutex_lock(&reg_lock);
     reg_remove(m);
     reserved_count--;
     pthread_mutex_unlock(&reg_lock);
     free(m);
-    why = "napi_create_external_arraybuffer failed";
   }
   /* Never reached JS: give the range back now, and say if even that failed. */
   if (munmap(addr, len) != 0)
@@ -382,8 +393,8 @@ static napi_value unmap(napi_env env, napi_callback_info info) {
   /* Detach first: no JS code may reach the range once it is PROT_NONE (that
    * would fault). If detaching fails nothing has changed. The entry cannot be
    * finalized meanwhile: the view is alive (argv[0]). */
-  if (napi_detach_arraybuffer(env, argv[0]) != napi_ok)
-    return throw_(env, "ERR_MMAP", "napi_detach_arraybuffer failed; still mapped");
+  if (view_detach(env, argv[0]) != 0)
+    return throw_(env, "ERR_MMAP", "detaching the view failed; still mapped");
   pthread_mutex_lock(&reg_lock);
   reg_remove(m);
   pthread_mutex_unlock(&reg_lock);

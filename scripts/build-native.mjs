@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The package's install script: builds the native addon (native/mem.c) with node-gyp, quietly.
+// The package's install script: builds the native addon (native/mem.c, view.cc) with node-gyp, quietly.
 // node-gyp prints ~50 lines of `gyp info` on success; they are kept in build/node-gyp.log and
 // printed only when the build fails, so a successful install stays short.
 import { spawn } from 'node:child_process';
@@ -33,6 +33,6 @@ function saveLog() {
 
 function fail(why) {
   process.stderr.write(`${Buffer.concat(output).toString()}\nhdmabuf: building the native addon failed: ${why}\n` +
-    'hdmabuf: it needs a C compiler, make and python3 (node-gyp); the output above is also in build/node-gyp.log\n');
+    'hdmabuf: it needs C and C++ compilers, make and python3 (node-gyp); the output above is also in build/node-gyp.log\n');
   process.exit(1);
 }

@@ -2,7 +2,8 @@
  * Typed wrapper of the project's N-API addon (native/mem.c, built by
  * `npm install` / node-gyp into build/Release/hdmabuf_mem.node).
  *
- * Views are ArrayBuffers over MAP_SHARED mappings of a guest-RAM file.
+ * Views are ArrayBuffers over MAP_SHARED mappings of a guest-RAM file,
+ * not counted by V8 as memory a collection could free (native/view.cc).
  * `unmap` is deterministic: the ArrayBuffer is detached (byteLength 0) and
  * its pages replaced by an inaccessible reservation (PROT_NONE, MAP_FIXED)
  * immediately; the address range itself is released only when the view is
@@ -13,6 +14,7 @@
  * kills the process with SIGSEGV, so never write to a read-only view.
  */
 import { createRequire } from 'node:module';
+import { markAsUntransferable } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -72,4 +74,21 @@ function load(): NativeMem {
   }
 }
 
-export const nativeMem: NativeMem = load();
+/**
+ * Every view is marked untransferable (worker_threads.markAsUntransferable):
+ * a transfer list naming one copies it instead of moving its memory. Its
+ * range is released when the ArrayBuffer object is collected
+ * (native/view.cc), so the memory must stay with that object; the addon
+ * refuses every detach but unmap()'s, and Node would abort on a refused
+ * transfer.
+ */
+function untransferableViews(mem: NativeMem): NativeMem {
+  const mark = (view: ArrayBuffer): ArrayBuffer => { markAsUntransferable(view); return view; };
+  return {
+    ...mem,
+    mapRange: (fd, firstPage, nPages, writable) => mark(mem.mapRange(fd, firstPage, nPages, writable)),
+    mapPages: (fd, pages, writable) => mark(mem.mapPages(fd, pages, writable)),
+  };
+}
+
+export const nativeMem: NativeMem = untransferableViews(load());

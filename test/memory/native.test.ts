@@ -204,6 +204,40 @@ describe('unmap', () => {
   });
 });
 
+describe('views and the garbage collector', () => {
+  it('a view is not counted as memory V8 could free: mapping 33 MB leaves the external-memory count as it was', { timeout: 10_000 }, () => {
+    // A counted 33 MB view forced a young collection at every later ArrayBuffer allocation and a full
+    // mark-compact per share in the importer (native/view.cc); the file's pages are not V8's to free.
+    const pages = 8100;
+    const f = tempFile(pages);
+    const before = process.memoryUsage().external;
+    const view = nativeMem.mapRange(f.fd, 0, pages, false);
+    const grown = process.memoryUsage().external - before;
+    expect(view.byteLength).toBe(pages * PAGE_SIZE);
+    expect(grown).toBeLessThan(1024 * 1024);
+    expect(nativeMem.unmap(view)).toBe(true);
+    expect(process.memoryUsage().external - before).toBeLessThan(1024 * 1024);
+  });
+
+  it('only unmap() detaches a view: a transfer copies it and leaves it mapped', { timeout: 10_000 }, () => {
+    const f = tempFile(2);
+    stampPages(f.fd, 2);
+    const view = nativeMem.mapPages(f.fd, new Uint32Array([1, 0]), false);
+    // Its range is released when the ArrayBuffer object is collected: memory moved to another
+    // owner would outlive it.
+    const copy = structuredClone(view, { transfer: [view] });
+    expectPages(view, [1, 0]);
+    expectPages(copy, [1, 0]);
+    const { port1, port2 } = new MessageChannel();
+    port1.postMessage(view, [view]);
+    port1.close();
+    port2.close();
+    expectPages(view, [1, 0]);
+    expect(nativeMem.unmap(view)).toBe(true);
+    expect(view.byteLength).toBe(0);
+  });
+});
+
 describe('errors', () => {
   it('rejects bad arguments with ERR_BAD_ARG and maps nothing', () => {
     const base = nativeMem.liveMappings();
