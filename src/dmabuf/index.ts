@@ -7,6 +7,7 @@ export { MoveGateMachine, MoveGateState } from '../../protocol/machines/move-gat
 export { MoveGate, type MoveBlocker, type MoveBlockingUse, type MoveStart, type MoveWaitOptions } from './move-gate.ts';
 export { moveBuffer, type MoveOptions, type MoveResult, type Relocation } from './move.ts';
 export { isOneRun, viewFrames, type FramesView } from './ram-vmap.ts';
-export { copyFrames, relocateFrames, RelocationState, type RelocationCounters, type RelocationHost } from './relocation.ts';
+export { copyFrames, relocateFrames, type RelocationCounters, type RelocationHost } from './relocation.ts';
+export { RelocationState } from '../../protocol/machines/relocation.ts';
 export { SgTable, type SgEntry } from './sg-table.ts';
 export { isSystemHeapBuffer, SystemHeap, type SystemHeapAllocOptions, type SystemHeapHost, type SystemHeapPriv, type SystemHeapStats } from './system-heap.ts';

@@ -16,27 +16,14 @@ import type { DmaBuf } from './dma-buf.ts';
 import type { Relocation } from './move.ts';
 import { SgTable } from './sg-table.ts';
 import type { SystemHeapPriv } from './system-heap-priv.ts';
-import type { ValueOf } from '../../protocol/state-machine.ts';
+import { RelocationMachine, type RelocationEvent } from '../../protocol/machines/relocation.ts';
+import { IllegalTransitionError } from '../../protocol/state-machine.ts';
 
 /** What a relocation needs of the guest kernel. */
 export interface RelocationHost {
   readonly ram: GuestRam;
   readonly allocator: PageAllocator;
 }
-
-/** Lifecycle of one relocation. */
-export const RelocationState = {
-  /** New frames allocated, data not copied. */
-  Prepared: 'prepared',
-  /** Data copied; the buffer uses the new frames; the old ones wait for retire. */
-  Committed: 'committed',
-  /** Abandoned before commit; the new frames were freed. */
-  Aborted: 'aborted',
-  /** The old frames were scrubbed and freed. */
-  Retired: 'retired',
-} as const;
-/** One of the RelocationState states. */
-export type RelocationState = ValueOf<typeof RelocationState>;
 
 /** Counters the heap keeps about moves. */
 export interface RelocationCounters {
@@ -48,15 +35,18 @@ export interface RelocationCounters {
 export function relocateFrames(host: RelocationHost, buf: DmaBuf<SystemHeapPriv>, counters: RelocationCounters): Relocation {
   const p = buf.priv;
   const to = host.allocator.alloc(p.frames.length, p.scattered ? { scattered: true } : {});
-  let state: RelocationState = RelocationState.Prepared;
-  let old: Uint32Array | undefined;
-  const expect = (want: RelocationState, step: string): void => {
-    if (state !== want) throw new Error(`${buf.name}: relocation ${step} in state ${state}`);
+  // prepared -> committed -> retired, or prepared -> aborted (RelocationMachine). A step out of order is
+  // refused before its work; the transition is taken once the work is done, so a commit that fails
+  // (the copy threw) leaves the relocation prepared and the move can still abort it.
+  const lifecycle = RelocationMachine.start();
+  const refuseOutOfOrder = (event: RelocationEvent): void => {
+    if (!lifecycle.allows(event)) throw new IllegalTransitionError(RelocationMachine.decl.id, lifecycle.state, event);
   };
+  let old: Uint32Array | undefined;
   return {
     to: new SgTable(p.dom, to, buf.geometry.firstOffset, buf.geometry.lastLength),
     commit(): void {
-      expect(RelocationState.Prepared, 'commit');
+      refuseOutOfOrder('commit');
       copyFrames(host.ram, p.frames, to);
       old = p.frames;
       p.frames = to;
@@ -65,21 +55,21 @@ export function relocateFrames(host: RelocationHost, buf: DmaBuf<SystemHeapPriv>
       p.vmapping = undefined;
       for (const m of p.kmappings.values()) m.unmap();
       p.kmappings.clear();
-      state = RelocationState.Committed;
+      lifecycle.apply('commit');
       counters.moves++;
       counters.retiring++;
     },
     abort(): void {
-      expect(RelocationState.Prepared, 'abort');
+      refuseOutOfOrder('abort');
       host.allocator.free(to);
-      state = RelocationState.Aborted;
+      lifecycle.apply('abort');
     },
     retire(): void {
-      expect(RelocationState.Committed, 'retire');
+      refuseOutOfOrder('retire');
       // The allocator scrubs them before they can be handed out again.
       host.allocator.free(old!);
       old = undefined;
-      state = RelocationState.Retired;
+      lifecycle.apply('retire');
       counters.retiring--;
     },
   };
