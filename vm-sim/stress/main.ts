@@ -40,6 +40,8 @@ interface Row {
   p99: number;
   samples: number;
   rss: { before: number; peak: number; after: number };
+  /** CPU time (user + system) the backend process spent during the phase, per second of the phase: load-independent where latency is not. */
+  hvCpuMsPerS: number;
   disagreements: number;
   findings: Finding[];
   legitErrors: string[];
@@ -88,6 +90,17 @@ Exit status 1 if the backend crashed, a legitimate operation failed, or an answe
 `;
 }
 
+/** User + system CPU time of a process so far, in ms (/proc/<pid>/stat fields 14 and 15, in clock ticks of 10 ms). */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
 function rssOf(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -130,10 +143,11 @@ async function main(): Promise<void> {
 
   const rows: Row[] = [];
   const runPhase = async (name: string, body: (ctx: ClassContext) => Promise<void>): Promise<Row> => {
-    const row: Row = { name, inputs: 0, crashes: 0, legitFailures: 0, p50: NaN, p99: NaN, samples: 0, rss: { before: rssOf(hv.pid), peak: 0, after: 0 }, disagreements: 0, findings: [], legitErrors: [] };
+    const row: Row = { name, inputs: 0, crashes: 0, legitFailures: 0, p50: NaN, p99: NaN, samples: 0, rss: { before: rssOf(hv.pid), peak: 0, after: 0 }, hvCpuMsPerS: NaN, disagreements: 0, findings: [], legitErrors: [] };
     row.rss.peak = row.rss.before;
     const crashesBefore = crashes;
     const started = Date.now();
+    const cpuBefore = cpuMsOf(hv.pid);
     const hostiles = new Set<number>();
     const sampler = setInterval(() => { row.rss.peak = Math.max(row.rss.peak, rssOf(hv.pid)); }, 50);
     legit.send({ type: 'phase', name });
@@ -164,6 +178,7 @@ async function main(): Promise<void> {
     }
     await ctx.cleanup();
     const legitReport = await report();
+    row.hvCpuMsPerS = (cpuMsOf(hv.pid) - cpuBefore) / ((Date.now() - started) / 1000);
     clearInterval(sampler);
     const sorted = [...legitReport.samples].sort((x, y) => x - y);
     row.samples = sorted.length;
@@ -198,10 +213,10 @@ async function main(): Promise<void> {
   const exit = await hv.child.reap(15_000);
 
   const mib = (x: number) => (x / 2 ** 20).toFixed(0);
-  const header = ['class', 'inputs', 'crashes', 'legit fail', 'legit p50 ms', 'legit p99 ms', 'p99/idle', 'RSS MiB before/peak/after', 'disagree'];
+  const header = ['class', 'inputs', 'crashes', 'legit fail', 'legit p50 ms', 'legit p99 ms', 'p99/idle', 'RSS MiB before/peak/after', 'hv CPU ms/s', 'disagree'];
   const lines = rows.map((r) => [
     r.name, String(r.inputs), String(r.crashes), String(r.legitFailures), r.p50.toFixed(2), r.p99.toFixed(2),
-    r === baseline ? '1.0x' : `${(r.p99 / baseline.p99).toFixed(1)}x`, `${mib(r.rss.before)}/${mib(r.rss.peak)}/${mib(r.rss.after)}`, String(r.disagreements),
+    r === baseline ? '1.0x' : `${(r.p99 / baseline.p99).toFixed(1)}x`, `${mib(r.rss.before)}/${mib(r.rss.peak)}/${mib(r.rss.after)}`, r.hvCpuMsPerS.toFixed(0), String(r.disagreements),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
