@@ -7,11 +7,13 @@
  *
  * ECHO (domain -> domain, routed) is the routed request, and
  * DMABUF_EXPORT_FD_FAILED the routed event: the backend routes them without
- * reading their bodies beyond the declaration.
+ * reading their bodies beyond the declaration. Every check runs over
+ * protocol v1 and v2 (the backend speaks both, SPEC 15): the domains say
+ * HELLO offering 1..v and send every frame in the version negotiated.
  */
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../protocol/index.ts';
-import { domainDied, useBackend, type Guest } from './support/harness.ts';
+import { domainDied, useBackend, type Guest, type GuestOptions } from './support/harness.ts';
 import type { ErrBody, WireClient } from './support/wire.ts';
 
 const hv = useBackend();
@@ -30,11 +32,14 @@ async function nothingMore(c: WireClient): Promise<void> {
   expect(c.unclaimed().filter((e) => e.kind === 'res' || e.kind === 'err' || e.type === 'PROTOCOL_ERROR' || e.type === 'ECHO')).toEqual([]);
 }
 
-async function pair(): Promise<[Guest, Guest]> {
-  return [await hv.guest(), await hv.guest()];
-}
+describe('SPEC 6 routing', () => describe.each([1, 2])('over protocol v%i', (version) => {
+  const guest = async (o: GuestOptions = {}): Promise<Guest> => {
+    const g = await hv.guest({ ...o, maxVersion: version });
+    if (o.connect !== false) expect(g.client.version, 'the version HELLO chose').toBe(version);
+    return g;
+  };
+  const pair = async (): Promise<[Guest, Guest]> => [await guest(), await guest()];
 
-describe('SPEC 6 routing', () => {
   it('6, 6.1.5: a routed request reaches dst with src stamped and an id of the backend\'s; the reply comes back with src = dst and the requester\'s id', async () => {
     const [a, b] = await pair();
     const reply = a.client.request('ECHO', { payload: bytes(1, 2, 3) }, { id: 7, dst: b.domid });
@@ -48,7 +53,7 @@ describe('SPEC 6 routing', () => {
     // The destination may omit dst on its reply.
     const second = a.client.request('ECHO', { payload: bytes(4) }, { dst: b.domid });
     const fwd2 = await b.client.nextRequest('ECHO');
-    b.client.send({ v: 1, kind: 'res', type: 'ECHO', id: fwd2.id, body: { payload: bytes(5) } });
+    b.client.send({ v: b.client.version, kind: 'res', type: 'ECHO', id: fwd2.id, body: { payload: bytes(5) } });
     expect(await second).toMatchObject({ kind: 'res', src: b.domid, body: { payload: bytes(5) } });
   });
 
@@ -62,9 +67,9 @@ describe('SPEC 6 routing', () => {
   });
 
   it('6.1.5: requests with the same id from two requesters reach one destination under distinct ids and each reply goes to its requester', async () => {
-    const a = await hv.guest();
-    const c = await hv.guest();
-    const b = await hv.guest();
+    const a = await guest();
+    const c = await guest();
+    const b = await guest();
     const ra = a.client.request('ECHO', { payload: bytes(0xa) }, { id: 55, dst: b.domid });
     const rc = c.client.request('ECHO', { payload: bytes(0xc) }, { id: 55, dst: b.domid });
     const f1 = await b.client.nextRequest('ECHO');
@@ -80,23 +85,23 @@ describe('SPEC 6 routing', () => {
     const [a, b] = await pair();
     const reply = a.client.request('ECHO', { payload: bytes() }, { dst: b.domid });
     const fwd = await b.client.nextRequest('ECHO');
-    b.client.send({ v: 1, kind: 'err', type: 'ECHO', id: fwd.id, dst: a.domid, body: { code: 'ERR_BAD_ARGUMENT', message: 'no echo today' } });
+    b.client.send({ v: b.client.version, kind: 'err', type: 'ECHO', id: fwd.id, dst: a.domid, body: { code: 'ERR_BAD_ARGUMENT', message: 'no echo today' } });
     expect(await reply).toMatchObject({ kind: 'err', src: b.domid, body: { code: 'ERR_BAD_ARGUMENT', message: 'no echo today' } });
   });
 
   it('6.1.6: a reply is forwarded only from the domain the request went to, with its type and forwarded id, addressed to the requester; anything else is dropped without an answer', async () => {
-    const a = await hv.guest();
-    const b = await hv.guest();
-    const intruder = await hv.guest();
+    const a = await guest();
+    const b = await guest();
+    const intruder = await guest();
     const reply = a.client.request('ECHO', { payload: bytes(1) }, { id: 77, dst: b.domid });
     const fwd = await b.client.nextRequest('ECHO');
     // Another domain answering the forwarded id.
-    intruder.client.send({ v: 1, kind: 'res', type: 'ECHO', id: fwd.id, dst: a.domid, body: { payload: bytes(0xee) } });
+    intruder.client.send({ v: intruder.client.version, kind: 'res', type: 'ECHO', id: fwd.id, dst: a.domid, body: { payload: bytes(0xee) } });
     // The destination answering with another type, another id, or to another domain.
     const peerHello = { format: 'multilevel', formats: ['multilevel'], maxPriv: 4096, maxPages: 1 };
-    b.client.send({ v: 1, kind: 'res', type: 'DMABUF_PEER_HELLO', id: fwd.id, dst: a.domid, body: peerHello });
-    b.client.send({ v: 1, kind: 'res', type: 'ECHO', id: (fwd.id + 1000) >>> 0, dst: a.domid, body: { payload: bytes(0xee) } });
-    b.client.send({ v: 1, kind: 'res', type: 'ECHO', id: fwd.id, dst: intruder.domid, body: { payload: bytes(0xee) } });
+    b.client.send({ v: b.client.version, kind: 'res', type: 'DMABUF_PEER_HELLO', id: fwd.id, dst: a.domid, body: peerHello });
+    b.client.send({ v: b.client.version, kind: 'res', type: 'ECHO', id: (fwd.id + 1000) >>> 0, dst: a.domid, body: { payload: bytes(0xee) } });
+    b.client.send({ v: b.client.version, kind: 'res', type: 'ECHO', id: fwd.id, dst: intruder.domid, body: { payload: bytes(0xee) } });
     await nothingMore(intruder.client);
     await nothingMore(b.client);
     answer(b.client, fwd, { payload: bytes(2) });
@@ -112,9 +117,9 @@ describe('SPEC 6 routing', () => {
     const echo = await a.client.refused('ECHO', { payload: bytes() }, { src: b.domid, dst: b.domid });
     expect(echo.body.code).toBe('ERR_SPOOFED_SOURCE');
     expect(echo.src).toBeUndefined();
-    a.client.send({ v: 1, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, src: b.domid, dst: b.domid, body: failedEvent(b.domid) });
+    a.client.send({ v: a.client.version, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, src: b.domid, dst: b.domid, body: failedEvent(b.domid) });
     expect((await a.client.nextProtocolError()).body).toMatchObject({ code: 'ERR_SPOOFED_SOURCE' });
-    a.client.send({ v: 1, kind: 'res', type: 'ECHO', id: 3, src: 0, body: { payload: bytes() } });
+    a.client.send({ v: a.client.version, kind: 'res', type: 'ECHO', id: 3, src: 0, body: { payload: bytes() } });
     expect((await a.client.nextProtocolError()).body).toMatchObject({ code: 'ERR_SPOOFED_SOURCE' });
     await nothingMore(b.client);
     // Its own id is fine, on a backend request and on a routed one.
@@ -137,9 +142,9 @@ describe('SPEC 6 routing', () => {
   });
 
   it('6, 6.1.5, 6.1.7: a destination that is not connected (created only, unknown, dead) gets ERR_NO_SUCH_DOMAIN without src', async () => {
-    const a = await hv.guest();
-    const idle = await hv.guest({ connect: false });
-    const gone = await hv.guest();
+    const a = await guest();
+    const idle = await guest({ connect: false });
+    const gone = await guest();
     const died = domainDied(hv.control, gone.domid);
     gone.client.terminate();
     await died;
@@ -154,9 +159,9 @@ describe('SPEC 6 routing', () => {
   it('6.1.5: a second routed request with an id still in flight gets ERR_DUPLICATE_ID without src; the id is free again once answered', async () => {
     const [a, b] = await pair();
     // Both requests go out raw, so that their replies (both with id 5) are told apart by kind and content.
-    a.client.send({ v: 1, kind: 'req', type: 'ECHO', id: 5, dst: b.domid, body: { payload: bytes(1) } });
+    a.client.send({ v: a.client.version, kind: 'req', type: 'ECHO', id: 5, dst: b.domid, body: { payload: bytes(1) } });
     const fwd = await b.client.nextRequest('ECHO');
-    a.client.send({ v: 1, kind: 'req', type: 'ECHO', id: 5, dst: b.domid, body: { payload: bytes(2) } });
+    a.client.send({ v: a.client.version, kind: 'req', type: 'ECHO', id: 5, dst: b.domid, body: { payload: bytes(2) } });
     const refusal = await a.client.next((e) => e.kind === 'err' && e.id === 5, 'ERR_DUPLICATE_ID');
     expect(refusal).toMatchObject({ type: 'ECHO', body: { code: 'ERR_DUPLICATE_ID' } });
     expect(refusal.src).toBeUndefined();
@@ -196,15 +201,15 @@ describe('SPEC 6 routing', () => {
 
   it('6.1.8: routed events carry the stamped src; without dst: ERR_BAD_ENVELOPE, to no connected domain: ERR_NO_SUCH_DOMAIN, an event of the backend: ERR_WRONG_DIRECTION, each as PROTOCOL_ERROR', async () => {
     const [a, b] = await pair();
-    a.client.send({ v: 1, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, dst: b.domid, body: failedEvent(b.domid) });
+    a.client.send({ v: a.client.version, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, dst: b.domid, body: failedEvent(b.domid) });
     const got = await b.client.nextEvent('DMABUF_EXPORT_FD_FAILED');
     expect(got).toMatchObject({ kind: 'evt', id: 0, src: a.domid, body: failedEvent(b.domid) });
     const refusals: [string, Record<string, unknown>, string][] = [
-      ['no dst', { v: 1, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, body: failedEvent(b.domid) }, 'ERR_BAD_ENVELOPE'],
-      ['unknown dst', { v: 1, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, dst: 0x7fef, body: failedEvent(b.domid) }, 'ERR_NO_SUCH_DOMAIN'],
-      ['DOMAIN_DIED from a domain', { v: 1, kind: 'evt', type: 'DOMAIN_DIED', id: 0, body: { domid: b.domid, reason: 'destroyed', mappingsReleased: 0 } }, 'ERR_WRONG_DIRECTION'],
-      ['DOMAIN_UP to a domain', { v: 1, kind: 'evt', type: 'DOMAIN_UP', id: 0, dst: b.domid, body: { domid: a.domid } }, 'ERR_WRONG_DIRECTION'],
-      ['EVTCHN_EVENT to a domain', { v: 1, kind: 'evt', type: 'EVTCHN_EVENT', id: 0, dst: b.domid, body: { port: 1, count: 1 } }, 'ERR_WRONG_DIRECTION'],
+      ['no dst', { v: a.client.version, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, body: failedEvent(b.domid) }, 'ERR_BAD_ENVELOPE'],
+      ['unknown dst', { v: a.client.version, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, dst: 0x7fef, body: failedEvent(b.domid) }, 'ERR_NO_SUCH_DOMAIN'],
+      ['DOMAIN_DIED from a domain', { v: a.client.version, kind: 'evt', type: 'DOMAIN_DIED', id: 0, body: { domid: b.domid, reason: 'destroyed', mappingsReleased: 0 } }, 'ERR_WRONG_DIRECTION'],
+      ['DOMAIN_UP to a domain', { v: a.client.version, kind: 'evt', type: 'DOMAIN_UP', id: 0, dst: b.domid, body: { domid: a.domid } }, 'ERR_WRONG_DIRECTION'],
+      ['EVTCHN_EVENT to a domain', { v: a.client.version, kind: 'evt', type: 'EVTCHN_EVENT', id: 0, dst: b.domid, body: { port: 1, count: 1 } }, 'ERR_WRONG_DIRECTION'],
     ];
     for (const [name, frame, code] of refusals) {
       const pe = a.client.nextProtocolError();
@@ -217,10 +222,10 @@ describe('SPEC 6 routing', () => {
 
   it('6.1.8: a PROTOCOL_ERROR without dst is for the backend (no answer); with dst it is routed with src stamped', async () => {
     const [a, b] = await pair();
-    a.client.send({ v: 1, kind: 'evt', type: 'PROTOCOL_ERROR', id: 0, body: { code: 'ERR_MALFORMED', message: 'I did not like a frame' } });
+    a.client.send({ v: a.client.version, kind: 'evt', type: 'PROTOCOL_ERROR', id: 0, body: { code: 'ERR_MALFORMED', message: 'I did not like a frame' } });
     await nothingMore(a.client);
-    a.client.send({ v: 1, kind: 'evt', type: 'PROTOCOL_ERROR', id: 0, dst: b.domid, body: { code: 'ERR_FIELD_RANGE', message: 'about your reply', id: 4, type: 'ECHO' } });
+    a.client.send({ v: a.client.version, kind: 'evt', type: 'PROTOCOL_ERROR', id: 0, dst: b.domid, body: { code: 'ERR_FIELD_RANGE', message: 'about your reply', id: 4, type: 'ECHO' } });
     const routed = await b.client.nextEvent<ErrBody>('PROTOCOL_ERROR');
     expect(routed).toMatchObject({ src: a.domid, body: { code: 'ERR_FIELD_RANGE', id: 4, type: 'ECHO' } });
   });
-});
+}));

@@ -87,16 +87,18 @@ function shortFile(path: string): string {
 function checksOf(file: RunnerTestFile): CheckResult[] {
   const out: CheckResult[] = [];
   const name = shortFile(file.filepath);
-  const walk = (task: RunnerTask, section: string): void => {
+  // A describe block inside a section (e.g. "over protocol v2") is named before the test, so that the check of
+  // each protocol version can be told apart; the rule is the test's own.
+  const walk = (task: RunnerTask, section: string, inner: readonly string[]): void => {
     if (task.type === 'suite') {
       const title = task.name.replace(/^SPEC\s+/, '');
-      for (const t of task.tasks) walk(t, section || title);
+      for (const t of task.tasks) walk(t, section || title, section ? [...inner, task.name] : inner);
       return;
     }
     const state = task.result?.state === 'pass' ? 'pass' : task.result?.state === 'fail' ? 'fail' : 'skip';
     const colon = task.name.indexOf(':');
     const result: CheckResult = {
-      section: section || name, rule: colon > 0 ? task.name.slice(0, colon) : task.name, name: task.name, file: name,
+      section: section || name, rule: colon > 0 ? task.name.slice(0, colon) : task.name, name: [...inner, task.name].join(' > '), file: name,
       state, durationMs: Math.round(task.result?.duration ?? 0),
     };
     if (state === 'fail') {
@@ -105,7 +107,7 @@ function checksOf(file: RunnerTestFile): CheckResult[] {
     }
     out.push(result);
   };
-  for (const t of file.tasks) walk(t, '');
+  for (const t of file.tasks) walk(t, '', []);
   const fileErrors = file.result?.errors ?? [];
   const sectionOfFile = out[0]?.section ?? name;
   if (fileErrors.length > 0 || file.result?.state === 'fail' && out.every((r) => r.state !== 'fail')) {
