@@ -35,8 +35,11 @@ export function viewFrames(ram: GuestRam, frames: Uint32Array, detachable = fals
   if (isOneRun(frames) && !detachable) {
     return { bytes: ram.pages(frames[0]!, frames.length), mapped: false, unmap: () => undefined };
   }
-  // Validate against RAM first: the addon would map whatever the file holds.
-  for (const f of frames) ram.pages(f, 1);
+  // Validate against RAM first: the addon would map whatever the file holds. One check of the RAM's
+  // state, then only the bound per frame (a Uint32Array holds non-negative integers); ram.pages
+  // throws the RAM's own error for the first frame outside it, without a subarray per page.
+  ram.pages(frames[0]!, 1);
+  for (let i = 0; i < frames.length; i++) if (frames[i]! >= ram.memPages) ram.pages(frames[i]!, 1);
   const fd = openSync(ram.path, 'r+');
   let buffer: ArrayBuffer;
   try {

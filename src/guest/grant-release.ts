@@ -42,7 +42,9 @@ export function revokeAndFree(grants: GuestGrantTable, refs: ArrayLike<number>, 
       throw new GuestError('ERR_BAD_ARGUMENT', `ref ${refs[i]} (index ${i}) is not granted or is already being released`, { index: i, ref: refs[i] });
     }
   }
-  if (new Set(Array.from(refs)).size !== refs.length) throw new GuestError('ERR_BAD_ARGUMENT', 'a ref is listed twice');
+  // Sorted typed copy, not a Set of numbers: a 4K buffer's 8,100 refs cost 32 KB instead of ~1 MB of heap.
+  const sorted = Uint32Array.from(refs).sort();
+  for (let i = 1; i < sorted.length; i++) if (sorted[i] === sorted[i - 1]) throw new GuestError('ERR_BAD_ARGUMENT', 'a ref is listed twice');
   let outstanding = refs.length;
   let state: GrantReleaseState = GrantReleaseState.Pending;
   let resolve!: () => void;

@@ -175,4 +175,15 @@ describe('GuestGrantTable', () => {
     expect(ram[frames[3]! * PAGE_SIZE]).toBe(0);
     expect(() => revokeAndFree(table, refs, alloc, frames)).toThrow(/not granted/);
   });
+
+  it('revokeAndFree refuses a ref listed twice, anywhere in the list, and changes nothing', async () => {
+    const { table } = setup(1, 1);
+    const refs = await table.grantAccessMany(5, [10, 11, 12, 13], true);
+    for (const twice of [[refs[0]!, refs[1]!, refs[0]!], [refs[2]!, refs[3]!, refs[1]!, refs[3]!]]) {
+      expect(() => revokeAndFree(table, twice)).toThrow(/listed twice/);
+    }
+    expect(Array.from(refs, (r) => table.stateOf(r))).toEqual([RefState.Granted, RefState.Granted, RefState.Granted, RefState.Granted]);
+    await revokeAndFree(table, refs).done;
+    table.close();
+  });
 });
