@@ -35,6 +35,8 @@
 #define _GNU_SOURCE
 #include <node_api.h>
 
+#include "grant.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -487,6 +489,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"currentMapCount", NULL, current_map_count_js, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   NAPI_OK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  NAPI_OK(env, grant_init(env, exports)); /* the backend's grant loops: grant.c */
   return exports;
 }
 

@@ -6,23 +6,25 @@
  *
  * It does what an importer does in v1, page by page and with the same
  * checks, without the round trips: each directory page is pinned read-only
- * exactly as a map entry (acquireGrant: ref range, pinned-entry record, pin
- * limit, type, grantee, GTF_reading by compare-exchange against a validated
- * copy, frame read once, frame in range), copied once into private memory
- * while pinned (one pread from the granter's RAM file), and unpinned (releaseGrant: busy bits per XSA-230). Only the
- * copy is decoded (XSA-155), with the importer's own directory decoder
+ * exactly as a map entry (acquireGrant's steps: ref range, pinned-entry
+ * record, pin limit, type, grantee, GTF_reading by compare-exchange against
+ * a validated copy, frame read once, frame in range), copied once into
+ * private memory while pinned (a pread from the granter's RAM file, kept
+ * open: Domain.ramFd), and unpinned (releaseGrant's
+ * steps: busy bits per XSA-230); the addon does these three steps for all
+ * pages of a level in one call (grant-native.ts). Only the copy is decoded
+ * (XSA-155), with the importer's own directory decoder
  * (src/hyper-dmabuf/directory, pure functions of SPEC.md 10.3). The data
  * refs are then mapped as one GNTTAB_MAP_GRANT_REF batch (grant-map.ts).
  */
-import { closeSync, readSync } from 'node:fs';
-import { GNTMAP, GNTST, PAGE_SIZE, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
+import { GNTMAP, GNTST, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
+import { DIR_REFS_PER_PAGE } from '../../protocol/messages/dmabuf.ts';
 import type { GNTTAB_MAP_DIRECTORY } from '../../protocol/messages/grant.ts';
 import { walkDirectory } from '../hyper-dmabuf/directory/index.ts';
-import { readWordsLE } from '../hyper-dmabuf/directory/le-words.ts';
 import type { HvContext } from './context.ts';
-import { Domain } from './domain.ts';
+import type { Domain } from './domain.ts';
 import { mapBatchStatus, mapInto, mapOutput } from './grant-map.ts';
-import { acquireGrant, releaseGrant } from './grant-pin.ts';
+import { readDirectoryPages } from './grant-native.ts';
 import { nsSince } from './grant-stats.ts';
 
 /** The response body. */
@@ -55,32 +57,25 @@ export async function mapDirectory(ctx: HvContext, caller: Domain, body: Request
   const t0 = process.hrtime.bigint();
   const dirRefs: number[] = [];
   const dirStatus: number[] = [];
-  // pread of each page into private memory: no mapping of the granter's whole RAM for a few pages.
-  const fd = ctx.files.open(granter.ramPath);
-  const page = new Uint8Array(PAGE_SIZE);
-  const me = caller.domid;
+  // Opened once per domain and kept (Domain.ramFd): an open and a close per request cost more than
+  // the nine preads of a 4K buffer's directory.
+  const ramFd = granter.ramFd(() => ctx.files.open(granter.ramPath));
   try {
     while (!walk.done) {
-      const pages: Uint32Array[] = [];
-      for (const ref of walk.wanted) {
-        dirRefs.push(ref);
-        const frame = acquireGrant(granter, ref, me, false);
-        if (frame < 0) {
-          dirStatus.push(frame);
-          return refused(dirRefs, dirStatus, granter.ramPath);
-        }
-        dirStatus.push(GNTST.okay);
-        try {
-          if (readSync(fd, page, 0, PAGE_SIZE, Domain.frameOffset(frame)) !== PAGE_SIZE) throw new Error(`short read of frame ${frame}`);
-          pages.push(readWordsLE(page));
-        } finally {
-          releaseGrant(granter, ref, false);
-        }
+      const wanted = Uint32Array.from(walk.wanted);
+      const words = new Uint32Array(wanted.length * DIR_REFS_PER_PAGE);
+      const status = new Int16Array(wanted.length);
+      const handled = readDirectoryPages(caller, granter, ramFd, wanted, words, status);
+      for (let k = 0; k < handled; k++) {
+        dirRefs.push(wanted[k]!);
+        dirStatus.push(status[k]!);
       }
+      if (handled < wanted.length || (handled > 0 && status[handled - 1]! < 0)) return refused(dirRefs, dirStatus, granter.ramPath);
+      const pages: Uint32Array[] = [];
+      for (let k = 0; k < handled; k++) pages.push(words.subarray(k * DIR_REFS_PER_PAGE, (k + 1) * DIR_REFS_PER_PAGE));
       walk.supply(pages);
     }
   } finally {
-    closeSync(fd);
     stats.dirPages += dirRefs.length;
     stats.dirNs += nsSince(t0);
   }

@@ -3,10 +3,10 @@
  * one status per entry (XSA-361: a failed entry never affects another, and
  * the handles of the entries that succeeded stay valid until unmapped).
  *
- * The per-entry loops allocate nothing: statuses, handles and frames go
- * straight into typed arrays (v2 sends them as they are, packed; v1 copies
- * them into arrays once at the end), pins into typed arrays
- * (active-grants.ts, maptrack.ts). A long batch is processed in slices of
+ * The per-entry loops run in the addon (grant-native.ts) and allocate
+ * nothing: statuses, handles and frames go straight into typed arrays (v2
+ * sends them as they are, packed; v1 copies them into arrays once at the
+ * end), pins into typed arrays (active-grants.ts, maptrack.ts). A long batch is processed in slices of
  * GRANT_SLICE entries with a turn of the event loop between them, so that a
  * 65,536-entry batch does not stall every other domain (SPEC.md 7.7 rule 4).
  */
@@ -17,8 +17,10 @@ import type {
 import type { HvContext } from './context.ts';
 import type { Domain } from './domain.ts';
 import { reapIfUnused } from './domain-lifecycle.ts';
-import { acquireGrant, releaseGrant } from './grant-pin.ts';
+import { mapEntries, unmapEntries, type MapOutput } from './grant-native.ts';
 import { nsSince } from './grant-stats.ts';
+
+export type { MapOutput } from './grant-native.ts';
 
 /** Entries of a map or unmap batch processed per event-loop turn. */
 export const GRANT_SLICE = 8192;
@@ -30,13 +32,6 @@ const UNSUPPORTED_MAP_FLAGS = GNTMAP.device_map | GNTMAP.application_map | GNTMA
 export type MapResult = ResponseOf<typeof GNTTAB_MAP_GRANT_REF>;
 /** A v2 map response body. */
 export type MapResultV2 = ResponseOf<typeof GNTTAB_MAP_GRANT_REF_V2>;
-
-/** Per-entry results of a map batch, in request order. */
-export interface MapOutput {
-  readonly status: Int16Array;
-  readonly handle: Uint32Array;
-  readonly frame: Uint32Array;
-}
 
 /** Typed output arrays for n entries. */
 export function mapOutput(n: number): MapOutput {
@@ -52,6 +47,17 @@ export function mapOutput(n: number): MapOutput {
  */
 function plainArray(values: ArrayLike<number>): number[] {
   const out = new Array<number>(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = values[i]!;
+  return out;
+}
+
+/**
+ * A v1 batch's numbers as a Uint32Array for the native loops (v2's packed
+ * arrays already are one). The decoder checked every element is a u32.
+ */
+function u32Array(values: ArrayLike<number>): Uint32Array {
+  if (values instanceof Uint32Array) return values;
+  const out = new Uint32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = values[i]!;
   return out;
 }
@@ -76,18 +82,15 @@ export function mapBatchStatus(granter: Domain | undefined, flags: number): numb
 
 /**
  * Maps `refs` of `granter` for `caller` into `out`, entry by entry, after
- * the whole-batch checks passed. Per entry, in order: a free maptrack slot
- * (GNTST_no_device_space), then acquireGrant's steps (grant-pin.ts), then a
- * handle is recorded. Between slices: if the caller died, the rest is not
- * processed (its death cascade released what was mapped; nobody reads the
+ * the whole-batch checks passed. Per entry, in order (grant-native.ts): a
+ * free maptrack slot (GNTST_no_device_space), then acquireGrant's steps
+ * (grant-pin.ts), then a handle is recorded. Between slices: if the caller
+ * died, the rest is not processed (its death cascade released what was mapped; nobody reads the
  * answer); if the granter died, the rest gets GNTST_bad_domain.
  */
-export async function mapInto(ctx: HvContext, caller: Domain, granter: Domain, refs: ArrayLike<number>, writable: boolean, out: MapOutput): Promise<void> {
+export async function mapInto(ctx: HvContext, caller: Domain, granter: Domain, refs: Uint32Array, writable: boolean, out: MapOutput): Promise<void> {
   const n = refs.length;
   const { status, handle, frame } = out;
-  const maptrack = caller.maptrack;
-  const me = caller.domid;
-  const granterId = granter.domid;
   const stats = ctx.grantStats;
   for (let start = 0; start < n; start += GRANT_SLICE) {
     const end = Math.min(n, start + GRANT_SLICE);
@@ -101,21 +104,7 @@ export async function mapInto(ctx: HvContext, caller: Domain, granter: Domain, r
       }
     }
     const t0 = process.hrtime.bigint();
-    let mapped = 0;
-    for (let i = start; i < end; i++) {
-      const ref = refs[i]!;
-      const r = maptrack.full ? GNTST.no_device_space : acquireGrant(granter, ref, me, writable);
-      if (r >= 0) {
-        status[i] = GNTST.okay;
-        handle[i] = maptrack.alloc(granterId, ref, writable);
-        frame[i] = r;
-        mapped++;
-      } else {
-        status[i] = r;
-        handle[i] = INVALID_GRANT_HANDLE;
-        frame[i] = 0;
-      }
-    }
+    const mapped = mapEntries(caller, granter, refs, start, end, writable, out);
     granter.foreignPins += mapped;
     stats.mapNs += nsSince(t0);
     stats.mapEntries += end - start;
@@ -124,7 +113,7 @@ export async function mapInto(ctx: HvContext, caller: Domain, granter: Domain, r
 }
 
 /** Maps `refs` of domain `dom` for `caller` (both versions); results in typed arrays. */
-async function mapBatch(ctx: HvContext, caller: Domain, dom: number, flags: number, refs: ArrayLike<number>): Promise<MapOutput & { ramPath: string }> {
+async function mapBatch(ctx: HvContext, caller: Domain, dom: number, flags: number, refs: Uint32Array): Promise<MapOutput & { ramPath: string }> {
   const out = mapOutput(refs.length);
   const granter = ctx.registry.get(dom);
   const batchStatus = mapBatchStatus(granter, flags);
@@ -145,7 +134,7 @@ export function mapGrantBatchV2(ctx: HvContext, caller: Domain, body: RequestOf<
 
 /** GNTTAB_MAP_GRANT_REF in v1: the same work, the results as arrays. */
 export async function mapGrantBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof GNTTAB_MAP_GRANT_REF>): Promise<MapResult> {
-  const r = await mapBatch(ctx, caller, body.dom, body.flags, body.refs);
+  const r = await mapBatch(ctx, caller, body.dom, body.flags, u32Array(body.refs));
   return { status: plainArray(r.status), handle: plainArray(r.handle), frame: plainArray(r.frame), ramPath: r.ramPath };
 }
 
@@ -158,17 +147,15 @@ export async function mapGrantBatch(ctx: HvContext, caller: Domain, body: Reques
  * last foreign pin goes. Between slices, a caller that died stops the
  * batch (its cascade released every entry).
  */
-async function unmapInto(ctx: HvContext, caller: Domain, handles: ArrayLike<number>, status: Int16Array): Promise<void> {
+async function unmapInto(ctx: HvContext, caller: Domain, handles: Uint32Array, status: Int16Array): Promise<void> {
   const n = handles.length;
   const maptrack = caller.maptrack;
   const stats = ctx.grantStats;
   stats.batches++;
-  let lastGranter: Domain | undefined;
   for (let start = 0; start < n; start += GRANT_SLICE) {
     const end = Math.min(n, start + GRANT_SLICE);
     if (start > 0) {
       await nextTurn();
-      lastGranter = undefined;
       if (!caller.alive) {
         status.fill(GNTST.bad_handle, start);
         return;
@@ -176,26 +163,26 @@ async function unmapInto(ctx: HvContext, caller: Domain, handles: ArrayLike<numb
     }
     const t0 = process.hrtime.bigint();
     let deadGranters: Domain[] | undefined;
-    for (let i = start; i < end; i++) {
+    // One native run per stretch of handles of the same granter (a whole batch, usually).
+    for (let i = start; i < end;) {
       const slot = maptrack.lookup(handles[i]!);
       if (slot < 0) {
-        status[i] = GNTST.bad_handle;
+        status[i++] = GNTST.bad_handle;
         continue;
       }
       const granterId = maptrack.granterOf(slot);
-      const granter = lastGranter?.domid === granterId ? lastGranter : ctx.registry.get(granterId);
+      const granter = ctx.registry.get(granterId);
       if (!granter) {
         // Cannot happen (a granter stays registered while pinned); refuse rather than guess.
         ctx.log(`d${caller.domid}: handle ${handles[i]} names missing granter d${granterId}`);
-        status[i] = GNTST.general_error;
+        status[i++] = GNTST.general_error;
         continue;
       }
-      lastGranter = granter;
-      releaseGrant(granter, maptrack.refOf(slot), maptrack.isWritable(slot));
-      maptrack.free(slot);
-      granter.foreignPins--;
-      if (!granter.alive && granter.foreignPins === 0) (deadGranters ??= []).push(granter);
-      status[i] = GNTST.okay;
+      const live0 = maptrack.live;
+      i = unmapEntries(caller, granter, handles, i, end, status);
+      const unmapped = live0 - maptrack.live;
+      granter.foreignPins -= unmapped;
+      if (unmapped > 0 && !granter.alive && granter.foreignPins === 0) (deadGranters ??= []).push(granter);
     }
     stats.unmapNs += nsSince(t0);
     stats.unmapEntries += end - start;
@@ -214,6 +201,6 @@ export async function unmapGrantBatchV2(ctx: HvContext, caller: Domain, body: Re
 /** GNTTAB_UNMAP_GRANT_REF in v1: statuses as an array. */
 export async function unmapGrantBatch(ctx: HvContext, caller: Domain, body: RequestOf<typeof GNTTAB_UNMAP_GRANT_REF>): Promise<ResponseOf<typeof GNTTAB_UNMAP_GRANT_REF>> {
   const status = new Int16Array(body.handles.length);
-  await unmapInto(ctx, caller, body.handles, status);
+  await unmapInto(ctx, caller, u32Array(body.handles), status);
   return { status: plainArray(status) };
 }

@@ -25,24 +25,42 @@ const INDEX_MASK = (1 << INDEX_BITS) - 1;
 const GEN_MAX = 0xfff;
 const INITIAL_SLOTS = 1024;
 
-/** Entry flags. */
+/** Entry flags (native/grant.c uses the same). */
 const LIVE = 1;
 const WRITABLE = 2;
 
-/** The maptrack of one mapping domain. */
+/** Indexes of {@link Maptrack.state} (native/grant.c uses the same). */
+const FREE_HEAD = 0;
+const USED = 1;
+const LIVE_COUNT = 2;
+const LIMIT = 3;
+
+/**
+ * The maptrack of one mapping domain. The map and unmap batches run in
+ * native code (grant-native.ts) over these very arrays and `state`; this
+ * class grows the arrays, looks handles up and frees slots for the death
+ * cascade, and its `alloc` is the reference the native map is tested
+ * against (test/hv/grant-native.test.ts).
+ */
 export class Maptrack {
   /** Most live entries (GNTST_no_device_space beyond). */
   readonly limit: number;
-  /** Live entries. */
-  live = 0;
-  private granter: Uint16Array;
-  private ref: Uint32Array;
-  private flags: Uint8Array;
-  private gen: Uint16Array;
-  private next: Int32Array;
-  /** Slots ever used (slots below are either live or on the free list). */
-  private used = 0;
-  private freeHead = -1;
+  /** Granting domain of each slot. */
+  granter: Uint16Array;
+  /** Grant reference of each slot. */
+  ref: Uint32Array;
+  /** LIVE | WRITABLE of each slot (0 when free). */
+  flags: Uint8Array;
+  /** Generation of each slot (1..GEN_MAX), part of its handle. */
+  gen: Uint16Array;
+  /** Next slot of the free list (-1 ends it). */
+  next: Int32Array;
+  /**
+   * The scalars, in an Int32Array so that native code updates them in place:
+   * [free-list head (-1: empty), slots ever used (slots below are live or on
+   * the free list), live entries, limit].
+   */
+  readonly state = new Int32Array(4);
 
   constructor(limit: number) {
     this.limit = limit;
@@ -52,6 +70,13 @@ export class Maptrack {
     this.flags = new Uint8Array(n);
     this.gen = new Uint16Array(n).fill(1);
     this.next = new Int32Array(n);
+    this.state[FREE_HEAD] = -1;
+    this.state[LIMIT] = limit;
+  }
+
+  /** Live entries. */
+  get live(): number {
+    return this.state[LIVE_COUNT]!;
   }
 
   /** True when no entry can be allocated. */
@@ -59,26 +84,33 @@ export class Maptrack {
     return this.live >= this.limit;
   }
 
+  /** True when the next allocation needs a never-used slot and every array slot is used (grow first). */
+  get needsGrow(): boolean {
+    return this.state[FREE_HEAD]! < 0 && this.state[USED]! === this.flags.length;
+  }
+
   /** Records a mapping; the caller has checked `full`. Returns its handle. */
   alloc(granter: number, ref: number, writable: boolean): number {
-    let slot = this.freeHead;
+    const st = this.state;
+    let slot = st[FREE_HEAD]!;
     if (slot >= 0) {
-      this.freeHead = this.next[slot]!;
+      st[FREE_HEAD] = this.next[slot]!;
     } else {
-      if (this.used === this.flags.length) this.grow();
-      slot = this.used++;
+      if (this.needsGrow) this.grow();
+      slot = st[USED]!;
+      st[USED] = slot + 1;
     }
     this.granter[slot] = granter;
     this.ref[slot] = ref;
     this.flags[slot] = writable ? LIVE | WRITABLE : LIVE;
-    this.live++;
+    st[LIVE_COUNT]!++;
     return ((this.gen[slot]! << INDEX_BITS) | slot) >>> 0;
   }
 
   /** The slot of a live handle, or -1 for a handle never issued, already released, or stale. */
   lookup(handle: number): number {
     const slot = handle & INDEX_MASK;
-    if (slot >= this.used) return -1;
+    if (slot >= this.state[USED]!) return -1;
     if ((this.flags[slot]! & LIVE) === 0) return -1;
     if (this.gen[slot] !== handle >>> INDEX_BITS) return -1;
     return slot;
@@ -101,23 +133,26 @@ export class Maptrack {
 
   /** Frees a live slot; its handle becomes stale. */
   free(slot: number): void {
+    const st = this.state;
     this.flags[slot] = 0;
     const g = this.gen[slot]!;
     this.gen[slot] = g >= GEN_MAX ? 1 : g + 1;
-    this.next[slot] = this.freeHead;
-    this.freeHead = slot;
-    this.live--;
+    this.next[slot] = st[FREE_HEAD]!;
+    st[FREE_HEAD] = slot;
+    st[LIVE_COUNT]!--;
   }
 
   /** Slots that are live now, in slot order (a snapshot: freeing while iterating it is safe). */
   liveSlots(): Int32Array {
     const out = new Int32Array(this.live);
     let k = 0;
-    for (let s = 0; s < this.used; s++) if (this.flags[s]! & LIVE) out[k++] = s;
+    const used = this.state[USED]!;
+    for (let s = 0; s < used; s++) if (this.flags[s]! & LIVE) out[k++] = s;
     return out;
   }
 
-  private grow(): void {
+  /** Doubles the arrays, up to the limit. */
+  grow(): void {
     const n = Math.min(this.flags.length * 2, this.limit);
     const granter = new Uint16Array(n); granter.set(this.granter); this.granter = granter;
     const ref = new Uint32Array(n); ref.set(this.ref); this.ref = ref;

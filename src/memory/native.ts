@@ -55,6 +55,37 @@ export interface NativeMem {
   maxMapCount(): number;
   /** Current number of VMAs of this process (lines of /proc/self/maps). */
   currentMapCount(): number;
+  /**
+   * The backend's map loop (native/grant.c): maps refs[start..end) of a granter for domain `me` into the outputs,
+   * updating the active entries and the maptrack in place. Returns the index reached (end, or where the maptrack
+   * must grow first). Called only through src/hv/grant-native.ts.
+   */
+  grantMap(
+    words: Int32Array, nrEntries: number, pinR: Uint8Array, pinW: Uint8Array, frame: Uint32Array, domid: Uint16Array, memPages: number,
+    mtGranter: Uint16Array, mtRef: Uint32Array, mtFlags: Uint8Array, mtGen: Uint16Array, mtNext: Int32Array, mtState: Int32Array,
+    granterId: number, me: number, writable: boolean, refs: Uint32Array, start: number, end: number,
+    status: Int16Array, handle: Uint32Array, outFrame: Uint32Array,
+  ): number;
+  /**
+   * The backend's unmap loop (native/grant.c): unmaps handles[start..end) that belong to granter `granterId`.
+   * Returns the index reached (end, or the first live handle of another granter). Called only through
+   * src/hv/grant-native.ts.
+   */
+  grantUnmap(
+    words: Int32Array, nrEntries: number, pinR: Uint8Array, pinW: Uint8Array,
+    mtGranter: Uint16Array, mtRef: Uint32Array, mtFlags: Uint8Array, mtGen: Uint16Array, mtNext: Int32Array, mtState: Int32Array,
+    granterId: number, handles: Uint32Array, start: number, end: number, status: Int16Array,
+  ): number;
+  /**
+   * The backend's directory-page read (native/grant.c): per ref, a read-only pin as a map entry's, a copy of the
+   * page (pread from the granter's RAM file `fd`) into out (1024 little-endian u32 words per page), the pin
+   * dropped; stops after the first failure. Returns the refs handled; throws ERR_IO if a read fails (the pin
+   * dropped). Called only through src/hv/grant-native.ts.
+   */
+  grantReadPages(
+    words: Int32Array, nrEntries: number, pinR: Uint8Array, pinW: Uint8Array, frame: Uint32Array, domid: Uint16Array, memPages: number,
+    me: number, refs: Uint32Array, fd: number, out: Uint32Array, status: Int16Array,
+  ): number;
 }
 
 /** The package root: this file is src/memory/native.ts, or dist/src/memory/native.js when compiled for the package. */
