@@ -19,6 +19,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { decodeFrame } from '../../protocol/index.ts';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
 import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
@@ -64,7 +65,7 @@ describe('work per frame (SPEC 3.7), real backend process', () => {
     const frames = Array.from({ length: BIG_FRAMES }, (_, i) => copyFrame(a.domid, 100 + i, 8));
     const legit = copyFrame(a.domid, 200);
 
-    // The order in which replies arrive: 'p' a PING reply, 'F' a reply to a big frame.
+    // The order in which replies arrive: 'p' a PING reply of the bystander, 'F<id>' a reply to the sender.
     const order: string[] = [];
     let pings = 0;
     let done = false;
@@ -74,25 +75,34 @@ describe('work per frame (SPEC 3.7), real backend process', () => {
       pings++;
       if (!done) ping();
     });
-    sender.ws.on('message', () => order.push('F'));
+    sender.ws.on('message', (data: Buffer) => {
+      const r = decodeFrame(data);
+      order.push(`F${r.ok ? r.env.id : '?'}`);
+    });
     ping();
     for (const f of frames) sender.sendBytes(f);
+    // A small frame right behind the big ones, on the same connection: it waits for them (frames of a connection in order).
+    sender.sendBytes(packRaw({ v: 1, kind: 'req', type: 'PING', id: 150, body: { nonce: 150 } }));
     const replies = [];
     for (let i = 0; i < BIG_FRAMES; i++) replies.push(await sender.next((e) => e.id === 100 + i, 60_000));
+    const senderPing = await sender.next((e) => e.id === 150, 60_000);
     done = true;
 
     for (const [i, r] of replies.entries()) {
       expect(r?.kind, `big frame ${i}`).toBe('err');
       expect(r?.body).toMatchObject({ code: 'ERR_FIELD_RANGE', field: `body.ops[${OPS - 1}].flags` });
     }
+    expect(senderPing?.kind).toBe('res');
+    expect(order.indexOf('F150'), 'the PING sent behind the big frames is answered after them').toBeGreaterThan(order.indexOf(`F${100 + BIG_FRAMES - 1}`));
     // PINGs answered between two consecutive replies of the big frames (after the first one).
+    const big = new Set(Array.from({ length: BIG_FRAMES }, (_, i) => `F${100 + i}`));
     const between: number[] = [];
     let count = -1;
     for (const e of order) {
-      if (e === 'F') {
+      if (big.has(e)) {
         if (count >= 0) between.push(count);
         count = 0;
-      } else if (count >= 0) {
+      } else if (e === 'p' && count >= 0) {
         count++;
       }
     }
