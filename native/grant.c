@@ -16,7 +16,7 @@
  * Per map entry, the steps and statuses are exactly those of acquireGrant
  * (src/hv/grant-pin.ts, mapping variant) after the maptrack's limit check,
  * in the same order; per unmap entry those of Maptrack.lookup, releaseGrant
- * and Maptrack.free; per directory page a read-only acquire, a pread of the
+ * and Maptrack.free; per directory page a read-only acquire, a copy of the
  * page and a release. test/hv/grant-native.test.ts runs both on the same
  * inputs and compares every output, pin, maptrack slot and table word.
  * Shared memory is read as Xen's grant_table.c does (XSA-155): word 0 of an
@@ -26,12 +26,10 @@
 #define _GNU_SOURCE
 #include "grant.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Xen's values (xen/include/public/grant_table.h); protocol/grant-abi.ts. */
 #define GNTST_okay 0
@@ -368,46 +366,34 @@ static napi_value grant_unmap(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* Reads one page of the file open as fd at page `frame` into buf: 0, or an errno. */
-static int read_page(int fd, uint32_t frame, void *buf) {
-  size_t done = 0;
-  while (done < PAGE_BYTES) {
-    ssize_t n = pread(fd, (char *)buf + done, PAGE_BYTES - done, (off_t)frame * PAGE_BYTES + (off_t)done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno;
-    if (n == 0) return EIO; /* a frame below memPages is inside the file: never */
-    done += (size_t)n;
-  }
-  return 0;
-}
-
 /*
  * grantReadPages(words, nrEntries, pinR, pinW, frame, domid, memPages, me,
- *                refs, fd, out, status)
+ *                refs, ram, out, status)
  * The directory pages of GNTTAB_MAP_DIRECTORY (SPEC.md 7.7): per ref, in
  * order, a read-only pin exactly as a map entry's (acquire), a copy of the
- * page from the granter's RAM file `fd` (pread) into out[k * 1024 ...] as
- * little-endian u32 words (SPEC.md 10.3), and the pin dropped (release).
- * status[k] is GNTST_okay or the pin's failure; the first failure stops the
- * walk. Returns how many refs were handled (the failed one included). A
- * failed read throws ERR_IO, with the pin already dropped.
+ * page from `ram` (the backend's mapping of the granter's RAM) into
+ * out[k * 1024 ...] as little-endian u32 words (SPEC.md 10.3), and the pin
+ * dropped (release). status[k] is GNTST_okay or the pin's failure; the
+ * first failure stops the walk. Returns how many refs were handled (the
+ * failed one included).
  */
 static napi_value grant_read_pages(napi_env env, napi_callback_info info) {
-  size_t argc = 12, nrefs, nout, ns;
+  size_t argc = 12, nrefs, nram, nout, ns;
   napi_value argv[12], result;
   struct granter g;
-  uint32_t me, fd, *refs, *out;
+  uint32_t me, *refs, *out;
+  uint8_t *ram;
   int16_t *status;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 12)
     return fail(env, "grantReadPages takes 12 arguments");
   if (!get_granter(env, argv, 1, &g) || !get_u32(env, argv[7], "me", &me) ||
       !get_ta(env, argv[8], napi_uint32_array, "refs", (void **)&refs, &nrefs) ||
-      !get_u32(env, argv[9], "fd", &fd) ||
+      !get_ta(env, argv[9], napi_uint8_array, "ram", (void **)&ram, &nram) ||
       !get_ta(env, argv[10], napi_uint32_array, "out", (void **)&out, &nout) ||
       !get_ta(env, argv[11], napi_int16_array, "status", (void **)&status, &ns))
     return fail(env, "grantReadPages: bad arguments");
-  if (nout / WORDS_PER_PAGE < nrefs || ns < nrefs || fd > INT32_MAX)
-    return fail(env, "grantReadPages: arrays too short for %zu pages", nrefs);
+  if (nout / WORDS_PER_PAGE < nrefs || ns < nrefs || nram / PAGE_BYTES < g.mem_pages)
+    return fail(env, "grantReadPages: arrays too short for %zu pages of %u", nrefs, g.mem_pages);
 
   size_t k;
   for (k = 0; k < nrefs; k++) {
@@ -418,17 +404,11 @@ static napi_value grant_read_pages(napi_env env, napi_callback_info info) {
     }
     /* The private copy, taken while the pin holds (XSA-155: only it is decoded). */
     uint32_t *words = out + k * WORDS_PER_PAGE;
-    int err = read_page((int)fd, (uint32_t)r, words);
-    release(&g, refs[k], 0);
-    if (err) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "reading frame %u of the granter's RAM: %s", (uint32_t)r, strerror(err));
-      napi_throw_error(env, "ERR_IO", msg);
-      return NULL;
-    }
+    memcpy(words, ram + (size_t)r * PAGE_BYTES, PAGE_BYTES);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     for (size_t w = 0; w < WORDS_PER_PAGE; w++) words[w] = __builtin_bswap32(words[w]);
 #endif
+    release(&g, refs[k], 0);
     status[k] = GNTST_okay;
   }
   if (napi_create_uint32(env, (uint32_t)k, &result) != napi_ok) return fail(env, "napi_create_uint32");

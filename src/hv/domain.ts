@@ -64,7 +64,6 @@ export class Domain {
   private readonly tableBuf: ArrayBuffer;
   private ramBuf: ArrayBuffer | undefined;
   private ramBytes: Uint8Array | undefined;
-  private ramFdOpen: number | undefined;
 
   /** Wraps a domain whose files exist; maps its grant table through `gnttabFd` (which the caller closes). */
   constructor(spec: DomainSpec, gnttabFd: number) {
@@ -108,9 +107,10 @@ export class Domain {
 
   /**
    * The backend's own read-write view of the domain's whole RAM, for
-   * GNTTAB_COPY. Mapped on first use (`openRam` opens the file) and kept
-   * until the domain is removed: copies are small and frequent, so one
-   * mapping beats a pread/pwrite pair per op.
+   * GNTTAB_COPY and the directory pages of GNTTAB_MAP_DIRECTORY. Mapped on
+   * first use (`openRam` opens the file) and kept until the domain is
+   * removed: copies are small and frequent, so one mapping beats a
+   * pread/pwrite pair per op.
    */
   ram(openRam: () => number): Uint8Array {
     if (!this.ramBytes) {
@@ -125,27 +125,13 @@ export class Domain {
     return this.ramBytes;
   }
 
-  /**
-   * A descriptor of the domain's RAM file, for GNTTAB_MAP_DIRECTORY's
-   * reads of a few pages each (pread, grant-native.ts): opened on first use
-   * (`openRam`) and kept until the domain is removed. Not the mapping of
-   * `ram`: mapping the whole RAM costs tens of milliseconds the first time
-   * (V8 accounts the external buffer and may collect garbage), a pread of a
-   * page a microsecond.
-   */
-  ramFd(openRam: () => number): number {
-    return (this.ramFdOpen ??= openRam());
-  }
-
   /** Byte offset of a frame in the RAM view. */
   static frameOffset(frame: number): number {
     return frame * PAGE_SIZE;
   }
 
-  /** Unmaps the backend's views of the domain's memory and closes its RAM descriptor (at removal). Idempotent. */
+  /** Unmaps the backend's views of the domain's memory (at removal). Idempotent. */
   unmapAll(): void {
-    if (this.ramFdOpen !== undefined) closeSync(this.ramFdOpen);
-    this.ramFdOpen = undefined;
     if (this.ramBuf) nativeMem.unmap(this.ramBuf);
     this.ramBuf = undefined;
     this.ramBytes = undefined;

@@ -9,8 +9,8 @@
  * exactly as a map entry (acquireGrant's steps: ref range, pinned-entry
  * record, pin limit, type, grantee, GTF_reading by compare-exchange against
  * a validated copy, frame read once, frame in range), copied once into
- * private memory while pinned (a pread from the granter's RAM file, kept
- * open: Domain.ramFd), and unpinned (releaseGrant's
+ * private memory while pinned (from the backend's mapping of the granter's
+ * RAM, Domain.ram, kept until the domain is removed), and unpinned (releaseGrant's
  * steps: busy bits per XSA-230); the addon does these three steps for all
  * pages of a level in one call (grant-native.ts). Only the copy is decoded
  * (XSA-155), with the importer's own directory decoder
@@ -57,15 +57,15 @@ export async function mapDirectory(ctx: HvContext, caller: Domain, body: Request
   const t0 = process.hrtime.bigint();
   const dirRefs: number[] = [];
   const dirStatus: number[] = [];
-  // Opened once per domain and kept (Domain.ramFd): an open and a close per request cost more than
-  // the nine preads of a 4K buffer's directory.
-  const ramFd = granter.ramFd(() => ctx.files.open(granter.ramPath));
+  // Mapped once per domain and kept (Domain.ram, which GNTTAB_COPY uses too): an open, a pread per
+  // page and a close per request cost more than the whole directory's copies from the mapping.
+  const ram = granter.ram(() => ctx.files.open(granter.ramPath));
   try {
     while (!walk.done) {
       const wanted = Uint32Array.from(walk.wanted);
       const words = new Uint32Array(wanted.length * DIR_REFS_PER_PAGE);
       const status = new Int16Array(wanted.length);
-      const handled = readDirectoryPages(caller, granter, ramFd, wanted, words, status);
+      const handled = readDirectoryPages(caller, granter, ram, wanted, words, status);
       for (let k = 0; k < handled; k++) {
         dirRefs.push(wanted[k]!);
         dirStatus.push(status[k]!);

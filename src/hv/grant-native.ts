@@ -13,6 +13,11 @@
 import { nativeMem } from '../memory/native.ts';
 import type { Domain } from './domain.ts';
 
+// A worktree whose build/ predates native/grant.c would fail later with "not a function": say why now.
+if (typeof nativeMem.grantMap !== 'function' || typeof nativeMem.grantReadPages !== 'function') {
+  throw new Error('the native addon in build/ predates native/grant.c: rebuild it (`npm install`, or `npm run install`)');
+}
+
 /** Per-entry results of a map batch, in request order. */
 export interface MapOutput {
   readonly status: Int16Array;
@@ -66,16 +71,16 @@ export function unmapEntries(caller: Domain, granter: Domain, handles: Uint32Arr
 /**
  * Reads directory pages `refs` of `granter` for `caller` (GNTTAB_MAP_DIRECTORY,
  * SPEC.md 7.7): per ref, in order, a read-only pin with every check of a map
- * entry, a copy of the page (pread from `ramFd`, the granter's RAM file,
- * Domain.ramFd) into `out` (DIR_REFS_PER_PAGE words per page, little-endian
+ * entry, a copy of the page from `ram` (the backend's mapping of the
+ * granter's RAM, Domain.ram) into `out` (DIR_REFS_PER_PAGE words per page, little-endian
  * as SPEC.md 10.3 lays them out), and the pin dropped as releaseGrant drops
  * it. status[k] is GNTST_okay or the pin's failure; the first failure
  * stops. Returns how many refs were handled (the failed one included).
  */
-export function readDirectoryPages(caller: Domain, granter: Domain, ramFd: number, refs: Uint32Array, out: Uint32Array, status: Int16Array): number {
+export function readDirectoryPages(caller: Domain, granter: Domain, ram: Uint8Array, refs: Uint32Array, out: Uint32Array, status: Int16Array): number {
   const act = granter.active;
   return nativeMem.grantReadPages(
     granter.words, granter.nrEntries, act.pinR, act.pinW, act.frame, act.domid, granter.memPages,
-    caller.domid, refs, ramFd, out, status,
+    caller.domid, refs, ram, out, status,
   );
 }

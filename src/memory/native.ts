@@ -78,13 +78,13 @@ export interface NativeMem {
   ): number;
   /**
    * The backend's directory-page read (native/grant.c): per ref, a read-only pin as a map entry's, a copy of the
-   * page (pread from the granter's RAM file `fd`) into out (1024 little-endian u32 words per page), the pin
-   * dropped; stops after the first failure. Returns the refs handled; throws ERR_IO if a read fails (the pin
-   * dropped). Called only through src/hv/grant-native.ts.
+   * page from `ram` (the backend's mapping of the granter's RAM) into out (1024 little-endian u32 words per
+   * page), the pin dropped; stops after the first failure. Returns the refs handled. Called only through
+   * src/hv/grant-native.ts.
    */
   grantReadPages(
     words: Int32Array, nrEntries: number, pinR: Uint8Array, pinW: Uint8Array, frame: Uint32Array, domid: Uint16Array, memPages: number,
-    me: number, refs: Uint32Array, fd: number, out: Uint32Array, status: Int16Array,
+    me: number, refs: Uint32Array, ram: Uint8Array, out: Uint32Array, status: Int16Array,
   ): number;
 }
 
