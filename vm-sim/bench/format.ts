@@ -39,7 +39,8 @@ export const RESULT_HEAD = ['figure', 'value', 'baseline', 'ratio', 'target', 'm
 
 /** What each figure's baseline and ratio are, one line per figure. */
 export function resultNotes(x: BenchResult): string {
-  return `${x.id} (v${x.version}): ${x.baselineName ? `baseline = ${x.baselineName}; ` : ''}${x.ratioMeaning ? `ratio = ${x.ratioMeaning}` : ''}${x.note ? `; ${x.note}` : ''}`;
+  const parts = [x.baselineName ? `baseline = ${x.baselineName}` : '', x.ratioMeaning ? `ratio = ${x.ratioMeaning}` : '', x.note ?? ''].filter((p) => p !== '');
+  return `${x.id} (v${x.version}): ${parts.join('; ')}`;
 }
 
 /** Header of the scale-curve table. */
