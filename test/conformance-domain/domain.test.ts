@@ -66,6 +66,19 @@ describe('hdmabuf conformance domain', () => {
     expect(failed[0]!.message).toMatch(/expected err ERR_ID_DOMAIN_MISMATCH, got res/);
   }, TIMEOUT);
 
+  it('a domain that accepts an undo with nothing to undo fails 11.3 refusals; one that accepts a move_notify not newer fails 11.8 refusals; each only that rule', async () => {
+    for (const [mutation, rule, message] of [
+      ['ops-accept-undo', '11.3 refusals', /detach with nothing to undo: expected err ERR_BAD_ARGUMENT, got res/],
+      ['move-any-generation', '11.8 refusals', /generation 1 again \(not newer than the import's\): expected err ERR_BAD_ARGUMENT, got res/],
+    ] as const) {
+      const r = await runDomainSuite({ command: DOMAIN, timeoutMs: 10_000, env: { HDMABUF_EXAMPLE_BREAK: mutation }, only: ['11.3', '11.8'] });
+      expect(r.liveness.ok, mutation).toBe(true);
+      expect(r.checks.filter((c) => c.state === 'pass').map((c) => c.rule), mutation).toEqual(expect.arrayContaining(['11.8 move']));
+      expect(failedRules(r), mutation).toEqual([rule]);
+      expect(r.checks.find((c) => c.state === 'fail')?.message, mutation).toMatch(message);
+    }
+  }, TIMEOUT);
+
   it('a domain whose DMABUF_PEER_HELLO answer ignores the offer fails 10.4 rule 1', async () => {
     const r = await run({ HDMABUF_EXAMPLE_BREAK: 'hello-ignores-offer' });
     expect(r.liveness.ok).toBe(true);

@@ -152,6 +152,47 @@ async function dutFrees(ctx: DomainSuiteContext, hid: string, what: string): Pro
 
 const PEER_HELLO = { formats: ['multilevel', 'linked'], maxPriv: 4096, maxPages: 1 << 20 };
 
+/** The probe's answer to a DMABUF_PEER_HELLO of the DUT: it reads both formats (it maps nothing). */
+const PROBE_HELLO_ANSWER = { format: 'multilevel', formats: ['multilevel', 'linked'], maxPriv: 4096, maxPages: 1 << 20 };
+
+/** The probe answers a routed request of the DUT's. */
+function probeAnswers(ctx: DomainSuiteContext, req: Envelope, body: Record<string, unknown>): void {
+  ctx.probe.send({ v: ctx.probe.version, kind: 'res', type: req.type, id: req.id, dst: ctx.dut.domid, body });
+}
+
+/**
+ * The DUT exports `pages` pages to the probe (11.1 rule 1): the probe answers its DMABUF_PEER_HELLO, if it
+ * negotiates, and registers the DMABUF_EXPORT; resolves with the id the DUT gave and the id as it travelled.
+ */
+async function dutExportsToProbe(ctx: DomainSuiteContext, pages: number): Promise<{ hid: string; wire: { dom: number; cnt: number; key: Uint8Array }; nents: number }> {
+  const served = (async () => {
+    for (;;) {
+      const req = await ctx.probe.next((e) => e.kind === 'req' && e.src === ctx.dut.domid && (e.type === 'DMABUF_PEER_HELLO' || e.type === 'DMABUF_EXPORT'), 'the DUT\'s DMABUF_PEER_HELLO or DMABUF_EXPORT');
+      if (req.type === 'DMABUF_PEER_HELLO') { probeAnswers(ctx, req, PROBE_HELLO_ANSWER); continue; }
+      probeAnswers(ctx, req, {});
+      return req.body as { hid: { dom: number; cnt: number; key: Uint8Array }; nents: number };
+    }
+  })();
+  const { hid } = await ctx.dut.agent.call('export', { peer: ctx.probeDomid, pages, seed: seedSerial++, access: 'rw', priv: '' }, ctx.timeoutMs * 2);
+  const body = await served;
+  expect(hidKey(body.hid) === hid, `the DUT's DMABUF_EXPORT named ${hidKey(body.hid)}, but its export command answered ${hid}`);
+  return { hid, wire: body.hid, nents: body.nents };
+}
+
+/** The DUT unexports an export to the probe (the probe answers DMABUF_NOTIFY_UNEXPORT with no fd open) and frees it. */
+async function dutUnexportsFromProbe(ctx: DomainSuiteContext, hid: string): Promise<void> {
+  const notified = ctx.probe.next((e) => e.kind === 'req' && e.type === 'DMABUF_NOTIFY_UNEXPORT' && e.src === ctx.dut.domid, 'the DUT\'s DMABUF_NOTIFY_UNEXPORT')
+    .then((req) => probeAnswers(ctx, req, { openFds: 0 }));
+  await ctx.dut.agent.call('unexport', { hid }, ctx.timeoutMs * 2);
+  await notified;
+  await dutFrees(ctx, hid, 'after its importer (the probe) released every fd and it unexported');
+}
+
+/** A DMABUF_MOVE_NOTIFY body for an import of one page (SPEC 11.8). */
+function moveBody(hid: { dom: number; cnt: number; key: Uint8Array }, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { hid, generation: 1, nents: 1, firstOffset: 0, lastLength: 4096, dirRef: 10, dirFormat: 'multilevel', ...over };
+}
+
 /** Every check, in SPEC order. */
 export const DOMAIN_CHECKS: readonly DomainCheck[] = [
   {
@@ -336,6 +377,100 @@ export const DOMAIN_CHECKS: readonly DomainCheck[] = [
     },
   },
   {
+    section: '11.3 Remote sync (DMABUF_OPS_TO_SOURCE)', rule: '11.3 refusals', name: '11.3 refusals: as exporter, the DUT refuses each undo with nothing to undo, a map without attachment, a detach while mapped, a kmap past the buffer and an fd that is not open, and answers busy as the fd stands',
+    async run(ctx) {
+      const { hid, wire, nents } = await dutExportsToProbe(ctx, 2);
+      const fdId = 31;
+      const op = (o: string, extra: Record<string, unknown> = {}, id = fdId): Promise<Envelope> => ctx.probe.request('DMABUF_OPS_TO_SOURCE', { hid: wire, fdId: id, op: o, ...extra }, { dst: ctx.dut.domid });
+      const ok = async (o: string, busy: boolean, extra: Record<string, unknown> = {}): Promise<void> => {
+        const body = expectRes(await op(o, extra), `DMABUF_OPS_TO_SOURCE ${o}`);
+        expect(body.busy === busy, `DMABUF_OPS_TO_SOURCE ${o} answered busy ${show(body.busy)}, not ${busy} (11.3: busy while an fd is open)`);
+      };
+      let fdOpen = false;
+      try {
+        // No fd open yet: any op on it is refused.
+        expectErr(await op('attach'), 'ERR_BAD_ARGUMENT', 'DMABUF_OPS_TO_SOURCE attach for an fdId never opened');
+        expectRes(await ctx.probe.request('DMABUF_EXPORT_FD', { hid: wire, fdId }, { dst: ctx.dut.domid }), 'DMABUF_EXPORT_FD by the importer');
+        fdOpen = true;
+        for (const o of ['detach', 'unmap', 'end_cpu_access', 'vunmap', 'kunmap', 'unpin']) {
+          expectErr(await op(o), 'ERR_BAD_ARGUMENT', `DMABUF_OPS_TO_SOURCE ${o} with nothing to undo`);
+        }
+        expectErr(await op('map'), 'ERR_BAD_ARGUMENT', 'DMABUF_OPS_TO_SOURCE map with no attachment');
+        expectErr(await op('kmap', { page: nents }), 'ERR_BAD_ARGUMENT', `DMABUF_OPS_TO_SOURCE kmap of page ${nents} of a ${nents}-page buffer`);
+        expectErr(await op('attach', {}, fdId + 1), 'ERR_BAD_ARGUMENT', 'DMABUF_OPS_TO_SOURCE for another fdId than the open one');
+        await ok('attach', true);
+        await ok('map', true, { dir: 'to_device' });
+        expectErr(await op('detach'), 'ERR_BUSY', 'DMABUF_OPS_TO_SOURCE detach while the attachment is mapped');
+        await ok('unmap', true, { dir: 'to_device' });
+        await ok('detach', true);
+        await ok('kmap', true, { page: nents - 1 });
+        await ok('kunmap', true, { page: nents - 1 });
+        expectErr(await op('kunmap', { page: nents - 1 }), 'ERR_BAD_ARGUMENT', 'DMABUF_OPS_TO_SOURCE kunmap of a page kmapped no more');
+        await ok('begin_cpu_access', true, { dir: 'from_device' });
+        await ok('end_cpu_access', true, { dir: 'from_device' });
+        await ok('vmap', true);
+        await ok('vunmap', true);
+        await ok('attach', true);
+        // release undoes what is left on the fd's stacks (the attachment) and closes the fd.
+        await ok('release', false);
+        fdOpen = false;
+        expectErr(await op('attach'), 'ERR_BAD_ARGUMENT', 'DMABUF_OPS_TO_SOURCE on an fd after its release');
+      } catch (e) {
+        // The failure is the check's verdict; the cleanup only keeps the run's teardown meaningful.
+        if (fdOpen) await op('release').catch(() => undefined);
+        await dutUnexportsFromProbe(ctx, hid).catch(() => undefined);
+        throw e;
+      }
+      await dutUnexportsFromProbe(ctx, hid);
+    },
+  },
+  {
+    section: '11.8 Dynamic sharing and move_notify', rule: '11.8 refusals', name: '11.8 refusals: DMABUF_MOVE_NOTIFY naming another exporter, an unknown id, another geometry, or a generation not newer is refused; a valid one is answered',
+    async run(ctx) {
+      expectErr(await ctx.probe.request('DMABUF_MOVE_NOTIFY', moveBody(probeHid(ctx.multi.domid)), { dst: ctx.dut.domid }), 'ERR_ID_DOMAIN_MISMATCH', `DMABUF_MOVE_NOTIFY from d${ctx.probeDomid} naming d${ctx.multi.domid}`);
+      expectErr(await ctx.probe.request('DMABUF_MOVE_NOTIFY', moveBody(probeHid(ctx.probeDomid)), { dst: ctx.dut.domid }), 'ERR_UNKNOWN_BUFFER', 'DMABUF_MOVE_NOTIFY for an id the DUT does not hold');
+      // A one-page import of the probe's, registered and never mapped (no fd: nothing to unmap).
+      const body = exportBody(ctx.probeDomid);
+      const hid = body.hid as { dom: number; cnt: number; key: Uint8Array };
+      expectRes(await ctx.probe.request('DMABUF_EXPORT', body, { dst: ctx.dut.domid }), 'DMABUF_EXPORT of one page by the probe');
+      try {
+        expectErr(await ctx.probe.request('DMABUF_MOVE_NOTIFY', moveBody(hid, { nents: 2 }), { dst: ctx.dut.domid }), 'ERR_BAD_ARGUMENT', 'DMABUF_MOVE_NOTIFY with nents 2 for a one-page import');
+        expectErr(await ctx.probe.request('DMABUF_MOVE_NOTIFY', moveBody(hid, { lastLength: 100 }), { dst: ctx.dut.domid }), 'ERR_BAD_ARGUMENT', 'DMABUF_MOVE_NOTIFY with another lastLength than the EXPORT\'s');
+        const moved = expectRes(await ctx.probe.request('DMABUF_MOVE_NOTIFY', moveBody(hid), { dst: ctx.dut.domid }), 'DMABUF_MOVE_NOTIFY generation 1 of an import with no fd');
+        expect(typeof moved.remapped === 'boolean', `DMABUF_MOVE_NOTIFY answered remapped ${show(moved.remapped)}, not a bool`);
+        expectErr(await ctx.probe.request('DMABUF_MOVE_NOTIFY', moveBody(hid, { dirRef: 11 }), { dst: ctx.dut.domid }), 'ERR_BAD_ARGUMENT', 'DMABUF_MOVE_NOTIFY generation 1 again (not newer than the import\'s)');
+      } finally {
+        const r = expectRes(await ctx.probe.request('DMABUF_NOTIFY_UNEXPORT', { hid }, { dst: ctx.dut.domid }), 'DMABUF_NOTIFY_UNEXPORT of the probe\'s import');
+        expect(r.openFds === 0, `DMABUF_NOTIFY_UNEXPORT answered openFds ${show(r.openFds)} for an import the DUT never opened`);
+      }
+    },
+  },
+  {
+    section: '11.8 Dynamic sharing and move_notify', rule: '11.8 move', name: '11.8 move: the exporter moves a buffer the DUT maps; the DUT lets the old pages go and reads the new ones, also after the exporter writes them; its release frees the export',
+    async run(ctx) {
+      const ref = ctx.multi;
+      const pages = 3;
+      const seed = seedSerial++;
+      const buf = ref.driver.heap.alloc(pages * 4096, { movable: true });
+      const write = async (s: number): Promise<void> => { const v = await buf.vmap(); fillPattern(v, s); await buf.vunmap(v); };
+      await write(seed);
+      const hid = hidKey(await ref.driver.exportRemote(buf, ctx.dut.domid, {}));
+      const got = await ctx.dut.agent.call('import', { hid, timeoutMs: ctx.timeoutMs }, ctx.timeoutMs * 2);
+      expect(got.sha256 === patternSha256(seed, pages * 4096), 'the DUT read other bytes than the exporter\'s before any move');
+      const moved = await ref.driver.move(parseHid(hid), { timeoutMs: ctx.timeoutMs });
+      expect(moved.notifyErrors === 0, `the DUT did not acknowledge DMABUF_MOVE_NOTIFY (${moved.notifyErrors} notify error(s)): the old pages cannot be freed (11.8)`);
+      const after = await ctx.dut.agent.call('read', { hid }, ctx.timeoutMs);
+      expect(after.sha256 === patternSha256(seed, pages * 4096), 'after the move the DUT reads other bytes than the buffer\'s (11.8: it must map the new location)');
+      // The exporter writes the new pages: a DUT still reading the old ones (scrubbed and freed) would see zeros.
+      const seed2 = seedSerial++;
+      await write(seed2);
+      const fresh = await ctx.dut.agent.call('read', { hid }, ctx.timeoutMs);
+      expect(fresh.sha256 === patternSha256(seed2, pages * 4096), 'after the move the DUT does not see what the exporter wrote into the new pages (11.8)');
+      await ctx.dut.agent.call('release', { hid }, ctx.timeoutMs);
+      await refUnexportsAndFrees(ctx, ref, hid, buf);
+    },
+  },
+  {
     section: '11.4 Peer death', rule: '11.4 importer died', name: '11.4 importer died: the DUT\'s export to a domain that dies with an fd open is freed',
     async run(ctx) {
       const ref = await ctx.spawnRef('dying-importer');
@@ -359,6 +494,24 @@ export const DOMAIN_CHECKS: readonly DomainCheck[] = [
       } finally {
         await host.destroyTimeline(tl);
       }
+    },
+  },
+  {
+    section: '11A Fences across VMs', rule: '11A.4 owner', layer: 'fence', name: '11A.4 owner: the DUT owns a timeline: it shares it and exports a fence to our observer, which stays pending until the DUT signals it, then ends with status 1',
+    async run(ctx) {
+      const ref = ctx.multi;
+      const cookie = 4545;
+      const seqno = 3;
+      await ctx.dut.agent.call('fenceExport', { peer: ref.domid, cookie, seqno }, ctx.timeoutMs * 2);
+      const file = await ref.fences.takeImport(ctx.dut.domid, cookie, ctx.timeoutMs).catch((e: Error) => {
+        throw new CheckFailed(`no FENCE_EXPORT of the DUT under cookie ${cookie} reached the observer (11A.4): ${e.message}`);
+      });
+      expect(!file.fence.isSignaled(), 'the DUT\'s fence was signalled before the DUT signalled its timeline (11A.3)');
+      await ctx.dut.agent.call('fenceSignal', { seqno }, ctx.timeoutMs);
+      await file.wait(ctx.timeoutMs).catch((e: Error) => {
+        throw new CheckFailed(`the DUT signalled seqno ${seqno}, but the observer's fence did not signal within ${ctx.timeoutMs} ms (11A.2 timeline page, 11A.4): ${e.message}`);
+      });
+      expect(file.fence.getStatus() === 1, `the observer's fence ended with status ${file.fence.getStatus()}, not 1 (11A.5)`);
     },
   },
   {

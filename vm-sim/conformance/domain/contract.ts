@@ -76,6 +76,10 @@ export interface AgentCommands {
   release: { args: { hid: string }; result: Record<string, never> };
   /** Take the fences `from` exported under `cookie` (FENCE_EXPORT) and wait for them. */
   fenceWait: { args: { from: number; cookie: number; timeoutMs: number }; result: { status: number } };
+  /** As timeline owner: a fence of seqno `seqno` on its own timeline, exported to `peer` under `cookie` (shared first). */
+  fenceExport: { args: { peer: number; cookie: number; seqno: number }; result: Record<string, never> };
+  /** As timeline owner: signal its timeline up to `seqno` (status 1). */
+  fenceSignal: { args: { seqno: number }; result: Record<string, never> };
   /** Close the connection and exit 0. */
   shutdown: { args: Record<string, never>; result: Record<string, never> };
 }

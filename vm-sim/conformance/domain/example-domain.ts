@@ -11,7 +11,13 @@
  *   accept-foreign-id   answers DMABUF_EXPORT with `res` for an id whose dom
  *                       is not the sender (SPEC 10.1 says ERR_ID_DOMAIN_MISMATCH);
  *   hello-ignores-offer answers DMABUF_PEER_HELLO with its own first format
- *                       whether or not the exporter offered it (SPEC 10.4).
+ *                       whether or not the exporter offered it (SPEC 10.4);
+ *   ops-accept-undo     answers DMABUF_OPS_TO_SOURCE detach with `res` even
+ *                       when nothing is attached (SPEC 11.3: ERR_BAD_ARGUMENT);
+ *   move-any-generation answers DMABUF_MOVE_NOTIFY whose generation is not
+ *                       newer than the import's with `res` (SPEC 11.8).
+ * (Each wrapper answers before the driver sees the request, so the driver's
+ * state stays as it was.)
  * HDMABUF_EXAMPLE_LAYERS=dmabuf loads the hyper_dmabuf driver only (no fence
  * or reservation layer), as a domain that implements less would.
  */
@@ -37,7 +43,9 @@ breakOnPurpose(process.env.HDMABUF_EXAMPLE_BREAK);
 /** Buffers this domain exported, by text id (kept until released). */
 const exported = new Map<string, DmaBuf>();
 /** Open fds of imports, by text id. */
-const imports = new Map<string, { fd: DmaBuf; view: Uint8Array }>();
+const imports = new Map<string, DmaBuf>();
+/** The timeline this domain owns (fenceExport, fenceSignal), made on first use. */
+let timeline: ReturnType<FenceHost['createTimeline']> | undefined;
 /** NEW_IMPORT events read but not yet asked for, by text id. */
 const events = new Map<string, NewImportEvent>();
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -49,6 +57,19 @@ async function nextEventOf(hid: string, timeoutMs: number): Promise<NewImportEve
     if (seen) { events.delete(hid); return seen; }
     const ev = await driver.readEvent({ timeoutMs: Math.max(1, deadline - Date.now()) });
     events.set(hidKey(ev.hid), ev);
+  }
+}
+
+/**
+ * Reads the whole buffer through a view of the fd, made for this read: after a move (SPEC 11.8) the views of
+ * the old mapping are detached, and a new view maps the buffer where it lives now.
+ */
+async function readThrough(fd: DmaBuf): Promise<{ digest: string; size: number }> {
+  const view = await fd.vmap();
+  try {
+    return { digest: sha256(view), size: view.length };
+  } finally {
+    await fd.vunmap(view);
   }
 }
 
@@ -82,21 +103,20 @@ async function run(req: AgentRequest): Promise<Record<string, unknown>> {
     case 'import': {
       const ev = await nextEventOf(req.args.hid, req.args.timeoutMs);
       const fd = await driver.exportFd(ev.hid);
-      const view = await fd.vmap();
-      imports.set(req.args.hid, { fd, view });
-      return { sha256: sha256(view), size: view.length, priv: hex(ev.priv) };
+      imports.set(req.args.hid, fd);
+      const { digest, size } = await readThrough(fd);
+      return { sha256: digest, size, priv: hex(ev.priv) };
     }
     case 'read': {
       const open = imports.get(req.args.hid);
       if (!open) throw new ProtocolError('ERR_BAD_ARGUMENT', `no fd open on ${req.args.hid}`);
-      return { sha256: sha256(open.view) };
+      return { sha256: (await readThrough(open)).digest };
     }
     case 'release': {
       const open = imports.get(req.args.hid);
       if (!open) throw new ProtocolError('ERR_BAD_ARGUMENT', `no fd open on ${req.args.hid}`);
       imports.delete(req.args.hid);
-      await open.fd.vunmap(open.view);
-      await open.fd.put();
+      await open.put();
       return {};
     }
     case 'fenceWait': {
@@ -104,6 +124,18 @@ async function run(req: AgentRequest): Promise<Record<string, unknown>> {
       const file = await fences.takeImport(req.args.from, req.args.cookie, req.args.timeoutMs);
       await file.wait(req.args.timeoutMs);
       return { status: file.fence.getStatus() };
+    }
+    case 'fenceExport': {
+      if (!fences) throw new ProtocolError('ERR_UNSUPPORTED_LAYER', 'this domain has no fence layer');
+      timeline ??= fences.createTimeline('example-domain');
+      // exportFence shares the timeline with the peer first if it is not yet (11A.4).
+      await fences.exportFence(req.args.peer, timeline.createFence(req.args.seqno), { cookie: req.args.cookie });
+      return {};
+    }
+    case 'fenceSignal': {
+      if (!timeline) throw new ProtocolError('ERR_BAD_ARGUMENT', 'no timeline: no fenceExport yet');
+      timeline.signal(req.args.seqno);
+      return {};
     }
     case 'shutdown':
       return {};
@@ -116,8 +148,8 @@ function reply(r: AgentReply): void {
 
 async function shutdown(): Promise<void> {
   // An import whose exporter already died cannot be unmapped cleanly; say so on stderr (stdout carries the agent's replies).
-  for (const { fd, view } of imports.values()) {
-    await fd.vunmap(view).then(() => fd.put()).catch((e: unknown) => { process.stderr.write(`example domain: releasing an import at shutdown failed: ${String(e)}\n`); });
+  for (const fd of imports.values()) {
+    await fd.put().catch((e: unknown) => { process.stderr.write(`example domain: releasing an import at shutdown failed: ${String(e)}\n`); });
   }
   sync?.close();
   await fences?.shutdown();
@@ -172,7 +204,26 @@ function breakOnPurpose(mutation: string | undefined): void {
       const answer = await orig({ ...body, formats: ['multilevel', 'linked'] }, src, env);
       return { ...answer, format: 'multilevel', formats: ['multilevel', 'linked'] };
     });
+  } else if (mutation === 'ops-accept-undo') {
+    wrap('DMABUF_OPS_TO_SOURCE', (orig) => async (body, src, env) => {
+      if (body.op !== 'detach') return orig(body, src, env);
+      try {
+        return await orig(body, src, env);
+      } catch (e) {
+        if ((e as ProtocolError).code !== 'ERR_BAD_ARGUMENT') throw e;
+        return { busy: true };
+      }
+    });
+  } else if (mutation === 'move-any-generation') {
+    wrap('DMABUF_MOVE_NOTIFY', (orig) => async (body, src, env) => {
+      try {
+        return await orig(body, src, env);
+      } catch (e) {
+        if ((e as ProtocolError).code !== 'ERR_BAD_ARGUMENT' || !/generation/.test((e as Error).message)) throw e;
+        return { remapped: false };
+      }
+    });
   } else {
-    throw new Error(`HDMABUF_EXAMPLE_BREAK: unknown mutation ${mutation} (accept-foreign-id, hello-ignores-offer)`);
+    throw new Error(`HDMABUF_EXAMPLE_BREAK: unknown mutation ${mutation} (accept-foreign-id, hello-ignores-offer, ops-accept-undo, move-any-generation)`);
   }
 }

@@ -15,8 +15,8 @@
  *     DMABUF_MOVE_NOTIFY (lazy remap), DOMAIN_DIED of an exporter; both
  *     directory formats (10.3), read once into private memory and checked;
  *   - the commands of Appendix B.3 that an importer obeys: import, read,
- *     release, shutdown (export, unexport, waitReleased and fenceWait are
- *     refused: it exports nothing);
+ *     release, shutdown (export, unexport and waitReleased are refused: it
+ *     exports nothing; the fence commands with ERR_UNSUPPORTED_LAYER);
  *   - every other routed request gets ERR_UNSUPPORTED_LAYER (SPEC 6,
  *     "Optional layers"), a request about a buffer it would have exported
  *     ERR_UNKNOWN_BUFFER.
@@ -456,7 +456,7 @@ const commands = {
   },
 };
 for (const cmd of ['export', 'unexport', 'waitReleased']) commands[cmd] = async () => { throw new CodedError('ERR_BAD_ARGUMENT', `${cmd}: this domain only imports`); };
-commands.fenceWait = async () => { throw new CodedError('ERR_UNSUPPORTED_LAYER', 'this domain has no fence layer'); };
+for (const cmd of ['fenceWait', 'fenceExport', 'fenceSignal']) commands[cmd] = async () => { throw new CodedError('ERR_UNSUPPORTED_LAYER', `${cmd}: this domain has no fence layer`); };
 
 let stopping = false;
 
