@@ -37,10 +37,12 @@ export function resultCells(x: BenchResult): string[] {
 /** Header of the figures table. */
 export const RESULT_HEAD = ['figure', 'value', 'baseline', 'ratio', 'target', 'met'];
 
-/** What each figure's baseline and ratio are, one line per figure. */
-export function resultNotes(x: BenchResult): string {
-  const parts = [x.baselineName ? `baseline = ${x.baselineName}` : '', x.ratioMeaning ? `ratio = ${x.ratioMeaning}` : '', x.note ?? ''].filter((p) => p !== '');
-  return `${x.id} (v${x.version}): ${parts.join('; ')}`;
+/** What each figure's baseline and ratio are, one line per figure that has any of them. */
+export function resultNotes(results: readonly BenchResult[]): string[] {
+  return results.flatMap((x) => {
+    const parts = [x.baselineName ? `baseline = ${x.baselineName}` : '', x.ratioMeaning ? `ratio = ${x.ratioMeaning}` : '', x.note ?? ''].filter((p) => p !== '');
+    return parts.length === 0 ? [] : [`${x.id} (v${x.version}): ${parts.join('; ')}`];
+  });
 }
 
 /** Header of the scale-curve table. */

@@ -36,7 +36,7 @@ ul.notes{font-size:12px;color:#444} footer{margin-top:28px;color:#888;font-size:
 ${svg}</section>
 <section id="figures"><h2>Figures</h2>
 ${table('figures', RESULT_HEAD, r.results.map(resultCells))}
-<ul class="notes">${r.results.map((x) => `<li>${esc(resultNotes(x))}</li>`).join('')}</ul></section>
+<ul class="notes">${resultNotes(r.results).map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>
 <section id="scale"><h2>Scale curve</h2>
 ${table('scale', scaleHead(r), r.scale.map(scaleCells))}
 <p class="sub">${esc(backendLine(r))}</p></section>

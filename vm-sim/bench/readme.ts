@@ -36,7 +36,7 @@ export function renderBlock(r: BenchReport): string {
     '',
     'What each row measures against (`id` (protocol version): baseline; ratio; note):',
     '',
-    ...r.results.map((x) => `- ${cell(resultNotes(x)).replace(/^([^ ]+)/, '`$1`')}`),
+    ...resultNotes(r.results).map((n) => `- ${cell(n).replace(/^([^ ]+)/, '`$1`')}`),
   ];
   if (r.scale.length > 0) {
     lines.push(

@@ -12,7 +12,7 @@ function table(head: string[], rows: string[][]): string[] {
 /** Lines of the tables and the notes. */
 export function reportLines(r: BenchReport): string[] {
   const out = ['', ...table(RESULT_HEAD, r.results.map(resultCells)), ''];
-  for (const x of r.results) out.push(`  ${resultNotes(x)}`);
+  for (const n of resultNotes(r.results)) out.push(`  ${n}`);
   if (r.scale.length > 0) out.push('', 'Scale curve (high-order chunks):', ...table(scaleHead(r), r.scale.map(scaleCells)));
   out.push('', backendLine(r), runLine(r));
   return out;
