@@ -97,7 +97,7 @@ export class Session implements SessionLink {
 
   /** True while the session is authenticated and its socket open. */
   get isOpen(): boolean {
-    return this.state === SessionState.Active && this.conn.state === 'open';
+    return this.state === SessionState.Active && this.conn.state === 'open' && !this.conn.peerClosed;
   }
 
   /** Its lifecycle state. */
@@ -220,9 +220,13 @@ export class Session implements SessionLink {
       if (!domain || !domain.alive) throw new ProtocolError('ERR_NO_SUCH_DOMAIN', `domain ${body.domid} does not exist or has died`, 'body.domid');
       if (!tokenMatches(domain.token, body.token)) return this.refuse(env, new ProtocolError('ERR_BAD_TOKEN', `bad token for domain ${body.domid}`));
     }
-    if (registry.sessionOf(body.domid)?.isOpen || domain?.state === DomainState.Running) {
+    const previous = registry.sessionOf(body.domid);
+    if (previous?.isOpen || domain?.state === DomainState.Running) {
       throw new ProtocolError('ERR_ALREADY_CONNECTED', `domain ${body.domid} already has a live connection`);
     }
+    // The toolstack's previous control connection is closing (its close frame was read, SPEC 6.1 rule 1):
+    // its routes end now, before this session's can begin; its close event then finds a successor.
+    if (previous && body.domid === CONTROL_DOMID) this.ctx.router.domainGone(CONTROL_DOMID);
     this.admission.authenticated();
     this.conn.setMaxFrameBytes(this.ctx.opts.maxFrameBytes);
     this.lifecycle.apply('hello');
@@ -289,7 +293,7 @@ export class Session implements SessionLink {
     if (domain && domain.session === this) {
       this.ctx.log(`d${this.domid} disconnected (${code})`);
       void killDomain(this.ctx, domain, 'disconnected');
-    } else if (this.domid === CONTROL_DOMID && wasActive) {
+    } else if (this.domid === CONTROL_DOMID && wasActive && this.ctx.registry.sessionOf(CONTROL_DOMID) === undefined) {
       this.ctx.router.domainGone(CONTROL_DOMID);
     }
   }

@@ -129,6 +129,15 @@ export class RpcConnection extends EventEmitter {
     return this.lifecycle.state;
   }
 
+  /**
+   * True once the socket has left OPEN, e.g. the peer's close frame has been
+   * read (ws answers it at once), before the socket's close event: a peer
+   * that closed and saw our answer knows this connection is over (SPEC 6.1 rule 1).
+   */
+  get peerClosed(): boolean {
+    return this.ws.readyState !== this.ws.OPEN;
+  }
+
   constructor(ws: WebSocket, options: RpcConnectionOptions) {
     super();
     this.ws = ws;

@@ -6,13 +6,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_BATCH, MAX_VERSION, MIN_VERSION, type Envelope } from '../../protocol/index.ts';
+import { decodeFrame, encodeFrame, MAX_BATCH, MAX_VERSION, MIN_VERSION, type Envelope } from '../../protocol/index.ts';
 import { DOMAIN_CREATE, HV_STATS } from '../../protocol/messages/control.ts';
 import { GNTTAB_QUERY_SIZE } from '../../protocol/messages/grant.ts';
 import { DOMAIN_UP, PING } from '../../protocol/messages/session.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
 import type { Backend } from '../../src/hv/backend.ts';
-import { connectControl, errorCode, nextEvent, packRaw, RawPeer, startBackend, startGuest } from './helpers.ts';
+import { connectControl, errorCode, nextEvent, onCleanup, packRaw, RawPeer, startBackend, startGuest } from './helpers.ts';
+import { RawSocketClient } from './raw-socket.ts';
 
 /** Another domain is still served. */
 async function stillServes(client: HvClient): Promise<void> {
@@ -79,6 +80,23 @@ describe('HELLO', () => {
     expect(await errorCode(HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken }))).toBe('ERR_ALREADY_CONNECTED');
     await stillServes(g.client);
     await stillServes(ctl);
+  });
+
+  it('a control connection whose close frame the backend has read is no longer live: a new one is accepted at once (6.1 rule 1)', async () => {
+    const { hv, ctl } = await setup();
+    await ctl.close();
+    const old = await RawSocketClient.open(hv.url);
+    onCleanup(() => old.destroy());
+    old.send(0x2, encodeFrame(hello(0, hv.controlToken)));
+    expect(decodeFrame((await old.next()).payload)).toMatchObject({ ok: true, env: { kind: 'res', type: 'HELLO' } });
+    // The close handshake completes, but this client keeps its TCP connection open: the backend's
+    // socket never closes, so only the close frame it read can tell it that the connection is over.
+    old.sendClose(1000);
+    expect((await old.next()).opcode).toBe(0x8);
+    const again = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken });
+    onCleanup(() => again.close());
+    await stillServes(again);
+    expect((await again.call(HV_STATS, {})).domains).toEqual([]);
   });
 
   it('refuses everything before HELLO, and a second HELLO', async () => {

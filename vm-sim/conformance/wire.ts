@@ -163,6 +163,30 @@ export class WireClient {
     return c;
   }
 
+  /**
+   * connect() for a toolstack reconnecting right after closing its control
+   * connection. The backend counts the old one live until it has read its
+   * close frame (SPEC 6.1 rule 1); between the two, e.g. behind a proxy that
+   * closes its own leg only after ours, HELLO gets ERR_ALREADY_CONNECTED and
+   * the connection stays open, so HELLO is said again on it, after a short
+   * growing pause (nothing announces the old connection's end), at most
+   * `attempts` times.
+   */
+  static async reconnect(url: string, domid: number, token: string, label: string, opts: { maxVersion?: number; attempts?: number } = {}): Promise<WireClient> {
+    const c = await WireClient.open(url, label);
+    const attempts = opts.attempts ?? 12;
+    for (let i = 1; ; i++) {
+      const reply = await c.hello(domid, token, opts.maxVersion !== undefined ? { maxVersion: opts.maxVersion } : {});
+      if (reply.kind === 'res') return c;
+      const body = reply.body as unknown as ErrBody;
+      if (body.code !== 'ERR_ALREADY_CONNECTED' || i >= attempts) {
+        c.terminate();
+        throw Object.assign(new Error(`${label}: HELLO refused (attempt ${i}): ${body.code}: ${body.message}`), { code: body.code });
+      }
+      await new Promise<void>((resolve) => { setTimeout(resolve, Math.min(5 * 2 ** i, 400)); });
+    }
+  }
+
   /** Sends HELLO and returns the reply; on success records the version and domain. */
   async hello(domid: number, token: string, opts: { minVersion?: number; maxVersion?: number; caps?: string[]; id?: number; v?: number } = {}): Promise<Envelope> {
     const reply = await this.request('HELLO', {

@@ -183,7 +183,7 @@ export function useBackend(): BackendUnderTest {
     async reconnectControl(maxVersion) {
       const old = api.control;
       await old.close();
-      control = await WireClient.connect(api.url, 0, api.controlToken, `control-v${maxVersion}`, { maxVersion });
+      control = await WireClient.reconnect(api.url, 0, api.controlToken, `control-v${maxVersion}`, { maxVersion });
       clients.push(control);
       return control;
     },
