@@ -17,6 +17,7 @@ import type { Domain } from '../../src/hv/domain.ts';
 import { mapEntries, readDirectoryPages, unmapEntries, type MapOutput } from '../../src/hv/grant-native.ts';
 import { acquireGrant, releaseGrant } from '../../src/hv/grant-pin.ts';
 import { Maptrack } from '../../src/hv/maptrack.ts';
+import { prng } from '../../vm-sim/prng.ts';
 
 /** The parts of a Domain the grant loops use. */
 interface Dom {
@@ -131,18 +132,6 @@ function unmapNative(caller: Dom, granters: Map<number, Dom>, handles: Uint32Arr
   return runs;
 }
 
-/** A seeded PRNG (mulberry32), so a failure can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const ME = 7;
 const OTHER = 9;
 
@@ -153,7 +142,7 @@ const OTHER = 9;
  * by another domain.
  */
 function world(seed: number, domid: number, frames = 4, memPages = 4096): Dom {
-  const rand = rng(seed);
+  const rand = prng(seed);
   const g = dom(domid, frames, memPages, 16);
   for (let ref = 1; ref < g.nrEntries; ref++) {
     const kind = Math.floor(rand() * 12);
@@ -193,7 +182,7 @@ function outputs(n: number): MapOutput {
 
 describe('native grant loops against the JS reference', () => {
   it.each([1, 2, 3, 4, 5])('map, unmap and map again give identical statuses, handles, frames, pins, maptrack and table (seed %i)', (seed) => {
-    const rand = rng(seed * 1000);
+    const rand = prng(seed * 1000);
     const refG = [world(seed, 3), world(seed + 50, 4)];
     const natG = refG.map(cloneDom);
     // A maptrack limit below what the batches map, so GNTST_no_device_space shows up.
@@ -258,7 +247,7 @@ describe('native grant loops against the JS reference', () => {
 
   it('reads directory pages exactly as pin, copy, unpin would, and stops at the first failure', () => {
     for (const seed of [21, 22, 23]) {
-      const rand = rng(seed);
+      const rand = prng(seed);
       const g = world(seed, 3, 64);
       const ramWords = new Uint32Array(g.ram.buffer);
       for (let i = 0; i < ramWords.length; i++) ramWords[i] = Math.floor(rand() * 0x100000000);

@@ -9,12 +9,12 @@
  * and frames (about 460 KB), some 110 MB in all if the backend buffered them
  * (which it did before the budget: 1,800 such replies grew it past 1 GiB).
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { GNTMAP } from '../../protocol/index.ts';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
-import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
+import { useSpawnedHv } from '../helpers/spawned-hv.ts';
 import { holdsWithin } from '../helpers/wait.ts';
 import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
 
@@ -23,18 +23,8 @@ const BUDGET = 8 * 1024 * 1024;
 const CONSTANT = 48 * 1024 * 1024;
 const MiB = 2 ** 20;
 
-let hv: HvProcess | undefined;
-const clients: { close(): unknown }[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close();
-  if (hv) {
-    const exit = await hv.child.reap(10_000);
-    expect(exit.code).toBe(0);
-    expect(readdirSync('/dev/shm').filter((n) => n.startsWith(`${hv!.runTag}-`))).toEqual([]);
-    hv = undefined;
-  }
-});
+const backend = useSpawnedHv();
+const { clients } = backend;
 
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -45,7 +35,7 @@ describe('per-connection send budget (SPEC 3.7), real backend process', () => {
   // Met by the work reserve (requests being handled count against the budget) and the backend's 1 MiB semi-space
   // (SPEC 3.7): before them the RSS grew 60 to 93 MiB beyond the budget and did not come back after the disconnect.
   it('a domain that never reads its replies raises the backend RSS by at most its budget plus a constant; the RSS comes back after it disconnects', async () => {
-    hv = await spawnHv({ args: ['--send-budget', String(BUDGET)] });
+    const hv = await backend.start({ args: ['--send-budget', String(BUDGET)] });
     const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
     clients.push(control);
     const h = await control.call(DOMAIN_CREATE, { name: 'never-reads', memPages: 16 });

@@ -17,12 +17,11 @@
  * and the validation alone (the copy itself is processed in slices anyway,
  * SPEC 7.6 step 5). A legitimate maximal frame is then answered in full.
  */
-import { readdirSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeFrame } from '../../protocol/index.ts';
 import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
 import { HvClient } from '../../src/transport/hv-client.ts';
-import { spawnHv, type HvProcess } from '../../vm-sim/process/spawn/spawn-hv.ts';
+import { useSpawnedHv } from '../helpers/spawned-hv.ts';
 import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
 
 const OPS = 65_536;
@@ -30,18 +29,8 @@ const BIG_FRAMES = 4;
 /** Fewest PINGs answered between two replies of the big frames, in at least one interval, when the frames are decoded in steps. */
 const INTERLEAVED = 20;
 
-let hv: HvProcess | undefined;
-const clients: { close(): unknown }[] = [];
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) await c.close();
-  if (hv) {
-    const exit = await hv.child.reap(10_000);
-    expect(exit.code).toBe(0);
-    expect(readdirSync('/dev/shm').filter((n) => n.startsWith(`${hv!.runTag}-`))).toEqual([]);
-    hv = undefined;
-  }
-});
+const backend = useSpawnedHv();
+const { clients } = backend;
 
 /** A version-1 GNTTAB_COPY of 65,536 ops between two frames of the caller's own RAM; `lastFlags` 8 makes it fail validation at its last op. */
 function copyFrame(domid: number, id: number, lastFlags = 0): Uint8Array {
@@ -53,7 +42,7 @@ function copyFrame(domid: number, id: number, lastFlags = 0): Uint8Array {
 
 describe('work per frame (SPEC 3.7), real backend process', () => {
   it('another domain\'s PINGs are answered while maximal v1 frames are being decoded, between the steps of each frame', async () => {
-    hv = await spawnHv();
+    const hv = await backend.start();
     const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
     clients.push(control);
     const a = await control.call(DOMAIN_CREATE, { name: 'big-frames', memPages: 16 });
