@@ -416,7 +416,8 @@ export const DOMAIN_CHECKS: readonly DomainCheck[] = [
         fdOpen = false;
         expectErr(await op('attach'), 'ERR_BAD_ARGUMENT', 'DMABUF_OPS_TO_SOURCE on an fd after its release');
       } catch (e) {
-        // The failure is the check's verdict; the cleanup only keeps the run's teardown meaningful.
+        // The failure is the check's verdict; the cleanup only keeps the run's teardown meaningful, and
+        // whatever it leaves behind is reported by the run's final HV_STATS check (Appendix B).
         if (fdOpen) await op('release').catch(() => undefined);
         await dutUnexportsFromProbe(ctx, hid).catch(() => undefined);
         throw e;

@@ -439,7 +439,7 @@ const commands = {
     } catch (e) {
       // SPEC 11.2 rule 4: the exporter counted the fd; undo exactly that one.
       imp.fdId = undefined;
-      if (imp.mapping) { await unmap(imp.mapping.handles).catch(() => undefined); imp.mapping = undefined; }
+      if (imp.mapping) { await unmap(imp.mapping.handles).catch((u) => process.stderr.write(`outside-importer: unmap after a failed open of ${imp.text} failed: ${String(u)}\n`)); imp.mapping = undefined; }
       send({ v: version, kind: 'evt', type: 'DMABUF_EXPORT_FD_FAILED', id: 0, dst: imp.exporter, body: { hid: imp.hid, fdId, reason: String(/** @type {Error} */ (e).message).slice(0, 256) } });
       throw e;
     }
