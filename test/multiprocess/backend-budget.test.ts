@@ -12,11 +12,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GNTMAP } from '../../protocol/index.ts';
-import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
-import { HvClient } from '../../src/transport/hv-client.ts';
 import { useSpawnedHv } from '../helpers/spawned-hv.ts';
 import { holdsWithin } from '../helpers/wait.ts';
-import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
+import { packRaw } from '../../vm-sim/stress/raw-client.ts';
 
 const BUDGET = 8 * 1024 * 1024;
 /** What the backend may add besides the queued replies: one socket read's replies in flight, heap growth of the decoder and the handlers. */
@@ -24,7 +22,6 @@ const CONSTANT = 48 * 1024 * 1024;
 const MiB = 2 ** 20;
 
 const backend = useSpawnedHv();
-const { clients } = backend;
 
 function rss(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -35,14 +32,9 @@ describe('per-connection send budget (SPEC 3.7), real backend process', () => {
   // Met by the work reserve (requests being handled count against the budget) and the backend's 1 MiB semi-space
   // (SPEC 3.7): before them the RSS grew 60 to 93 MiB beyond the budget and did not come back after the disconnect.
   it('a domain that never reads its replies raises the backend RSS by at most its budget plus a constant; the RSS comes back after it disconnects', async () => {
-    const hv = await backend.start({ args: ['--send-budget', String(BUDGET)] });
-    const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
-    clients.push(control);
-    const h = await control.call(DOMAIN_CREATE, { name: 'never-reads', memPages: 16 });
-    const l = await control.call(DOMAIN_CREATE, { name: 'bystander', memPages: 16 });
-    const hostile = await RawClient.connect(hv.url, h.domid, h.token);
-    const bystander = await RawClient.connect(hv.url, l.domid, l.token);
-    clients.push({ close: () => hostile.terminate() }, { close: () => bystander.terminate() });
+    const { hv, domains: [never, other] } = await backend.startWithRawDomains(['never-reads', 'bystander'], { args: ['--send-budget', String(BUDGET)] });
+    const { created: h, client: hostile } = never!;
+    const { client: bystander } = other!;
     const refs = Array.from({ length: 65_536 }, (_, i) => 1_000_000 + i);
     const batch = (id: number) => packRaw({ v: 1, kind: 'req', type: 'GNTTAB_MAP_GRANT_REF', id, body: { dom: h.domid, flags: GNTMAP.host_map, refs } });
 

@@ -19,10 +19,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { decodeFrame } from '../../protocol/index.ts';
-import { DOMAIN_CREATE } from '../../protocol/messages/control.ts';
-import { HvClient } from '../../src/transport/hv-client.ts';
 import { useSpawnedHv } from '../helpers/spawned-hv.ts';
-import { packRaw, RawClient } from '../../vm-sim/stress/raw-client.ts';
+import { packRaw } from '../../vm-sim/stress/raw-client.ts';
 
 const OPS = 65_536;
 const BIG_FRAMES = 4;
@@ -30,7 +28,6 @@ const BIG_FRAMES = 4;
 const INTERLEAVED = 20;
 
 const backend = useSpawnedHv();
-const { clients } = backend;
 
 /** A version-1 GNTTAB_COPY of 65,536 ops between two frames of the caller's own RAM; `lastFlags` 8 makes it fail validation at its last op. */
 function copyFrame(domid: number, id: number, lastFlags = 0): Uint8Array {
@@ -42,14 +39,9 @@ function copyFrame(domid: number, id: number, lastFlags = 0): Uint8Array {
 
 describe('work per frame (SPEC 3.7), real backend process', () => {
   it('another domain\'s PINGs are answered while maximal v1 frames are being decoded, between the steps of each frame', async () => {
-    const hv = await backend.start();
-    const control = await HvClient.connect({ url: hv.url, domid: 0, token: hv.controlToken, name: 'control' });
-    clients.push(control);
-    const a = await control.call(DOMAIN_CREATE, { name: 'big-frames', memPages: 16 });
-    const b = await control.call(DOMAIN_CREATE, { name: 'bystander', memPages: 16 });
-    const sender = await RawClient.connect(hv.url, a.domid, a.token);
-    const bystander = await RawClient.connect(hv.url, b.domid, b.token);
-    clients.push({ close: () => sender.terminate() }, { close: () => bystander.terminate() });
+    const { domains: [sending, other] } = await backend.startWithRawDomains(['big-frames', 'bystander']);
+    const { created: a, client: sender } = sending!;
+    const { client: bystander } = other!;
     // Encoded before the run, so that the test's own event loop is free to answer the PINGs.
     const frames = Array.from({ length: BIG_FRAMES }, (_, i) => copyFrame(a.domid, 100 + i, 8));
     const legit = copyFrame(a.domid, 200);
