@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json] [-- --out FILE] [-- --quick] [-- --only 4k|share-4k] [-- --trials N]
+ * npm run bench [-- --json] [-- --out FILE] [-- --quick] [-- --only 4k|share-4k|round-trip] [-- --trials N]
  *
  * Measures every figure of the issue in ONE run, on the same processes: a
  * backend; an exporter VM and an importer VM on the newest protocol version
@@ -15,8 +15,9 @@
  * leak. --quick runs every figure at small sizes, once (for the test of the
  * report's shape; not figures to quote). --only 4k runs only the 4K share
  * and map figures of the newest version, --only share-4k only its first
- * shares, split at the importer's NEW_IMPORT (for profiling; not runs to
- * record); --trials N sets the share trials and map iterations. Exit code 0 when the run completed
+ * shares, split at the importer's NEW_IMPORT, --only round-trip only bare
+ * routed round trips with each process's CPU per round trip (for
+ * profiling; not runs to record); --trials N sets the share trials and map iterations. Exit code 0 when the run completed
  * without leaks (a missed target is reported, not an error).
  */
 import { writeFileSync } from 'node:fs';
@@ -33,7 +34,7 @@ import { handoffFigure, throughputFigure } from './handoff-figures.ts';
 import { loadNow, runMeta } from './meta.ts';
 import { reportLines } from './report.ts';
 import { scaleCurve } from './scale-figures.ts';
-import { fanOutFigure, fourKNewest, fourKShareOnly, shareFigures } from './share-figures.ts';
+import { fanOutFigure, fourKNewest, fourKShareOnly, roundTripOnly, shareFigures } from './share-figures.ts';
 import type { BackendCost, BenchReport, BenchResult, ScaleRow } from './types.ts';
 
 async function pairOf(exporter: VmHandle, importer: VmHandle): Promise<Pair> {
@@ -78,7 +79,7 @@ async function main(): Promise<number> {
     log(`protocol versions: exporter and importer v${newest.version}, exporter-v1 and importer-v1 v${v1.version}`);
     const ctx: BenchContext = { run, config, exporter: newest.exporter, importer: newest.importer, newest, v1, fans: vms.slice(1, 1 + config.fanOut), log };
     // Exports last: it leaves the most behind in the importer's queue (drained) and tables (freed).
-    const subsets: Record<string, typeof fourKNewest> = { '4k': fourKNewest, 'share-4k': fourKShareOnly };
+    const subsets: Record<string, typeof fourKNewest> = { '4k': fourKNewest, 'share-4k': fourKShareOnly, 'round-trip': roundTripOnly };
     if (values.only !== undefined && !(values.only in subsets)) throw new Error(`--only ${values.only}: the subsets are ${Object.keys(subsets).join(', ')}`);
     const figures = values.only !== undefined ? [subsets[values.only]!] : [shareFigures, handoffFigure, throughputFigure, fanOutFigure, exportsFigure];
     for (const figure of figures) {

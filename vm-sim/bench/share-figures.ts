@@ -276,3 +276,23 @@ export async function fanOutFigure(ctx: BenchContext): Promise<BenchResult[]> {
     samples: { value: ms(times) },
   })];
 }
+
+/**
+ * Bare routed round trips importer -> hv -> exporter and back (bench
+ * --only round-trip: for CPU profiles of the path every import and handoff
+ * pays), with each process's main-thread CPU per round trip.
+ */
+export async function roundTripOnly(ctx: BenchContext): Promise<BenchResult[]> {
+  const { newest } = ctx;
+  const iterations = ctx.config.quick ? 100 : 2000;
+  ctx.log(`bare round trips importer -> hv -> exporter, v${newest.version}: ${iterations}`);
+  const cpu = new CpuMeter([newest.exporter.pid, ctx.run.hv.pid, newest.importer.pid]);
+  const rt = ms(await cpu.measure(() => roundTripTimes(newest.importer, newest.exporter, iterations)));
+  // The warm-up round trips run inside the measured call too.
+  const perRt = cpu.perOp(iterations + Math.min(20, iterations));
+  return [result({
+    id: 'round-trip', name: 'bare routed round trip importer -> hv -> exporter (ECHO, empty payload)', value: median(rt), unit: 'ms', trials: rt.length, version: newest.version,
+    note: perRt ? `main-thread CPU per round trip (exporter, hv, importer): ${perRt.join(', ')} µs` : 'main-thread CPU not measured (no /proc)',
+    samples: { value: rt, ...(perRt ? { parts: { cpuUsPerProcess: perRt } } : {}) },
+  })];
+}
