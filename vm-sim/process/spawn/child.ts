@@ -67,7 +67,7 @@ function cpuProfileArgs(): string[] {
 }
 const registry = new Set<ManagedChild<unknown>>();
 
-/** A forked child process. Events: 'message' (msg), 'exit' (ChildExit). */
+/** A forked child process. Events: 'message' (msg), 'output' (its stdout or stderr grew), 'exit' (ChildExit). */
 export class ManagedChild<R> extends EventEmitter {
   readonly name: string;
   readonly process: ChildProcess;
@@ -88,6 +88,7 @@ export class ManagedChild<R> extends EventEmitter {
     const keep = (chunk: Buffer, sink: NodeJS.WriteStream): void => {
       const text = chunk.toString();
       this.outputBuf = (this.outputBuf + text).slice(-OUTPUT_TAIL_BYTES);
+      this.emit('output');
       // Lines that already start with the child's name (hv logs "[hv] ...") are not prefixed twice.
       if (echo) sink.write(text.replace(/^(?=.)/gm, (_, at: number) => (text.startsWith(`[${name}] `, at) ? '' : `[${name}] `)));
     };
@@ -167,6 +168,33 @@ export class ManagedChild<R> extends EventEmitter {
   /** The last bytes it wrote to stdout and stderr. */
   get output(): string {
     return this.outputBuf;
+  }
+
+  /**
+   * Resolves once the child's output (the kept tail of stdout and stderr)
+   * matches `pattern`; rejects if it exits first or `timeoutMs` passes.
+   */
+  untilOutput(pattern: RegExp, timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!pattern.test(this.outputBuf)) return;
+        cleanup();
+        resolve();
+      };
+      const onExit = (exit: ChildExit): void => {
+        cleanup();
+        reject(new Error(`${this.name}: exited (${describeExit(exit)}) before its output matched ${pattern}${this.outputTail()}`));
+      };
+      const timer = setTimeout(() => { cleanup(); reject(new Error(`${this.name}: output did not match ${pattern} within ${timeoutMs} ms${this.outputTail()}`)); }, timeoutMs);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.off('output', check);
+        this.off('exit', onExit);
+      };
+      this.on('output', check);
+      this.on('exit', onExit);
+      check();
+    });
   }
 
   /**

@@ -41,9 +41,14 @@ export interface HvProcess {
  * most 1 MiB per semi-space, so that the garbage of large batch replies is
  * collected within a megabyte of allocation instead of growing the heap
  * (V8's default lets new space alone reach 32 MiB, which a domain that never
- * reads its replies would make the backend keep after it has gone).
+ * reads its replies would make the backend keep after it has gone); and an
+ * old generation that grows by 20% per full collection instead of V8's
+ * adaptive factor (up to 4x), so that the decoded batches that survive one
+ * young collection are collected before they double the heap (measured with
+ * the kernel's RSS high-water mark: 18 to 67 MiB above the baseline without
+ * it, 11 to 22 MiB with it).
  */
-export const HV_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const HV_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20'];
 
 /** Forks hv-main and waits for its ready report. */
 export async function spawnHv(options: SpawnHvOptions = {}): Promise<HvProcess> {
