@@ -123,24 +123,8 @@ export class ManagedChild<R> extends EventEmitter {
     const managed = new ManagedChild<R>(options.name, child, options.echoOutput ?? process.env.HDMABUF_CHILD_OUTPUT === '1');
     const timeoutMs = options.readyTimeoutMs ?? 20_000;
     try {
-      managed.readyValue = await new Promise<R>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${options.name}: not ready within ${timeoutMs} ms${managed.outputTail()}`)), timeoutMs);
-        const onMessage = (msg: Record<string, unknown>): void => {
-          if (!options.isReady(msg)) return;
-          cleanup();
-          resolve(msg as R);
-        };
-        const onExit = (exit: ChildExit): void => {
-          cleanup();
-          reject(new Error(`${options.name}: exited before ready (${describeExit(exit)})${managed.outputTail()}`));
-        };
-        const cleanup = (): void => {
-          clearTimeout(timer);
-          managed.off('message', onMessage);
-          managed.off('exit', onExit);
-        };
-        managed.on('message', onMessage);
-        managed.on('exit', onExit);
+      managed.readyValue = await managed.waitFor('message', (msg) => (options.isReady(msg as Record<string, unknown>) ? msg as R : undefined), timeoutMs, {
+        timedOut: `not ready within ${timeoutMs} ms`, exited: (how) => `exited before ready (${how})`,
       });
     } catch (e) {
       await managed.reap();
@@ -175,25 +159,36 @@ export class ManagedChild<R> extends EventEmitter {
    * matches `pattern`; rejects if it exits first or `timeoutMs` passes.
    */
   untilOutput(pattern: RegExp, timeoutMs: number): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const check = (): void => {
-        if (!pattern.test(this.outputBuf)) return;
+    return this.waitFor('output', () => (pattern.test(this.outputBuf) ? true : undefined), timeoutMs, {
+      timedOut: `output did not match ${pattern} within ${timeoutMs} ms`, exited: (how) => `exited (${how}) before its output matched ${pattern}`,
+    }).then(() => undefined);
+  }
+
+  /**
+   * Resolves with the first value `accept` returns, called on every `event`
+   * (and at once for 'output', which may already match); rejects when the child exits first or `timeoutMs`
+   * passes, with the child's name, `errors`' text and its output's tail.
+   */
+  private waitFor<T>(event: 'message' | 'output', accept: (arg?: unknown) => T | undefined, timeoutMs: number,
+    errors: { timedOut: string; exited: (how: string) => string }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const fail = (why: string): void => { cleanup(); reject(new Error(`${this.name}: ${why}${this.outputTail()}`)); };
+      const check = (arg?: unknown): void => {
+        const got = accept(arg);
+        if (got === undefined) return;
         cleanup();
-        resolve();
+        resolve(got);
       };
-      const onExit = (exit: ChildExit): void => {
-        cleanup();
-        reject(new Error(`${this.name}: exited (${describeExit(exit)}) before its output matched ${pattern}${this.outputTail()}`));
-      };
-      const timer = setTimeout(() => { cleanup(); reject(new Error(`${this.name}: output did not match ${pattern} within ${timeoutMs} ms${this.outputTail()}`)); }, timeoutMs);
+      const onExit = (exit: ChildExit): void => fail(errors.exited(describeExit(exit)));
+      const timer = setTimeout(() => fail(errors.timedOut), timeoutMs);
       const cleanup = (): void => {
         clearTimeout(timer);
-        this.off('output', check);
+        this.off(event, check);
         this.off('exit', onExit);
       };
-      this.on('output', check);
+      this.on(event, check);
       this.on('exit', onExit);
-      check();
+      if (event === 'output') check();
     });
   }
 
