@@ -17,7 +17,7 @@
  * stopped and every file of the run removed at the end. Exit status 1 if
  * anything disagreed, crashed or failed.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { HvClient } from '../../src/transport/hv-client.ts';
 import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS_V2 } from '../../protocol/messages/control.ts';
@@ -101,13 +101,19 @@ function cpuMsOf(pid: number): number {
   }
 }
 
-function rssOf(pid: number): number {
+/** VmRSS (now) or VmHWM (the highest since the last resetPeak) of `pid`, in bytes; 0 where /proc cannot tell. */
+function rssOf(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
   } catch {
     return 0;
   }
+}
+
+/** Resets the kernel's RSS high-water mark of `pid` to its RSS now (Linux proc(5), clear_refs "5"). */
+function resetPeak(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -144,12 +150,14 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   const runPhase = async (name: string, body: (ctx: ClassContext) => Promise<void>): Promise<Row> => {
     const row: Row = { name, inputs: 0, crashes: 0, legitFailures: 0, p50: NaN, p99: NaN, samples: 0, rss: { before: rssOf(hv.pid), peak: 0, after: 0 }, hvCpuMsPerS: NaN, disagreements: 0, findings: [], legitErrors: [] };
+    // The peak is the kernel's high-water mark, not a sample: exact however short the peak was.
+    resetPeak(hv.pid);
     row.rss.peak = row.rss.before;
+    const foldPeak = (): void => { row.rss.peak = Math.max(row.rss.peak, rssOf(hv.pid, 'VmHWM')); };
     const crashesBefore = crashes;
     const started = Date.now();
     const cpuBefore = cpuMsOf(hv.pid);
     const hostiles = new Set<number>();
-    const sampler = setInterval(() => { row.rss.peak = Math.max(row.rss.peak, rssOf(hv.pid)); }, 50);
     legit.send({ type: 'phase', name });
     const ctx: ClassContext = {
       url: hv.url,
@@ -160,7 +168,9 @@ async function main(): Promise<void> {
       more: () => Date.now() - started < opts.classMs && row.inputs < opts.maxInputs && crashes === crashesBefore,
       input: () => { row.inputs++; },
       find: (f) => { row.disagreements++; if (row.findings.length < 50) row.findings.push(f); },
-      sampleRss: () => { const r = rssOf(hv.pid); row.rss.peak = Math.max(row.rss.peak, r); return r; },
+      rssNow: () => rssOf(hv.pid),
+      startPeak: () => { foldPeak(); resetPeak(hv.pid); },
+      peakSinceStart: () => { const p = rssOf(hv.pid, 'VmHWM'); row.rss.peak = Math.max(row.rss.peak, p); return p; },
       async hostile(version = 1) {
         const d = await create(`hostile-${name}`.slice(0, 60), 16);
         hostiles.add(d.domid);
@@ -179,7 +189,7 @@ async function main(): Promise<void> {
     await ctx.cleanup();
     const legitReport = await report();
     row.hvCpuMsPerS = (cpuMsOf(hv.pid) - cpuBefore) / ((Date.now() - started) / 1000);
-    clearInterval(sampler);
+    foldPeak();
     const sorted = [...legitReport.samples].sort((x, y) => x - y);
     row.samples = sorted.length;
     row.p50 = percentile(sorted, 50);
