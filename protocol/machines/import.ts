@@ -85,8 +85,9 @@ export const ImportMapMachine = defineMachine<ImportMapState, ImportMapEvent>({
   },
   transitions: [
     { from: ['unmapped', 'invalidated'], event: 'map', to: 'mapping' },
-    { from: ['mapping', 'invalidated'], event: 'mapped', to: 'mapped' },
-    { from: ['mapping', 'invalidated'], event: 'map-failed', to: 'unmapped' },
+    // From invalidated the pages are mapped again through 'map' (the importer always enters mapping first).
+    { from: ['mapping'], event: 'mapped', to: 'mapped' },
+    { from: ['mapping'], event: 'map-failed', to: 'unmapped' },
     { from: ['mapping'], event: 'remap-failed', to: 'invalidated' },
     // unmapped: a mapping that failed after a move left the older one in place.
     { from: ['mapped', 'mapping', 'unmapped'], event: 'moved', to: 'invalidated' },
