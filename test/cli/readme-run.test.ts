@@ -60,6 +60,7 @@ const PLANS: Record<string, Plan> = {
   'npm run bench -- --out FILE': { not: 'run with --quick as part of `npm run -s bench -- --json`' },
   'npm run bench -- --quick': { not: 'run as part of `npm run -s bench -- --json`' },
   'npm run -s bench -- --json': { run: `npm run -s bench -- --json --quick --out ${join(scratch, 'bench.json')}`, expect: 'plain' },
+  'npm run bench -- --only round-trip': { run: 'npm run bench -- --only round-trip --quick' },
   'npm run bench:record': { not: 'a full run that rewrites the committed recording; the block it writes is checked by test/bench/readme.test.ts' },
   'npm run bench:readme': { run: 'npm run bench:readme -- --check' },
   'mkdir -p out && npm run bench:plot -- --html out/bench.html': { run: 'mkdir -p out && npm run bench:plot -- --html out/bench.html' },
