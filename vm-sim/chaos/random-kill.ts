@@ -1,7 +1,9 @@
 /**
  * Random-kill runs: the built-in scenarios, each run SIGKILLing one random
  * process of it (the backend or a VM) at a random time, as a user trying
- * to break it would. For each run it checks, from outside:
+ * to break it would (a random point of the scenario's steps, as long as one
+ * run of it without a kill took on this machine). For each run it checks,
+ * from outside:
  *
  *   - no survivor crashed: every other process ended through the close
  *     cascade (`shutdown`), or was killed by the scenario itself; none
@@ -29,7 +31,10 @@ import { prng } from '../prng.ts';
 
 const BIN = fileURLToPath(new URL('../bin/hdmabuf.js', import.meta.url));
 
-/** The built-ins with parameters that keep one run short; `ms` is about how long the steps run. */
+/**
+ * The built-ins with parameters that keep one run short; `ms` is about how
+ * long the steps run where no calibration run measured it (calibrate).
+ */
 const SCENARIOS: ReadonlyArray<{ name: string; params: string[]; ms: number }> = [
   { name: 'compositor', params: ['frames=200'], ms: 4000 },
   { name: 'fan-out', params: [], ms: 3000 },
@@ -72,25 +77,52 @@ function pidsOf(started: string): Array<{ name: string; pid: number }> {
   return out;
 }
 
-async function oneRun(index: number, rand: () => number, hangMs: number): Promise<Outcome> {
-  const sc = SCENARIOS[Math.floor(rand() * SCENARIOS.length)]!;
-  const pick = rand();
-  const killAt = rand();
-  const tag = `hdmabuf-chaos-${randomBytes(4).toString('hex')}`;
+/** Starts one CLI run of `sc`; resolves its 'started: ' line (undefined if it exited first) and its exit. */
+function startRun(sc: (typeof SCENARIOS)[number], tag: string) {
   const args = [BIN, 'run', sc.name, '--json', '--run-tag', tag, ...sc.params.flatMap((p) => ['--param', p])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => { stdout += c.toString(); });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (c: Buffer) => { out.stdout += c.toString(); });
   const started = new Promise<string | undefined>((resolve) => {
     child.stderr.on('data', (c: Buffer) => {
-      stderr += c.toString();
-      const line = stderr.split('\n').find((l) => l.startsWith('started: '));
+      out.stderr += c.toString();
+      const line = out.stderr.split('\n').find((l) => l.startsWith('started: '));
       if (line) resolve(line);
     });
     child.once('exit', () => resolve(undefined));
   });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  return { child, out, started, exited };
+}
+
+/**
+ * How long the steps of `sc` run on this machine (from its 'started' line
+ * to its exit), measured by one run without a kill: a kill at a random
+ * point of a fixed guess landed after most runs had ended on a fast machine
+ * (44 of 60 did).
+ */
+async function calibrate(sc: (typeof SCENARIOS)[number]): Promise<number> {
+  const tag = `hdmabuf-chaos-${randomBytes(4).toString('hex')}`;
+  const run = startRun(sc, tag);
+  await run.started;
+  const t0 = performance.now();
+  await run.exited;
+  sweepShmFiles(tag);
+  return Math.max(50, Math.round(performance.now() - t0));
+}
+
+async function oneRun(index: number, rand: () => number, hangMs: number, stepsMs: Map<string, number>): Promise<Outcome> {
+  const sc = SCENARIOS[Math.floor(rand() * SCENARIOS.length)]!;
+  // Calibrated the first time the scenario comes up (before its run's random draws, which stay the seed's).
+  if (!stepsMs.has(sc.name)) {
+    const ms = await calibrate(sc);
+    stepsMs.set(sc.name, ms);
+    process.stderr.write(`    ${sc.name}: its steps run ${ms} ms without a kill\n`);
+  }
+  const pick = rand();
+  const killAt = rand();
+  const tag = `hdmabuf-chaos-${randomBytes(4).toString('hex')}`;
+  const { child, out, started, exited } = startRun(sc, tag);
   const outcome: Outcome = {
     run: index, scenario: sc.name, victim: '', victimPid: 0, killAfterMs: 0, code: null, hung: false, killMissed: false,
     named: false, crashedSurvivors: [], leakedPids: [], leakedFiles: 0, resultLeaks: undefined, problems: [],
@@ -101,7 +133,7 @@ async function oneRun(index: number, rand: () => number, hangMs: number): Promis
     const victim = procs[Math.floor(pick * procs.length)]!;
     outcome.victim = victim.name;
     outcome.victimPid = victim.pid;
-    outcome.killAfterMs = Math.round(killAt * sc.ms);
+    outcome.killAfterMs = Math.round(killAt * (stepsMs.get(sc.name) ?? sc.ms));
     await new Promise((r) => setTimeout(r, outcome.killAfterMs));
     try { process.kill(victim.pid, 'SIGKILL'); } catch { outcome.killMissed = true; }
   } else {
@@ -112,10 +144,10 @@ async function oneRun(index: number, rand: () => number, hangMs: number): Promis
   clearTimeout(hang);
   outcome.code = exit.code;
   if (outcome.hung) outcome.problems.push(`hung: no exit within ${hangMs} ms`);
-  if (exit.code !== 0 && exit.code !== 1) outcome.problems.push(`CLI exit ${exit.code ?? exit.signal}${/\n\s+at /.test(stderr) ? ' with a stack trace' : ''}`);
+  if (exit.code !== 0 && exit.code !== 1) outcome.problems.push(`CLI exit ${exit.code ?? exit.signal}${/\n\s+at /.test(out.stderr) ? ' with a stack trace' : ''}`);
   let result: RunResult | undefined;
   try {
-    result = JSON.parse(stdout) as RunResult;
+    result = JSON.parse(out.stdout) as RunResult;
   } catch {
     outcome.problems.push('no JSON result');
   }
@@ -135,7 +167,7 @@ async function oneRun(index: number, rand: () => number, hangMs: number): Promis
     if (result.leaks.processes !== 0) outcome.problems.push(`result counts ${result.leaks.processes} leaked process(es)`);
     if (result.leaks.shmFiles !== 0) outcome.problems.push(`result counts ${result.leaks.shmFiles} leaked shm file(s)`);
   }
-  if (/unhandled|uncaught/i.test(stderr)) outcome.problems.push('unhandled error on stderr');
+  if (/unhandled|uncaught/i.test(out.stderr)) outcome.problems.push('unhandled error on stderr');
   if (outcome.crashedSurvivors.length) outcome.problems.push(`crashed survivors: ${outcome.crashedSurvivors.join('; ')}`);
   outcome.leakedPids = procs.map((p) => p.pid).filter(isRunning);
   outcome.leakedFiles = shmFilesOf(tag).length;
@@ -152,9 +184,10 @@ async function main(): Promise<void> {
   const seed = Number(values.seed ?? 1);
   const hangMs = Number(values['hang-ms'] ?? 180_000);
   const rand = prng(seed);
+  const stepsMs = new Map<string, number>();
   const outcomes: Outcome[] = [];
   for (let i = 1; i <= runs; i++) {
-    const o = await oneRun(i, rand, hangMs);
+    const o = await oneRun(i, rand, hangMs, stepsMs);
     outcomes.push(o);
     process.stderr.write(`${String(i).padStart(3)} ${o.scenario.padEnd(16)} kill ${o.victim.padEnd(10)} at +${String(o.killAfterMs).padStart(5)} ms: exit ${o.code}, ${o.killMissed ? 'kill came after it ended' : o.named ? 'named' : 'NOT named'}${o.problems.length ? `  PROBLEMS: ${o.problems.join(' | ')}` : ''}\n`);
   }
