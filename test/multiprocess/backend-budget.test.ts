@@ -9,13 +9,13 @@
  * and frames (about 460 KB), some 110 MB in all if the backend buffered them
  * (which it did before the budget: 1,800 such replies grew it past 1 GiB).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GNTMAP } from '../../protocol/index.ts';
 import { HV_STATS_V2 } from '../../protocol/messages/control.ts';
 import { useSpawnedHv } from '../helpers/spawned-hv.ts';
 import { holdsWithin } from '../helpers/wait.ts';
 import { packRaw } from '../../vm-sim/stress/raw-client.ts';
+import { resetPeakRss, rssBytes } from '../../vm-sim/process/spawn/proc-memory.ts';
 
 const BUDGET = 8 * 1024 * 1024;
 /** What the backend may add besides the queued replies: one socket read's replies in flight, heap growth of the decoder and the handlers. */
@@ -24,14 +24,10 @@ const MiB = 2 ** 20;
 
 const backend = useSpawnedHv();
 
-function statusBytes(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
 /** Resident set size of `pid` now. */
-const rss = (pid: number): number => statusBytes(pid, 'VmRSS');
+const rss = (pid: number): number => rssBytes(pid, 'VmRSS');
 /** Highest resident set size of `pid` since its last reset. */
-const hwm = (pid: number): number => statusBytes(pid, 'VmHWM');
+const hwm = (pid: number): number => rssBytes(pid, 'VmHWM');
 
 describe('per-connection send budget (SPEC 3.7), real backend process', () => {
   // Met by the work reserve (requests being handled count against the budget), the backend's 1 MiB semi-space and its
@@ -53,7 +49,7 @@ describe('per-connection send budget (SPEC 3.7), real backend process', () => {
     }
     const before = rss(hv.pid);
     // The peak is the kernel's high-water mark of the RSS, reset here (Linux proc(5), clear_refs "5"): exact, not sampled.
-    writeFileSync(`/proc/${hv.pid}/clear_refs`, '5');
+    resetPeakRss(hv.pid);
 
     hostile.ws.pause();
     for (let i = 0; i < 240; i++) hostile.sendBytes(batch(100 + i));

@@ -45,5 +45,10 @@ export async function wsCopyTimes(pair: Pair, buf: number, trials: number): Prom
 
 /** Bare round trips from `from` to `to` through the backend (ECHO, empty payload). */
 export function roundTripTimes(from: VmHandle, to: VmHandle, iterations: number): Promise<number[]> {
-  return samplesOf(from, 'bench.echo', { dst: to.domid, bytes: 0, iterations, warmup: Math.min(20, iterations) });
+  return samplesOf(from, 'bench.echo', { dst: to.domid, bytes: 0, iterations, warmup: roundTripWarmup(iterations) });
+}
+
+/** The untimed round trips roundTripTimes runs before its `iterations` timed ones. */
+export function roundTripWarmup(iterations: number): number {
+  return Math.min(20, iterations);
 }

@@ -15,7 +15,7 @@
  */
 import { median } from '../process/bench/sim-stats.ts';
 import { CpuMeter } from './cpu.ts';
-import { memcpyTimes, roundTripTimes, routedCopyTimes, wsCopyTimes } from './baselines.ts';
+import { memcpyTimes, roundTripTimes, roundTripWarmup, routedCopyTimes, wsCopyTimes } from './baselines.ts';
 import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, medianShare, shareOnce, shareTimes, type BenchContext, type Pair } from './context.ts';
 import { result, type BenchResult } from './types.ts';
 
@@ -289,7 +289,7 @@ export async function roundTripOnly(ctx: BenchContext): Promise<BenchResult[]> {
   const cpu = new CpuMeter([newest.exporter.pid, ctx.run.hv.pid, newest.importer.pid]);
   const rt = ms(await cpu.measure(() => roundTripTimes(newest.importer, newest.exporter, iterations)));
   // The warm-up round trips run inside the measured call too.
-  const perRt = cpu.perOp(iterations + Math.min(20, iterations));
+  const perRt = cpu.perOp(iterations + roundTripWarmup(iterations));
   return [result({
     id: 'round-trip', name: 'bare routed round trip importer -> hv -> exporter (ECHO, empty payload)', value: median(rt), unit: 'ms', trials: rt.length, version: newest.version,
     note: perRt ? `main-thread CPU per round trip (exporter, hv, importer): ${perRt.join(', ')} µs` : 'main-thread CPU not measured (no /proc)',

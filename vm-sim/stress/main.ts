@@ -17,7 +17,7 @@
  * stopped and every file of the run removed at the end. Exit status 1 if
  * anything disagreed, crashed or failed.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { HvClient } from '../../src/transport/hv-client.ts';
 import { DOMAIN_CREATE, DOMAIN_DESTROY, HV_STATS_V2 } from '../../protocol/messages/control.ts';
@@ -27,6 +27,7 @@ import { CLASSES, type ClassContext, type Finding } from './classes.ts';
 import { saveEntry } from './corpus.ts';
 import { RawClient } from './raw-client.ts';
 import { prng as rng } from '../prng.ts';
+import { resetPeakRss, rssBytes } from '../process/spawn/proc-memory.ts';
 
 const SEND_BUDGET = 16 * 1024 * 1024;
 const HELLO_TIMEOUT_MS = 2000;
@@ -101,19 +102,13 @@ function cpuMsOf(pid: number): number {
   }
 }
 
-/** VmRSS (now) or VmHWM (the highest since the last resetPeak) of `pid`, in bytes; 0 where /proc cannot tell. */
+/** The backend's RSS (now, or its high-water mark), or 0 where /proc cannot tell (the report says 0 MiB). */
 function rssOf(pid: number, field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
   try {
-    const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
+    return rssBytes(pid, field);
   } catch {
     return 0;
   }
-}
-
-/** Resets the kernel's RSS high-water mark of `pid` to its RSS now (Linux proc(5), clear_refs "5"). */
-function resetPeak(pid: number): void {
-  writeFileSync(`/proc/${pid}/clear_refs`, '5');
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -151,9 +146,14 @@ async function main(): Promise<void> {
   const runPhase = async (name: string, body: (ctx: ClassContext) => Promise<void>): Promise<Row> => {
     const row: Row = { name, inputs: 0, crashes: 0, legitFailures: 0, p50: NaN, p99: NaN, samples: 0, rss: { before: rssOf(hv.pid), peak: 0, after: 0 }, hvCpuMsPerS: NaN, disagreements: 0, findings: [], legitErrors: [] };
     // The peak is the kernel's high-water mark, not a sample: exact however short the peak was.
-    resetPeak(hv.pid);
+    resetPeakRss(hv.pid);
     row.rss.peak = row.rss.before;
-    const foldPeak = (): void => { row.rss.peak = Math.max(row.rss.peak, rssOf(hv.pid, 'VmHWM')); };
+    /** The high-water mark since the last reset, kept in the phase's peak. */
+    const foldPeak = (): number => {
+      const hwm = rssOf(hv.pid, 'VmHWM');
+      row.rss.peak = Math.max(row.rss.peak, hwm);
+      return hwm;
+    };
     const crashesBefore = crashes;
     const started = Date.now();
     const cpuBefore = cpuMsOf(hv.pid);
@@ -169,8 +169,8 @@ async function main(): Promise<void> {
       input: () => { row.inputs++; },
       find: (f) => { row.disagreements++; if (row.findings.length < 50) row.findings.push(f); },
       rssNow: () => rssOf(hv.pid),
-      startPeak: () => { foldPeak(); resetPeak(hv.pid); },
-      peakSinceStart: () => { const p = rssOf(hv.pid, 'VmHWM'); row.rss.peak = Math.max(row.rss.peak, p); return p; },
+      startPeak: () => { foldPeak(); resetPeakRss(hv.pid); },
+      peakSinceStart: foldPeak,
       async hostile(version = 1) {
         const d = await create(`hostile-${name}`.slice(0, 60), 16);
         hostiles.add(d.domid);
