@@ -188,14 +188,12 @@ export class GuestGrantTable {
     }
     while (this.freeTop < n) await this.grow(n);
     this.checkOpen();
-    const refs = new Uint32Array(n);
-    const view = this.memory.view;
-    for (let i = 0; i < n; i++) {
-      const ref = this.freeStack[--this.freeTop]!;
-      this.refState[ref] = RefState.Granted;
-      view.publish(ref, domid, frames[i]!, readonly);
-      refs[i] = ref;
-    }
+    // The n refs on top of the free stack, lowest first (the stack's order).
+    const refs = this.freeStack.slice(this.freeTop - n, this.freeTop).reverse();
+    this.freeTop -= n;
+    const refState = this.refState;
+    for (let i = 0; i < n; i++) refState[refs[i]!] = RefState.Granted;
+    this.memory.view.publishMany(refs, domid, frames, readonly);
     this.grantedCount += n;
     return refs;
   }
