@@ -33,8 +33,8 @@ export const BufferImportMachine = defineMachine<BufferImportState, BufferImport
     [Released]: 'forgotten: no fd open, nothing mapped; its id gets ERR_UNKNOWN_BUFFER',
   },
   events: {
-    'first-fd': 'exportFd: EXPORT_FD answered ok, directory read, data pages mapped (later fds share the mapping)',
-    'last-fd-released': 'the last fd released: pages unmapped first, then the release operation sent',
+    'first-fd': 'exportFd: directory read, data pages mapped, and EXPORT_FD answered ok (v2: the first fd does not wait for that answer, rule 2; later fds share the mapping)',
+    'last-fd-released': 'the last fd released (or a v2 early fd revoked): pages unmapped first, then the release operation sent (none for a revoked fd)',
     invalidated: 'DMABUF_NOTIFY_UNEXPORT, an EXPORT_FD refused with ERR_UNEXPORTED or ERR_UNKNOWN_BUFFER, or DOMAIN_DIED(exporter)',
     forgotten: 'no fd open or pending and nothing mapped (at once when none was open)',
   },

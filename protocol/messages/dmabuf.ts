@@ -109,7 +109,7 @@ export const DMABUF_EXPORT = defineRequest({
 /** An importer asks to create a local dma-buf (an fd) for an import. */
 export const DMABUF_EXPORT_FD = defineRequest({
   type: 'DMABUF_EXPORT_FD', route: 'peer', caller: 'guest', since: 1, layer: 'dmabuf',
-  doc: 'Importer → exporter (hid.dom). The exporter counts fdId as active on the buffer, so the buffer cannot be released under it. Errors, each of which the importer MUST honour (it creates no fd): ERR_UNKNOWN_BUFFER (no live export with this counter and key), ERR_NOT_IMPORTER (src is not the domain the buffer was exported to), ERR_UNEXPORTED (the export was unexported), ERR_BAD_ARGUMENT (fdId already active), ERR_LIMIT (more than 4096 fds).',
+  doc: 'Importer → exporter (hid.dom). The exporter counts fdId as active on the buffer, so the buffer cannot be released under it. Errors, each of which the importer MUST honour (it creates no fd, or revokes a version-2 early first fd: SPEC.md 11.2 rule 2): ERR_UNKNOWN_BUFFER (no live export with this counter and key), ERR_NOT_IMPORTER (src is not the domain the buffer was exported to), ERR_UNEXPORTED (the export was unexported), ERR_BAD_ARGUMENT (fdId already active), ERR_LIMIT (more than 4096 fds).',
   request: { hid: req(HID, 'The buffer id.'), fdId: FD_ID },
   response: {},
 });

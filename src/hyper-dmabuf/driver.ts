@@ -31,7 +31,7 @@ import { Exporter, type ExporterStats, type ExportOptions, type UnexportOptions 
 import { formatHid, type Hid } from './hid.ts';
 import type { DriverHost } from './host.ts';
 import type { ImportedFdPriv } from './imported-ops.ts';
-import { Importer, type ExportFdOptions, type ImporterStats } from './importer.ts';
+import { Importer, revokedError, type ExportFdOptions, type ImporterStats } from './importer.ts';
 import { resolveOptions, type HyperDmabufOptions, type ResolvedOptions } from './options.ts';
 import { PeerNegotiation } from './peers.ts';
 import { queryExport, queryImport, unknownForQuery, type QueryItem, type QueryResult } from './query.ts';
@@ -144,6 +144,19 @@ export class HyperDmabuf {
   /** Opens a local dma-buf on an import (the original's EXPORT_FD). */
   exportFd(hid: Hid, opts?: ExportFdOptions): Promise<DmaBuf<ImportedFdPriv>> {
     return this.importer.exportFd(hid, opts);
+  }
+
+  /**
+   * exportFd, resolved only once the exporter counted the fd: a version-2
+   * early fd it refuses (SPEC.md 11.2 rule 2) is released and the refusal
+   * thrown, as version 1 does. For callers whose next step assumes the
+   * exporter's count, e.g. an unexport that must wait for this fd.
+   */
+  async exportFdCounted(hid: Hid, opts?: ExportFdOptions): Promise<DmaBuf<ImportedFdPriv>> {
+    const buf = await this.importer.exportFd(hid, opts);
+    if ((await this.importer.confirmation(buf)) !== 'revoked') return buf;
+    await buf.put();
+    throw revokedError(buf.priv);
   }
 
   /** Blocking read of the next NEW_IMPORT event. */

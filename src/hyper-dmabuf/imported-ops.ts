@@ -21,11 +21,18 @@ import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import type { ImportedBuffer } from './import-entry.ts';
 import type { SyncMode } from './options.ts';
 
+/** The outcome of an fd's EXPORT_FD (Importer.confirmation). */
+export type FdConfirmation = 'counted' | 'revoked' | 'unanswered';
+
 /** Private data of an importer's local dma-buf. */
 export interface ImportedFdPriv {
   readonly entry: ImportedBuffer;
   readonly fdId: number;
   readonly sync: SyncMode;
+  /** A version-2 early fd: settles when the exporter's answer has been applied (SPEC.md 11.2 rule 2). */
+  confirmation?: Promise<FdConfirmation>;
+  /** The exporter's refusal of an early fd: the fd is revoked. */
+  revoked?: string;
 }
 
 /** What the ops need from the importer. */

@@ -8,7 +8,8 @@
  * - EXPORT is answered only after the import is registered;
  * - every field is bounded (private data, page count, geometry, format);
  * - the exporter's refusal of EXPORT_FD is honoured, and only an fd the
- *   exporter counted is undone (EXPORT_FD_FAILED names it);
+ *   exporter counted is undone (EXPORT_FD_FAILED names it); a version-2
+ *   first fd, returned before the answer, is revoked and unmapped if refused;
  * - user code gets the mapped pages as one contiguous view (read-write
  *   when the export is), not NULL;
  * - the pages are unmapped before the exporter is told of the last release,
@@ -36,7 +37,7 @@ import type { DriverHost } from './host.ts';
 import { BufferImportState, ImportMapState } from '../../protocol/machines/import.ts';
 import { ImportedBuffer, type InvalidReason, type MapInfo } from './import-entry.ts';
 import { ImportMover, type ImportMoveCounters } from './import-move.ts';
-import { importedOps, type ImportedFdPriv } from './imported-ops.ts';
+import { importedOps, type FdConfirmation, type ImportedFdPriv } from './imported-ops.ts';
 import type { ResolvedOptions, SyncMode } from './options.ts';
 
 /** Options of exportFd. */
@@ -56,7 +57,11 @@ export interface ImporterStats {
   privUpdates: number;
   refusedExports: number;
   fdsOpened: number;
+  /** First fds returned before the exporter's answer (version 2, SPEC.md 11.2 rule 2). */
+  earlyFds: number;
   fdsRefused: number;
+  /** Early fds the exporter then refused: revoked. */
+  fdsRevoked: number;
   mapFailures: number;
   opsSent: number;
   opsFailed: number;
@@ -82,7 +87,7 @@ export class Importer {
   /** Implicit sync of CPU access given to every new fd (the cross-VM fence layer sets it; none by default). */
   fdCpuSync: CpuAccessSync | undefined = undefined;
   private readonly counters = {
-    registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, fdsRefused: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, unmapFailures: 0, releaseFailures: 0, forgotten: 0,
+    registered: 0, privUpdates: 0, refusedExports: 0, fdsOpened: 0, earlyFds: 0, fdsRefused: 0, fdsRevoked: 0, mapFailures: 0, opsSent: 0, opsFailed: 0, unmapFailures: 0, releaseFailures: 0, forgotten: 0,
   };
 
   constructor(host: DriverHost, options: ResolvedOptions, events: ImportEventQueue) {
@@ -141,7 +146,10 @@ export class Importer {
    * Opens an fd on an import: asks the exporter (EXPORT_FD), maps the pages
    * on the first fd, and returns a local dma-buf over them. A refusal is
    * honoured and thrown with the exporter's code; a failure after the
-   * exporter counted the fd is undone with EXPORT_FD_FAILED.
+   * exporter counted the fd is undone with EXPORT_FD_FAILED. In version 2
+   * the first fd of an unmapped import is returned as soon as the pages are
+   * mapped, and the exporter's answer is applied when it comes (SPEC.md
+   * 11.2 rule 2): a refusal revokes the fd (see confirmation).
    */
   async exportFd(hid: Hid, opts: ExportFdOptions = {}): Promise<DmaBuf<ImportedFdPriv>> {
     const entry = this.find(hid);
@@ -154,15 +162,34 @@ export class Importer {
       throw new ProtocolError('ERR_UNEXPORTED', `${formatHid(hid)} is no longer importable (${entry.invalidReason ?? entry.state})`);
     }
     const fdId = entry.allocFdId();
+    // Only the first fd of an import that nothing maps yet is early: a later fd costs no map, and waiting
+    // for its answer keeps every refusal of an fd that shares a mapping a plain refusal.
+    const early = this.host.hv.version >= 2 && entry.fds.size === 0 && entry.pendingFds === 0;
     entry.pendingFds++;
     // The map is sent with the EXPORT_FD, not after its answer (SPEC 11.2 rule 3): it needs nothing
-    // from that answer, and the two round trips overlap. The EXPORT_FD goes first: the backend serves
-    // our requests in order, so the exporter answers while the backend maps, not after it. A refusal
-    // unmaps below (unmapIfIdle).
-    const answered = this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId })
+    // from that answer, and the two round trips overlap. The backend serves our requests in order:
+    // the one the fd waits for longer goes first, the EXPORT_FD (the exporter answers while the
+    // backend maps), or for an early fd the map. A refusal unmaps below (unmapIfIdle).
+    const ask = (): Promise<Refusal | undefined> => this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId })
       .then(() => undefined, (e: unknown) => ({ e }));
-    const mapped = this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
+    const map = (): Promise<{ m: ForeignMapping } | Refusal> => this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
+    const mappedFirst = early ? map() : undefined;
+    const answered = ask();
+    const mapped = mappedFirst ?? map();
+    let answerPending = false;
     try {
+      if (early) {
+        const got = await mapped;
+        // Unexported while mapping (NOTIFY_UNEXPORT came): the answer will refuse it; wait for it (below).
+        if ('m' in got && entry.valid) {
+          const buf = this.createFd(entry, fdId, got.m, opts);
+          answerPending = true;
+          buf.priv.confirmation = this.confirmEarly(buf.priv, answered);
+          this.counters.earlyFds++;
+          return buf;
+        }
+        // The map failed, or the import became invalid meanwhile: the answer decides, as for any fd (below).
+      }
       const refused = await answered;
       if (refused) {
         const e = refused.e;
@@ -187,24 +214,66 @@ export class Importer {
         this.sendFdFailed(entry, fdId, err.code);
         throw err;
       }
-      const mapping = got.m;
-      const sync = opts.sync ?? this.options.syncMode;
-      const buf = new DmaBuf<ImportedFdPriv>({
-        ops: this.ops, geometry: entry.geometry, priv: { entry, fdId, sync }, name: `${formatHid(entry.hid)}#fd${fdId}`,
-        generation: entry.generation,
-      });
-      buf.cpuSync = this.fdCpuSync;
-      entry.fds.set(fdId, buf);
-      if (entry.lifecycle.is(BufferImportState.Registered) && mapping.state === 'mapped') entry.lifecycle.apply('first-fd');
-      this.counters.fdsOpened++;
-      return buf;
+      return this.createFd(entry, fdId, got.m, opts);
     } finally {
-      entry.pendingFds--;
-      if (entry.fds.size === 0 && entry.pendingFds === 0) {
-        await this.unmapIfIdle(entry);
-        this.forgetIfIdle(entry);
-      }
+      if (!answerPending) await this.fdSettled(entry);
     }
+  }
+
+  /**
+   * Resolves when the exporter's answer to an fd's EXPORT_FD has been
+   * applied: 'counted' (answered ok, and every fd but a version-2 early one
+   * was only returned after that), 'revoked' (an early fd the exporter
+   * refused: it no longer maps anything, each operation but an undo fails
+   * with ERR_UNEXPORTED, and its release tells the exporter nothing), or
+   * 'unanswered' (no answer in time: the fd stays, and its release undoes
+   * whatever the exporter counted).
+   */
+  confirmation(buf: DmaBuf<ImportedFdPriv>): Promise<FdConfirmation> {
+    return buf.priv.confirmation ?? Promise.resolve('counted');
+  }
+
+  private createFd(entry: ImportedBuffer, fdId: number, mapping: ForeignMapping, opts: ExportFdOptions): DmaBuf<ImportedFdPriv> {
+    const sync = opts.sync ?? this.options.syncMode;
+    const buf = new DmaBuf<ImportedFdPriv>({
+      ops: this.ops, geometry: entry.geometry, priv: { entry, fdId, sync }, name: `${formatHid(entry.hid)}#fd${fdId}`,
+      generation: entry.generation,
+    });
+    buf.cpuSync = this.fdCpuSync;
+    entry.fds.set(fdId, buf);
+    if (entry.lifecycle.is(BufferImportState.Registered) && mapping.state === 'mapped') entry.lifecycle.apply('first-fd');
+    this.counters.fdsOpened++;
+    return buf;
+  }
+
+  /** An EXPORT_FD is answered (or failed): unmap and forget the import if nothing uses it any more. */
+  private async fdSettled(entry: ImportedBuffer): Promise<void> {
+    entry.pendingFds--;
+    if (entry.fds.size === 0 && entry.pendingFds === 0) {
+      await this.unmapIfIdle(entry);
+      this.forgetIfIdle(entry);
+    }
+  }
+
+  /** Applies the exporter's late answer to an early fd (SPEC.md 11.2 rule 2). */
+  private async confirmEarly(p: ImportedFdPriv, answered: Promise<Refusal | undefined>): Promise<FdConfirmation> {
+    const refused = await answered;
+    const entry = p.entry;
+    let outcome: FdConfirmation = 'counted';
+    if (refused && refused.e instanceof RemoteError) {
+      const code = refused.e.code;
+      this.counters.fdsRefused++;
+      this.counters.fdsRevoked++;
+      if (code === 'ERR_UNEXPORTED' || code === 'ERR_UNKNOWN_BUFFER') this.invalidate(entry, 'refused');
+      // The exporter does not count this fd: it must not keep the pages mapped in its name.
+      p.revoked = code;
+      entry.fds.delete(p.fdId);
+      outcome = 'revoked';
+    } else if (refused) {
+      outcome = 'unanswered';
+    }
+    await this.fdSettled(entry);
+    return outcome;
   }
 
   /** The exporter died: its imports become invalid; open fds stay readable until released. */
@@ -345,6 +414,7 @@ export class Importer {
   /** The mapping an fd's operation needs, mapped again if a move invalidated it (lazy remap). */
   private async mappingForFd(p: ImportedFdPriv): Promise<ForeignMapping> {
     const entry = p.entry;
+    if (p.revoked !== undefined) throw revokedError(p);
     const m = entry.mapping;
     if (m?.state === 'mapped' && entry.mappedGeneration === entry.generation) return m;
     if (entry.exporterDead) {
@@ -401,6 +471,11 @@ export class Importer {
 
   private async sendOp(p: ImportedFdPriv, op: SyncOp, extra: { dir?: DmaDirection; page?: number } = {}): Promise<void> {
     const entry = p.entry;
+    if (p.revoked !== undefined) {
+      // Never counted by the exporter: an undo has nothing to undo there, anything else is refused.
+      if (UNDO_OPS.has(op)) return;
+      throw revokedError(p);
+    }
     if (entry.exporterDead) return;
     const body = { hid: entry.hid, fdId: p.fdId, op, ...extra };
     this.counters.opsSent++;
@@ -416,6 +491,8 @@ export class Importer {
 
   /** Last reference of an fd: unmap if it was the last fd, tell the exporter, forget if invalid. */
   private async releaseFd(p: ImportedFdPriv): Promise<void> {
+    // An early fd: its answer first, so that the pages are unmapped before the release is sent (rule 5).
+    if (p.confirmation && (await p.confirmation) === 'revoked') return;
     const entry = p.entry;
     entry.fds.delete(p.fdId);
     // Unmap before telling the exporter, so its end of access finds no page mapped.
@@ -423,4 +500,17 @@ export class Importer {
     await this.sendOp(p, 'release').catch(() => { this.counters.releaseFailures++; });
     this.forgetIfIdle(entry);
   }
+}
+
+/** An EXPORT_FD that was not answered ok: the exporter's err reply (RemoteError), or no answer. */
+interface Refusal {
+  e: unknown;
+}
+
+/** Operations that only undo: on a revoked fd they have nothing to undo. */
+const UNDO_OPS: ReadonlySet<SyncOp> = new Set<SyncOp>(['detach', 'unmap', 'end_cpu_access', 'vunmap', 'kunmap', 'unpin', 'release']);
+
+/** The error of every operation on a revoked fd. */
+export function revokedError(p: ImportedFdPriv): ProtocolError {
+  return new ProtocolError('ERR_UNEXPORTED', `${formatHid(p.entry.hid)}#fd${p.fdId} was revoked: the exporter refused it with ${p.revoked} (SPEC.md 11.2 rule 2)`);
 }

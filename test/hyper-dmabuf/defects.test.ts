@@ -16,6 +16,8 @@ describe('defects of the original, absent here', () => {
     const buf = a.driver.heap.alloc(4 * 4096);
     const hid = await a.driver.exportRemote(buf, b.domid);
     const fd = await b.driver.exportFd(hid);
+    // Counted by the exporter (a v2 first fd is returned before the answer, SPEC 11.2 rule 2).
+    expect(await b.driver.importer.confirmation(fd)).toBe('counted');
     await a.driver.unexport(hid);
     // Asked directly (as the original's importer did, ignoring the answer): refused.
     expect(await codeOf(b.kernel.hv.peerRequest(DMABUF_EXPORT_FD, a.domid, { hid, fdId: 42 }))).toBe('ERR_UNEXPORTED');
@@ -80,6 +82,7 @@ describe('defects of the original, absent here', () => {
     const bufs = Array.from({ length: 200 }, () => a.driver.heap.alloc(4096));
     const hids = await Promise.all(bufs.map((x) => a.driver.exportRemote(x, b.domid)));
     const fds = await Promise.all(hids.map((h) => b.driver.exportFd(h)));
+    expect(await Promise.all(fds.map((f) => b.driver.importer.confirmation(f)))).toEqual(fds.map(() => 'counted'));
     expect(a.driver.stats().exporter.openFds).toBe(200);
     const t0 = performance.now();
     expect(await codeOf(b.kernel.hv.peerRequest(DMABUF_EXPORT_FD, a.domid, { hid: { ...hids[0]!, cnt: 999_999 }, fdId: 1 }, 60_000))).toBe('ERR_UNKNOWN_BUFFER');

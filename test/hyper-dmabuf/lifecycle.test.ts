@@ -133,6 +133,7 @@ describe('export lifecycle', () => {
     const buf = a.driver.heap.alloc(4096);
     const hid = await a.driver.exportRemote(buf, b.domid);
     const fd = await b.driver.exportFd(hid);
+    expect(await b.driver.importer.confirmation(fd)).toBe('counted');
     // The exporter stops accepting fds without the importer hearing of it (a lost notice).
     // Its state machine taken straight to waiting-release by legal transitions, without their side effects.
     const entry = a.driver.exporter.find(hid)!;

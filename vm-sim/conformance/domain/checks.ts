@@ -133,7 +133,7 @@ async function dutExportsToRef(ctx: DomainSuiteContext, ref: RefDomain, pages: n
   const ev = ref.driver.tryReadEvent() ?? await ref.driver.readEvent({ timeoutMs: ctx.timeoutMs });
   expect(hidKey(ev.hid) === hid, `the NEW_IMPORT at the importer is ${hidKey(ev.hid)}, not ${hid}: DMABUF_EXPORT was answered before... or another export came`);
   expect(Buffer.from(ev.priv).toString('hex') === 'c0ffee', `private data arrived as ${Buffer.from(ev.priv).toString('hex')}, not c0ffee (10.5: copied whole)`);
-  const fd = await ref.driver.exportFd(ev.hid);
+  const fd = await ref.driver.exportFdCounted(ev.hid);
   const view = await fd.vmap();
   expect(view.length === pages * 4096, `the import is ${view.length} bytes, not ${pages * 4096} (10.2 geometry)`);
   expect(sha256(view) === patternSha256(seed, pages * 4096), 'the importer read other bytes than the ones the DUT wrote (10.3 directory or grants wrong)');

@@ -68,7 +68,7 @@ export interface AgentCommands {
   unexport: { args: { hid: string }; result: Record<string, never> };
   /** Wait until the export reached `freed` (SPEC 11.1). */
   waitReleased: { args: { hid: string; timeoutMs: number }; result: { released: boolean } };
-  /** Wait for the NEW_IMPORT event of `hid`, open one fd on it and read the whole buffer. */
+  /** Wait for the NEW_IMPORT event of `hid`, open one fd on it and read the whole buffer; answered once the exporter answered the fd's EXPORT_FD. */
   import: { args: { hid: string; timeoutMs: number }; result: { sha256: string; size: number; priv: string } };
   /** Read the buffer again through the fd opened by `import`. */
   read: { args: { hid: string }; result: { sha256: string } };

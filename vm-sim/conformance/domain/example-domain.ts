@@ -102,7 +102,8 @@ async function run(req: AgentRequest): Promise<Record<string, unknown>> {
     }
     case 'import': {
       const ev = await nextEventOf(req.args.hid, req.args.timeoutMs);
-      const fd = await driver.exportFd(ev.hid);
+      // Counted by the exporter before the answer, as B.3 asks (an early fd, SPEC 11.2 rule 2).
+      const fd = await driver.exportFdCounted(ev.hid);
       imports.set(req.args.hid, fd);
       const { digest, size } = await readThrough(fd);
       return { sha256: digest, size, priv: hex(ev.priv) };

@@ -223,9 +223,9 @@ export const dmabufModule: VmModule = {
       return eventOut(await d.readEvent(args.timeoutMs === undefined ? {} : { timeoutMs: argInt(args, 'timeoutMs') }));
     },
 
-    /** {hid, sync?} -> {fd, size}: EXPORT_FD, a local dma-buf over the mapped pages. */
+    /** {hid, sync?} -> {fd, size}: EXPORT_FD, a local dma-buf over the mapped pages, answered once the exporter counted it. */
     'dmabuf.exportFd': async (ctx, args) => {
-      const buf = await st(ctx).driver.exportFd(argHid(args), args.sync === undefined ? {} : { sync: argStr(args, 'sync', ['ack', 'async'] as const) });
+      const buf = await st(ctx).driver.exportFdCounted(argHid(args), args.sync === undefined ? {} : { sync: argStr(args, 'sync', ['ack', 'async'] as const) });
       return { fd: st(ctx).fds.add({ buf, view: undefined }), size: buf.size };
     },
 
@@ -364,7 +364,7 @@ export const dmabufModule: VmModule = {
       if (!Array.isArray(list)) throw badArg('argument hids must be an array');
       const seed = argInt(args, 'seed', 0);
       const first = argInt(args, 'first', 0);
-      const opened = await Promise.all(list.map((h) => s.driver.exportFd(parseHid(String(h)))));
+      const opened = await Promise.all(list.map((h) => s.driver.exportFdCounted(parseHid(String(h)))));
       let bad = 0;
       const fds: number[] = [];
       for (let i = 0; i < opened.length; i++) {
