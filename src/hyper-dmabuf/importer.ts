@@ -166,30 +166,19 @@ export class Importer {
     // for its answer keeps every refusal of an fd that shares a mapping a plain refusal.
     const early = this.host.hv.version >= 2 && entry.fds.size === 0 && entry.pendingFds === 0;
     entry.pendingFds++;
-    // The map is sent with the EXPORT_FD, not after its answer (SPEC 11.2 rule 3): it needs nothing
-    // from that answer, and the two round trips overlap. The backend serves our requests in order:
-    // the one the fd waits for longer goes first, the EXPORT_FD (the exporter answers while the
-    // backend maps), or for an early fd the map. A refusal unmaps below (unmapIfIdle).
-    const ask = (): Promise<Refusal | undefined> => this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId })
-      .then(() => undefined, (e: unknown) => ({ e }));
-    const map = (): Promise<{ m: ForeignMapping } | Refusal> => this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
-    const mappedFirst = early ? map() : undefined;
-    const answered = ask();
-    const mapped = mappedFirst ?? map();
     let answerPending = false;
     try {
       if (early) {
-        const got = await mapped;
-        // Unexported while mapping (NOTIFY_UNEXPORT came): the answer will refuse it; wait for it (below).
-        if ('m' in got && entry.valid) {
-          const buf = this.createFd(entry, fdId, got.m, opts);
-          answerPending = true;
-          buf.priv.confirmation = this.confirmEarly(buf.priv, answered);
-          this.counters.earlyFds++;
-          return buf;
-        }
-        // The map failed, or the import became invalid meanwhile: the answer decides, as for any fd (below).
+        const buf = await this.openEarly(entry, fdId, opts);
+        answerPending = true;
+        return buf;
       }
+      // The map is sent with the EXPORT_FD, not after its answer (SPEC 11.2 rule 3): it needs nothing
+      // from that answer, and the two round trips overlap. The EXPORT_FD goes first: the backend serves
+      // our requests in order, so the exporter answers while the backend maps, not after it. A refusal
+      // unmaps below (fdSettled).
+      const answered = this.askExporter(entry, fdId);
+      const mapped = this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
       const refused = await answered;
       if (refused) {
         const e = refused.e;
@@ -207,10 +196,8 @@ export class Importer {
       }
       const got = await mapped;
       if (!('m' in got)) {
-        const e = got.e;
         this.counters.mapFailures++;
-        const err = e instanceof ProtocolError && e.code === 'ERR_BAD_DIRECTORY'
-          ? e : new ProtocolError('ERR_MAP_FAILED', `mapping ${formatHid(hid)} failed: ${(e as Error).message}`);
+        const err = mapError(hid, got.e);
         this.sendFdFailed(entry, fdId, err.code);
         throw err;
       }
@@ -218,6 +205,38 @@ export class Importer {
     } finally {
       if (!answerPending) await this.fdSettled(entry);
     }
+  }
+
+  /**
+   * The early first fd (SPEC.md 11.2 rule 2): maps, then sends the
+   * EXPORT_FD and returns the fd without waiting for its answer. Sent before
+   * the fd exists, the EXPORT_FD precedes every operation of the fd on the
+   * route to the exporter; sent after the map, it does not compete with it.
+   * A failed map asked nothing, so it has nothing to undo.
+   */
+  private async openEarly(entry: ImportedBuffer, fdId: number, opts: ExportFdOptions): Promise<DmaBuf<ImportedFdPriv>> {
+    let mapping: ForeignMapping;
+    try {
+      mapping = await this.ensureMapped(entry);
+    } catch (e) {
+      this.counters.mapFailures++;
+      throw mapError(entry.hid, e);
+    }
+    if (!entry.valid) {
+      // NOTIFY_UNEXPORT came while mapping: refused here, as any new fd of an invalid import.
+      this.counters.fdsRefused++;
+      throw new ProtocolError('ERR_UNEXPORTED', `${formatHid(entry.hid)} was unexported while its first fd was being mapped`);
+    }
+    const answered = this.askExporter(entry, fdId);
+    const buf = this.createFd(entry, fdId, mapping, opts);
+    buf.priv.confirmation = this.confirmEarly(buf.priv, answered);
+    this.counters.earlyFds++;
+    return buf;
+  }
+
+  /** DMABUF_EXPORT_FD for fdId; resolves with the refusal (err reply or no answer), or undefined when answered ok. */
+  private askExporter(entry: ImportedBuffer, fdId: number): Promise<Refusal | undefined> {
+    return this.host.hv.peerRequest(DMABUF_EXPORT_FD, entry.exporter, { hid: entry.hid, fdId }).then(() => undefined, (e: unknown) => ({ e }));
   }
 
   /**
@@ -513,4 +532,10 @@ const UNDO_OPS: ReadonlySet<SyncOp> = new Set<SyncOp>(['detach', 'unmap', 'end_c
 /** The error of every operation on a revoked fd. */
 export function revokedError(p: ImportedFdPriv): ProtocolError {
   return new ProtocolError('ERR_UNEXPORTED', `${formatHid(p.entry.hid)}#fd${p.fdId} was revoked: the exporter refused it with ${p.revoked} (SPEC.md 11.2 rule 2)`);
+}
+
+/** What a failed map of an import is thrown as: a bad directory as it is, anything else as ERR_MAP_FAILED. */
+function mapError(hid: Hid, e: unknown): ProtocolError {
+  return e instanceof ProtocolError && e.code === 'ERR_BAD_DIRECTORY'
+    ? e : new ProtocolError('ERR_MAP_FAILED', `mapping ${formatHid(hid)} failed: ${(e as Error).message}`);
 }

@@ -10,7 +10,7 @@ export { copyHid, formatHid, HidAllocator, hidKey, parseHid, sameHid, type Hid }
 export type { DriverHost } from './host.ts';
 export { ImportedBuffer, type InvalidReason, type MapInfo } from './import-entry.ts';
 export { ImportMover, type ImportMoveCounters } from './import-move.ts';
-export type { ImportedFdPriv } from './imported-ops.ts';
+export type { FdConfirmation, ImportedFdPriv } from './imported-ops.ts';
 export { Importer, type ExportFdOptions, type ImporterStats } from './importer.ts';
 export { REMAP_MODES, resolveOptions, type HyperDmabufOptions, type RemapMode, type SyncMode } from './options.ts';
 export { QUERY_ITEMS, type QueryItem, type QueryResult } from './query.ts';
