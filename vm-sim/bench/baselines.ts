@@ -8,8 +8,9 @@
  *     through the backend), acknowledged by a small reply;
  *   - raw WebSocket copy: the same bytes as one binary frame directly
  *     between the two VM processes, no MessagePack, acknowledged;
- *   - round trip: a bare ECHO without payload on the same connection (the
- *     import floor adds it to mapping the frames directly; see share-figures).
+ *   - round trips: a bare ECHO without payload on the same connection,
+ *     routed to the exporter, and a bare PING to the backend (the floors add
+ *     them to mapping the frames directly; see share-figures).
  */
 import type { VmHandle } from '../launcher/vm-handle.ts';
 import type { Pair } from './context.ts';
@@ -46,6 +47,11 @@ export async function wsCopyTimes(pair: Pair, buf: number, trials: number): Prom
 /** Bare round trips from `from` to `to` through the backend (ECHO, empty payload). */
 export function roundTripTimes(from: VmHandle, to: VmHandle, iterations: number): Promise<number[]> {
   return samplesOf(from, 'bench.echo', { dst: to.domid, bytes: 0, iterations, warmup: roundTripWarmup(iterations) });
+}
+
+/** Bare round trips from `from` to the backend alone (PING). */
+export function backendRoundTripTimes(from: VmHandle, iterations: number): Promise<number[]> {
+  return samplesOf(from, 'bench.ping', { iterations, warmup: roundTripWarmup(iterations) });
 }
 
 /** The untimed round trips roundTripTimes runs before its `iterations` timed ones. */

@@ -6,18 +6,19 @@
  * another can be subtracted.
  *
  *   bench.echo {dst, bytes, iterations, warmup}        sequential ECHO round trips -> samples
+ *   bench.ping {iterations, warmup}                    sequential PING round trips to the backend -> samples
  *   bench.handoff {to, hid, buf, iterations, warmup, check}  sequential SIM_FRAME_HANDOFF round trips -> samples
  *                                                      (the stamp of each frame is drawn into buf, untimed, before its handoff)
  *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
  *   bench.shareStart {buf, to}                         t0, then export (to one domain, or to several at once) -> {t0, hid | hids}
  *   bench.importNext {timeoutMs, sync?}                next NEW_IMPORT, open an fd (remote sync async unless 'ack'), vmap -> {t1, hid, fd}
- *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD, directory, map) -> samples, frames, ramPath
+ *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD and the map) -> samples, frames, ramPath
  *   bench.mapDirect {ramPath, frames, iterations}      the addon's mapPages of the same frames -> samples
  *   bench.version {}                                   the protocol version this VM's session negotiated -> {version}
  */
 import { closeSync, openSync } from 'node:fs';
 import { encodeFrame } from '../../../protocol/codec.ts';
-import { ECHO } from '../../../protocol/messages/session.ts';
+import { ECHO, PING } from '../../../protocol/messages/session.ts';
 import { SIM_FRAME_HANDOFF, FRAME_CHECKS, type FrameCheck } from '../../../protocol/messages/sim.ts';
 import { nativeMem } from '../../../src/memory/native.ts';
 import { formatHid, hidKey } from '../../../src/hyper-dmabuf/index.ts';
@@ -46,6 +47,11 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const dst = argInt(args, 'dst');
     const payload = new Uint8Array(argInt(args, 'bytes'));
     const samples = await timed(argInt(args, 'iterations', 200), argInt(args, 'warmup', 20), () => ctx.kernel.hv.peerRequest(ECHO, dst, { payload }));
+    return { samples };
+  },
+
+  'bench.ping': async (ctx, args) => {
+    const samples = await timed(argInt(args, 'iterations', 200), argInt(args, 'warmup', 20), () => ctx.kernel.hv.call(PING, { nonce: 1 }));
     return { samples };
   },
 
