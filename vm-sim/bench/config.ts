@@ -8,6 +8,8 @@ const MiB = 1024 * 1024;
 /** One benchmark configuration. */
 export interface BenchConfig {
   quick: boolean;
+  /** Untimed first shares of a 1 MiB buffer on each pair before the first figure (warmUp in context.ts). */
+  warmupShares: number;
   /** Trials of a first share (each a fresh export, import and map). */
   shareTrials: number;
   /** Trials of each copying baseline (memcpy, routed copy, raw WebSocket copy). */
@@ -36,6 +38,7 @@ export interface BenchConfig {
 /** The full benchmark. */
 export const FULL: BenchConfig = {
   quick: false,
+  warmupShares: 30,
   shareTrials: 7, copyTrials: 5,
   roundTrips: 400, roundTripTrials: 5,
   mapIterations: 9,
@@ -48,6 +51,7 @@ export const FULL: BenchConfig = {
 /** --quick: every figure, small and once. */
 export const QUICK: BenchConfig = {
   quick: true,
+  warmupShares: 1,
   shareTrials: 1, copyTrials: 1,
   roundTrips: 50, roundTripTrials: 1,
   mapIterations: 2,

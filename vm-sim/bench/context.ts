@@ -101,6 +101,22 @@ export async function shareTimes(ctx: BenchContext, buf: number, importers: read
   return times;
 }
 
+/**
+ * Untimed first shares of a 1 MiB buffer on each pair, before any figure:
+ * every process's code on the share path is then as warm as the memcpy
+ * baseline's (without it, the first figures of a run paid for V8 compiling
+ * that path, and the same 1080p share measured 2.6 times slower as the
+ * run's first figure than later in the same run).
+ */
+export async function warmUp(ctx: BenchContext): Promise<void> {
+  for (const pair of [ctx.newest, ctx.v1]) {
+    await drainEvents(pair.importer);
+    const a = await allocBuffer(ctx, 1024 * 1024, false, pair.exporter);
+    await shareTimes(ctx, a.buf, [pair.importer], ctx.config.warmupShares, pair.exporter);
+    await freeBuffer(ctx, a.buf, pair.exporter);
+  }
+}
+
 /** Median first-share time over `trials` (after one warm-up), closing each share. */
 export async function medianShare(ctx: BenchContext, buf: number, importers: readonly VmHandle[], trials: number): Promise<number> {
   return median(await shareTimes(ctx, buf, importers, trials));

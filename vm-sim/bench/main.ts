@@ -28,7 +28,7 @@ import type { VmHandle } from '../launcher/vm-handle.ts';
 import { guardSignals } from '../launcher/signals.ts';
 import { backendCost, readBackendCost } from './backend-cost.ts';
 import { exporterGrantFrames, exporterPages, FULL, QUICK, v1ExporterGrantFrames, v1ExporterPages } from './config.ts';
-import type { BenchContext, Pair } from './context.ts';
+import { warmUp, type BenchContext, type Pair } from './context.ts';
 import { exportsFigure } from './exports-figures.ts';
 import { handoffFigure, throughputFigure } from './handoff-figures.ts';
 import { loadNow, runMeta } from './meta.ts';
@@ -78,6 +78,8 @@ async function main(): Promise<number> {
     versions = { newest: newest.version, v1: v1.version };
     log(`protocol versions: exporter and importer v${newest.version}, exporter-v1 and importer-v1 v${v1.version}`);
     const ctx: BenchContext = { run, config, exporter: newest.exporter, importer: newest.importer, newest, v1, fans: vms.slice(1, 1 + config.fanOut), log };
+    log(`warm-up: ${config.warmupShares} untimed first shares of 1 MiB on each pair`);
+    await warmUp(ctx);
     // Exports last: it leaves the most behind in the importer's queue (drained) and tables (freed).
     const subsets: Record<string, typeof fourKNewest> = { '4k': fourKNewest, 'share-4k': fourKShareOnly, 'round-trip': roundTripOnly };
     if (values.only !== undefined && !(values.only in subsets)) throw new Error(`--only ${values.only}: the subsets are ${Object.keys(subsets).join(', ')}`);

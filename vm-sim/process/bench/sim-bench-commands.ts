@@ -128,6 +128,9 @@ export const simBenchCommands: Record<string, CommandHandler> = {
         const m = s.driver.importer.find(hid)?.mapping;
         if (m && !frames) { frames = Uint32Array.from(m.frames); ramPath = m.ramPath; }
         await fd.put();
+        // A barrier: the exporter has handled this fd's release (sent before it, same route) when the
+        // next map starts, so that no trial pays for the one before.
+        await ctx.kernel.hv.peerRequest(ECHO, hid.dom, { payload: new Uint8Array(0) });
       };
     });
     return { samples, frames: frames ?? new Uint32Array(0), ramPath };
