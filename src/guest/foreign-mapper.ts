@@ -118,7 +118,7 @@ export class ForeignMapper {
   private async finishMap(dom: number, refs: Uint32Array, reply: MapReply, options: MapGrantsOptions, what: string): Promise<ForeignMapping> {
     const { status, handles, frames } = reply;
     let failure = reply.failure;
-    if (failure === undefined && status.some((st) => st !== GNTST.okay)) {
+    if (failure === undefined && !allOkay(status)) {
       failure = new GrantBatchError('ERR_GRANT_MAP', what, status, { dom });
     }
     if (failure !== undefined) {
@@ -172,7 +172,7 @@ export class ForeignMapper {
     const lease = this.leases.get(mapping);
     if (lease) { this.leases.delete(mapping); this.fds.release(lease); }
     const status = await this.releaseHandles(mapping.handles);
-    if (status.some((s) => s !== GNTST.okay)) {
+    if (!allOkay(status)) {
       throw new GrantBatchError('ERR_GRANT_UNMAP', `unmapping ${mapping.pages} grants of dom${mapping.dom}`, status, { dom: mapping.dom });
     }
   }
@@ -184,6 +184,12 @@ export class ForeignMapper {
     this.counters.unmapRequests += requests;
     return status;
   }
+}
+
+/** True if every status is GNTST_okay (a plain loop: a callback per entry costs more than the map of 8,100 entries). */
+function allOkay(status: Int32Array): boolean {
+  for (let i = 0; i < status.length; i++) if (status[i] !== GNTST.okay) return false;
+  return true;
 }
 
 function checkDom(dom: number): void {
