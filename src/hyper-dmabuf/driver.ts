@@ -148,15 +148,17 @@ export class HyperDmabuf {
 
   /**
    * exportFd, resolved only once the exporter counted the fd: a version-2
-   * early fd it refuses (SPEC.md 11.2 rule 2) is released and the refusal
-   * thrown, as version 1 does. For callers whose next step assumes the
-   * exporter's count, e.g. an unexport that must wait for this fd.
+   * early fd it refused, or that it never answered (SPEC.md 11.2 rule 2),
+   * is released and the refusal or the missing answer thrown, as version 1
+   * does. For callers whose next step assumes the exporter's count, e.g. an
+   * unexport that must wait for this fd.
    */
   async exportFdCounted(hid: Hid, opts?: ExportFdOptions): Promise<DmaBuf<ImportedFdPriv>> {
     const buf = await this.importer.exportFd(hid, opts);
-    if ((await this.importer.confirmation(buf)) !== 'revoked') return buf;
+    const outcome = await this.importer.confirmation(buf);
+    if (outcome === 'counted') return buf;
     await buf.put();
-    throw revokedError(buf.priv);
+    throw outcome === 'revoked' ? revokedError(buf.priv) : buf.priv.unanswered;
   }
 
   /** Blocking read of the next NEW_IMPORT event. */

@@ -33,6 +33,8 @@ export interface ImportedFdPriv {
   confirmation?: Promise<FdConfirmation>;
   /** The exporter's refusal of an early fd: the fd is revoked. */
   revoked?: string;
+  /** Why an early fd's EXPORT_FD got no answer (a timeout, or the exporter is gone). */
+  unanswered?: unknown;
 }
 
 /** What the ops need from the importer. */

@@ -20,6 +20,7 @@
  *   mapped before answering or at the next access (SPEC.md 11.8).
  */
 import { ProtocolError } from '../../protocol/errors.ts';
+import { GNTST } from '../../protocol/grant-abi.ts';
 import type { RequestOf } from '../../protocol/message.ts';
 import {
   DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_MOVE_NOTIFY, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
@@ -27,6 +28,8 @@ import {
 } from '../../protocol/messages/dmabuf.ts';
 import { DmaBuf, type CpuAccessSync, type DmaBufOps } from '../dmabuf/dma-buf.ts';
 import { checkGeometry } from '../dmabuf/geometry.ts';
+import { GrantBatchError } from '../guest/errors.ts';
+import { isConnectionClosed } from '../guest/hypercalls.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
 import { directoryPageCount } from './directory/index.ts';
@@ -219,6 +222,13 @@ export class Importer {
     try {
       mapping = await this.ensureMapped(entry);
     } catch (e) {
+      // The exporter died meanwhile (its DOMAIN_DIED came, or the backend found its grants' domain gone):
+      // said as a v1 fd's EXPORT_FD would say it.
+      if (entry.exporterDead || (e instanceof GrantBatchError && e.status.includes(GNTST.bad_domain))) {
+        throw new ProtocolError('ERR_PEER_GONE', `dom${entry.exporter}, the exporter of ${formatHid(entry.hid)}, is gone: its first fd could not be mapped`);
+      }
+      // Our connection to the backend closed: that, not a map failure.
+      if (isConnectionClosed(e)) throw e;
       this.counters.mapFailures++;
       throw mapError(entry.hid, e);
     }
@@ -245,8 +255,9 @@ export class Importer {
    * was only returned after that), 'revoked' (an early fd the exporter
    * refused: it no longer maps anything, each operation but an undo fails
    * with ERR_UNEXPORTED, and its release tells the exporter nothing), or
-   * 'unanswered' (no answer in time: the fd stays, and its release undoes
-   * whatever the exporter counted).
+   * 'unanswered' (no answer in time, or the exporter is gone: the fd stays,
+   * its release undoes whatever the exporter counted, and priv.unanswered
+   * holds the error).
    */
   confirmation(buf: DmaBuf<ImportedFdPriv>): Promise<FdConfirmation> {
     return buf.priv.confirmation ?? Promise.resolve('counted');
@@ -279,7 +290,7 @@ export class Importer {
     const refused = await answered;
     const entry = p.entry;
     let outcome: FdConfirmation = 'counted';
-    if (refused && refused.e instanceof RemoteError) {
+    if (refused && refused.e instanceof RemoteError && !EXPORTER_GONE.has(refused.e.code)) {
       const code = refused.e.code;
       this.counters.fdsRefused++;
       this.counters.fdsRevoked++;
@@ -289,6 +300,8 @@ export class Importer {
       entry.fds.delete(p.fdId);
       outcome = 'revoked';
     } else if (refused) {
+      // No answer, or the exporter is gone: the fd keeps its pages (an invalid import's fds do, 11.2).
+      p.unanswered = refused.e;
       outcome = 'unanswered';
     }
     await this.fdSettled(entry);
@@ -525,6 +538,9 @@ export class Importer {
 interface Refusal {
   e: unknown;
 }
+
+/** Codes of a routed request's answer that come from the backend, not the exporter: it is gone (SPEC 6). */
+const EXPORTER_GONE: ReadonlySet<string> = new Set(['ERR_PEER_GONE', 'ERR_NO_SUCH_DOMAIN']);
 
 /** Operations that only undo: on a revoked fd they have nothing to undo. */
 const UNDO_OPS: ReadonlySet<SyncOp> = new Set<SyncOp>(['detach', 'unmap', 'end_cpu_access', 'vunmap', 'kunmap', 'unpin', 'release']);
