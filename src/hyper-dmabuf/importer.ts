@@ -224,17 +224,16 @@ export class Importer {
     } catch (e) {
       // The exporter died meanwhile (its DOMAIN_DIED came, or the backend found its grants' domain gone):
       // said as a v1 fd's EXPORT_FD would say it.
-      if (entry.exporterDead || (e instanceof GrantBatchError && e.status.includes(GNTST.bad_domain))) {
-        throw new ProtocolError('ERR_PEER_GONE', `dom${entry.exporter}, the exporter of ${formatHid(entry.hid)}, is gone: its first fd could not be mapped`);
-      }
+      if (entry.exporterDead || (e instanceof GrantBatchError && e.status.includes(GNTST.bad_domain))) throw exporterGone(entry);
       // Our connection to the backend closed: that, not a map failure.
       if (isConnectionClosed(e)) throw e;
       this.counters.mapFailures++;
       throw mapError(entry.hid, e);
     }
     if (!entry.valid) {
-      // NOTIFY_UNEXPORT came while mapping: refused here, as any new fd of an invalid import.
+      // NOTIFY_UNEXPORT or DOMAIN_DIED came while mapping: refused here, as any new fd of an invalid import.
       this.counters.fdsRefused++;
+      if (entry.exporterDead) throw exporterGone(entry);
       throw new ProtocolError('ERR_UNEXPORTED', `${formatHid(entry.hid)} was unexported while its first fd was being mapped`);
     }
     const answered = this.askExporter(entry, fdId);
@@ -548,6 +547,11 @@ const UNDO_OPS: ReadonlySet<SyncOp> = new Set<SyncOp>(['detach', 'unmap', 'end_c
 /** The error of every operation on a revoked fd. */
 export function revokedError(p: ImportedFdPriv): ProtocolError {
   return new ProtocolError('ERR_UNEXPORTED', `${formatHid(p.entry.hid)}#fd${p.fdId} was revoked: the exporter refused it with ${p.revoked} (SPEC.md 11.2 rule 2)`);
+}
+
+/** A first fd's answer when its exporter died while it was being opened (what v1's EXPORT_FD would get). */
+function exporterGone(entry: ImportedBuffer): ProtocolError {
+  return new ProtocolError('ERR_PEER_GONE', `dom${entry.exporter}, the exporter of ${formatHid(entry.hid)}, is gone: its first fd could not be opened`);
 }
 
 /** What a failed map of an import is thrown as: a bad directory as it is, anything else as ERR_MAP_FAILED. */
