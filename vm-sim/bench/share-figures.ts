@@ -76,11 +76,12 @@ function importFloor(m: MapTimes): { us: number; roundTrip: number[]; path: stri
 }
 
 /** Map figures of one buffer: against the direct map, and against the import floor. */
-function mapResults(m: MapTimes, label: string, id: string, version: number, target: number | null): BenchResult[] {
+function mapResults(m: MapTimes, label: string, id: string, target: number | null): BenchResult[] {
+  const { version } = m;
   const value = median(m.imported) / 1000;
   const direct = median(m.direct) / 1000;
   const floor = importFloor(m);
-  const what = `imported = opening the first fd of an import: ${m.version >= 2 ? 'GNTTAB_MAP_DIRECTORY round trip (EXPORT_FD answered after, SPEC 11.2 rule 2)' : 'EXPORT_FD round trip, directory pages mapped and read, batched grant map'}, the frames mapped`;
+  const what = `imported = opening the first fd of an import: ${version >= 2 ? 'GNTTAB_MAP_DIRECTORY round trip (EXPORT_FD answered after, SPEC 11.2 rule 2)' : 'EXPORT_FD round trip, directory pages mapped and read, batched grant map'}, the frames mapped`;
   return [
     result({
       id, name: `map an imported ${label} buffer vs the addon mapping the same frames`, value, unit: 'ms', trials: m.imported.length, version,
@@ -156,7 +157,7 @@ async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
       note: 'reported: the copying peer a user would write without this project',
       samples: { value: share, baseline: raw },
     }),
-    ...mapResults(mapNew, '4K (high-order chunks)', 'map-4k', newest.version, 10),
+    ...mapResults(mapNew, '4K (high-order chunks)', 'map-4k', 10),
     versionResult('first-share-4k', 'first share of a 4K buffer from high-order chunks', 'ms', share, ms(shareV1), ctx),
     versionResult('map-4k', 'map an imported 4K buffer (high-order chunks)', 'ms', ms(mapNew.imported), ms(mapV1.imported), ctx),
   ];
@@ -186,7 +187,7 @@ export async function fourKNewest(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: median(memcpy) / s, ratioMeaning: 'copy / share: times faster than copying', target: { op: '>=', value: 2, source: 'issue' },
       samples: { value: share, baseline: memcpy },
     }),
-    ...mapResults(map, '4K (high-order chunks)', 'map-4k', newest.version, 10),
+    ...mapResults(map, '4K (high-order chunks)', 'map-4k', 10),
   ];
 }
 
@@ -248,7 +249,7 @@ async function scattered4K(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: value / floor, ratioMeaning: 'share / floor (lower is better)', target: { op: '<=', value: 1.5, source: 'issue' },
       samples: { value: share, baseline: [], parts: { roundTrip: ms(map.roundTrip), directMap: ms(map.direct) } },
     }),
-    ...mapResults(map, '4K (fully scattered)', 'map-4k-scattered', newest.version, null),
+    ...mapResults(map, '4K (fully scattered)', 'map-4k-scattered', null),
     versionResult('first-share-4k-scattered', 'first share of a fully scattered 4K buffer', 'ms', share, ms(shareV1), ctx),
   ];
 }
