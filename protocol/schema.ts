@@ -24,12 +24,19 @@ export interface PackedArrays {
   u8: Uint8Array; u16: Uint16Array; u32: Uint32Array; i8: Int8Array; i16: Int16Array; i32: Int32Array;
 }
 /**
+ * How a packed array's bin holds its elements (SPEC.md 4.1, 4.2): `elements`
+ * back to back, or `runs`, records of arithmetic runs (first, count, step).
+ */
+export type PackedLayout = 'elements' | 'runs';
+/**
  * A typed binary array: a MessagePack bin holding at most maxLen elements of
- * one integer type, little-endian, with no padding (byte length = count x
- * element size), each element in [min, max]. Decodes to a typed array.
+ * one integer type, each element in [min, max], laid out as `layout` says:
+ * little-endian elements with no padding (byte length = count x element
+ * size), or run records. Decodes to a typed array either way.
  */
 export interface PackedType<E extends PackedElement = PackedElement> {
   readonly kind: 'packed'; readonly of: E; readonly maxLen: number; readonly min: number; readonly max: number;
+  readonly layout: PackedLayout;
 }
 /** One of a fixed set of strings. */
 export interface EnumType<V extends string = string> { readonly kind: 'enum'; readonly values: readonly V[] }
@@ -91,15 +98,21 @@ export const t = {
   str: (maxLen: number, pattern?: RegExp): StrType => (pattern ? { kind: 'str', maxLen, pattern } : { kind: 'str', maxLen }),
   bin: (maxLen: number, minLen?: number): BinType => (minLen === undefined ? { kind: 'bin', maxLen } : { kind: 'bin', maxLen, minLen }),
   /** A packed array of maxLen elements at most, each in [min, max] (default: the element type's whole range). */
-  packed: <E extends PackedElement>(of: E, maxLen: number, min: number = PACKED_ELEMENTS[of].min, max: number = PACKED_ELEMENTS[of].max): PackedType<E> => {
-    const range = PACKED_ELEMENTS[of];
-    if (!(min >= range.min && max <= range.max && min <= max)) throw new RangeError(`packed ${of} bounds [${min}, ${max}] are outside [${range.min}, ${range.max}]`);
-    return { kind: 'packed', of, maxLen, min, max };
-  },
+  packed: <E extends PackedElement>(of: E, maxLen: number, min: number = PACKED_ELEMENTS[of].min, max: number = PACKED_ELEMENTS[of].max): PackedType<E> =>
+    packedType(of, maxLen, min, max, 'elements'),
+  /** The same array carried as run records (SPEC.md 4.2): for the per-entry answers of the backend, which come in long runs. */
+  runs: <E extends Exclude<PackedElement, 'u8' | 'i8'>>(of: E, maxLen: number, min: number = PACKED_ELEMENTS[of].min, max: number = PACKED_ELEMENTS[of].max): PackedType<E> =>
+    packedType(of, maxLen, min, max, 'runs'),
   enum: <V extends string>(...values: V[]): EnumType<V> => ({ kind: 'enum', values }),
   array: <T extends FieldType>(of: T, maxLen: number): ArrayType<T> => ({ kind: 'array', of, maxLen }),
   struct: <F extends Fields>(fields: F): StructType<F> => ({ kind: 'struct', fields }),
 };
+
+function packedType<E extends PackedElement>(of: E, maxLen: number, min: number, max: number, layout: PackedLayout): PackedType<E> {
+  const range = PACKED_ELEMENTS[of];
+  if (!(min >= range.min && max <= range.max && min <= max)) throw new RangeError(`packed ${of} bounds [${min}, ${max}] are outside [${range.min}, ${range.max}]`);
+  return { kind: 'packed', of, maxLen, min, max, layout };
+}
 
 /** A required field. */
 export function req<T extends FieldType>(type: T, doc: string, since?: number): Field<T, false> {

@@ -77,26 +77,29 @@ export const GNTTAB_COPY = defineRequest({
 
 // ---------------------------------------------------------------------------
 // Protocol v2 (SPEC.md 7.7): the same operations with their batches packed
-// (little-endian binary arrays, SPEC.md 4.1), and the directory map.
+// (little-endian binary arrays, SPEC.md 4.1), and the directory map. What the
+// backend answers per entry travels as run records (SPEC.md 4.2): its
+// statuses, handles and frames come in long runs, and the backend never
+// decodes a run, so a small frame can never make it allocate a large array.
 
 const PACKED_REFS = t.packed('u32', MAX_BATCH);
 const PACKED_HANDLES = t.packed('u32', MAX_BATCH);
-const PACKED_STATUS = t.packed('i16', MAX_BATCH, GNTST_VALUE.min, GNTST_VALUE.max);
+const STATUS_RUNS = t.runs('i16', MAX_BATCH, GNTST_VALUE.min, GNTST_VALUE.max);
 
 /** GNTTAB_MAP_GRANT_REF in v2: the same rules as v1, the batches packed. */
 export const GNTTAB_MAP_GRANT_REF_V2 = defineRequest({
   ...GNTTAB_MAP_GRANT_REF,
   since: 2,
-  doc: `${GNTTAB_MAP_GRANT_REF.doc} v2: refs, status, handle and frame are packed arrays (SPEC.md 4.1); their meaning and every rule of SPEC.md 7.4 are those of v1.`,
+  doc: `${GNTTAB_MAP_GRANT_REF.doc} v2: refs is a packed array (SPEC.md 4.1), status, handle and frame are run records (SPEC.md 4.2); their meaning and every rule of SPEC.md 7.4 are those of v1.`,
   request: {
     dom: GNTTAB_MAP_GRANT_REF.request.dom,
     flags: GNTTAB_MAP_GRANT_REF.request.flags,
     refs: req(PACKED_REFS, 'Grant references in dom\'s table, packed u32.'),
   },
   response: {
-    status: req(PACKED_STATUS, 'GNTST_* per entry, packed i16.'),
-    handle: req(PACKED_HANDLES, 'Mapping handle per entry, packed u32 (0xffffffff when status is not okay).'),
-    frame: req(t.packed('u32', MAX_BATCH), 'Page index in ramPath per entry, packed u32 (0 when status is not okay).'),
+    status: req(STATUS_RUNS, 'GNTST_* per entry, runs of i16.'),
+    handle: req(t.runs('u32', MAX_BATCH), 'Mapping handle per entry, runs of u32 (0xffffffff when status is not okay).'),
+    frame: req(t.runs('u32', MAX_BATCH), 'Page index in ramPath per entry, runs of u32 (0 when status is not okay).'),
     ramPath: GNTTAB_MAP_GRANT_REF.response.ramPath,
   },
 });
@@ -105,17 +108,17 @@ export const GNTTAB_MAP_GRANT_REF_V2 = defineRequest({
 export const GNTTAB_UNMAP_GRANT_REF_V2 = defineRequest({
   ...GNTTAB_UNMAP_GRANT_REF,
   since: 2,
-  doc: `${GNTTAB_UNMAP_GRANT_REF.doc} v2: handles and status are packed arrays (SPEC.md 4.1); their meaning and every rule of SPEC.md 7.5 are those of v1.`,
+  doc: `${GNTTAB_UNMAP_GRANT_REF.doc} v2: handles is a packed array (SPEC.md 4.1), status run records (SPEC.md 4.2); their meaning and every rule of SPEC.md 7.5 are those of v1.`,
   request: { handles: req(PACKED_HANDLES, 'Handles from GNTTAB_MAP_GRANT_REF or GNTTAB_MAP_DIRECTORY, packed u32.') },
-  response: { status: req(PACKED_STATUS, 'GNTST_* per entry, packed i16.') },
+  response: { status: req(STATUS_RUNS, 'GNTST_* per entry, runs of i16.') },
 });
 
 /** GNTTAB_COPY in v2: the same ops as v1, the statuses packed. */
 export const GNTTAB_COPY_V2 = defineRequest({
   ...GNTTAB_COPY,
   since: 2,
-  doc: `${GNTTAB_COPY.doc} v2: status is a packed array (SPEC.md 4.1); ops and every rule of SPEC.md 7.6 are those of v1.`,
-  response: { status: req(PACKED_STATUS, 'GNTST_* per op, packed i16.') },
+  doc: `${GNTTAB_COPY.doc} v2: status is run records (SPEC.md 4.2); ops and every rule of SPEC.md 7.6 are those of v1.`,
+  response: { status: req(STATUS_RUNS, 'GNTST_* per op, runs of i16.') },
 });
 
 /** Most directory pages one directory may have (linked format at the protocol's page bound). */
@@ -133,11 +136,11 @@ export const GNTTAB_MAP_DIRECTORY = defineRequest({
     nents: req(t.uint(DMABUF_MAX_PAGES, 1), 'Data pages the directory describes (the EXPORT\'s nents).'),
   },
   response: {
-    dirRefs: req(t.packed('u32', MAX_DIRECTORY_PAGES), 'Directory pages read, in the order they were read, packed u32.'),
-    dirStatus: req(t.packed('i16', MAX_DIRECTORY_PAGES, GNTST_VALUE.min, GNTST_VALUE.max), 'GNTST_* of each directory page\'s read-only map, same order, packed i16. Only the last may be not okay; if it is, status, handle and frame are empty.'),
-    status: req(t.packed('i16', DMABUF_MAX_PAGES, GNTST_VALUE.min, GNTST_VALUE.max), 'GNTST_* per data page in buffer order, packed i16 (nents entries, or none).'),
-    handle: req(t.packed('u32', DMABUF_MAX_PAGES), 'Mapping handle per data page, packed u32 (0xffffffff when status is not okay); released with GNTTAB_UNMAP_GRANT_REF.'),
-    frame: req(t.packed('u32', DMABUF_MAX_PAGES), 'Page index in ramPath per data page, packed u32 (0 when status is not okay).'),
+    dirRefs: req(t.runs('u32', MAX_DIRECTORY_PAGES), 'Directory pages read, in the order they were read, runs of u32.'),
+    dirStatus: req(t.runs('i16', MAX_DIRECTORY_PAGES, GNTST_VALUE.min, GNTST_VALUE.max), 'GNTST_* of each directory page\'s read-only map, same order, runs of i16. Only the last may be not okay; if it is, status, handle and frame are empty.'),
+    status: req(t.runs('i16', DMABUF_MAX_PAGES, GNTST_VALUE.min, GNTST_VALUE.max), 'GNTST_* per data page in buffer order, runs of i16 (nents entries, or none).'),
+    handle: req(t.runs('u32', DMABUF_MAX_PAGES), 'Mapping handle per data page, runs of u32 (0xffffffff when status is not okay); released with GNTTAB_UNMAP_GRANT_REF.'),
+    frame: req(t.runs('u32', DMABUF_MAX_PAGES), 'Page index in ramPath per data page, runs of u32 (0 when status is not okay).'),
     ramPath: req(t.str(MAX_PATH), 'Shared-memory file of dom\'s guest RAM.'),
   },
 });

@@ -25,7 +25,9 @@ export function typeText(type: FieldType): string {
     case 'packed': {
       const info = PACKED_ELEMENTS[type.of];
       const bounds = type.min !== info.min || type.max !== info.max ? `, each ${type.min}..${type.max}` : '';
-      return `packed ${type.of} ≤${type.maxLen} (bin of ${info.bytes}-byte LE elements${bounds})`;
+      return type.layout === 'runs'
+        ? `runs ${type.of} ≤${type.maxLen} (bin of 12-byte run records, 4.2${bounds})`
+        : `packed ${type.of} ≤${type.maxLen} (bin of ${info.bytes}-byte LE elements${bounds})`;
     }
     case 'enum': return type.values.map((v) => `\`${v}\``).join(' \\| ');
     case 'array': return `array ≤${type.maxLen} of ${typeText(type.of)}`;

@@ -15,7 +15,7 @@ import { batches, isConnectionClosed, type Hypercaller } from './hypercalls.ts';
 
 /** Per-entry results of a map, in ref order. */
 export interface MapReply {
-  readonly status: Int32Array;
+  readonly status: Int16Array;
   readonly handles: Uint32Array;
   readonly frames: Uint32Array;
   /** The granter's RAM file (undefined if no batch was answered). */
@@ -33,7 +33,7 @@ export function speaksV2(hv: Hypercaller): boolean {
 
 function emptyReply(n: number): MapReply {
   return {
-    status: new Int32Array(n).fill(GNTST.general_error), handles: new Uint32Array(n).fill(0xffffffff), frames: new Uint32Array(n),
+    status: new Int16Array(n).fill(GNTST.general_error), handles: new Uint32Array(n).fill(0xffffffff), frames: new Uint32Array(n),
     ramPath: undefined, failure: undefined, requests: 0,
   };
 }
@@ -75,15 +75,23 @@ export interface DirectoryReply extends MapReply {
   readonly dirStatus: Int16Array;
 }
 
-/** GNTTAB_MAP_DIRECTORY (v2 only): the directory read and every data page mapped by the backend in one round trip. */
+/**
+ * GNTTAB_MAP_DIRECTORY (v2 only): the directory read and every data page
+ * mapped by the backend in one round trip. The reply's arrays are this
+ * call's own (decoded from run records), so they are kept, not copied.
+ */
 export async function requestDirectoryMap(hv: Hypercaller, dom: number, flags: number, format: DirFormat, dirRef: number, nents: number): Promise<DirectoryReply> {
   const r = await hv.call(GNTTAB_MAP_DIRECTORY, { dom, flags, format, dirRef, nents });
-  const out: DirectoryReply = { ...emptyReply(nents), requests: 1, dirRefs: r.dirRefs, dirStatus: r.dirStatus };
+  const dir = { requests: 1, dirRefs: r.dirRefs, dirStatus: r.dirStatus };
+  if (r.status.length === nents && r.handle.length === nents && r.frame.length === nents) {
+    return { ...dir, status: r.status, handles: r.handle, frames: r.frame, ramPath: r.ramPath, failure: undefined };
+  }
+  const out: DirectoryReply = { ...emptyReply(nents), ...dir };
   if (r.status.length === 0 && r.dirStatus.length > 0 && r.dirStatus[r.dirStatus.length - 1] !== GNTST.okay) {
     out.ramPath = r.ramPath;
     return out; // a directory page failed: nothing was mapped
   }
-  take(out, dom, 0, nents, r);
+  take(out, dom, 0, nents, r); // records the inconsistent shape as the failure
   return out;
 }
 

@@ -187,7 +187,7 @@ export class ForeignMapper {
 }
 
 /** True if every status is GNTST_okay (a plain loop: a callback per entry costs more than the map of 8,100 entries). */
-function allOkay(status: Int32Array): boolean {
+function allOkay(status: ArrayLike<number>): boolean {
   for (let i = 0; i < status.length; i++) if (status[i] !== GNTST.okay) return false;
   return true;
 }
