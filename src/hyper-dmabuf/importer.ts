@@ -20,7 +20,6 @@
  *   mapped before answering or at the next access (SPEC.md 11.8).
  */
 import { ProtocolError } from '../../protocol/errors.ts';
-import { GNTST } from '../../protocol/grant-abi.ts';
 import type { RequestOf } from '../../protocol/message.ts';
 import {
   DMABUF_EXPORT, DMABUF_EXPORT_FD, DMABUF_EXPORT_FD_FAILED, DMABUF_MOVE_NOTIFY, DMABUF_NOTIFY_UNEXPORT, DMABUF_OPS_TO_SOURCE,
@@ -28,8 +27,6 @@ import {
 } from '../../protocol/messages/dmabuf.ts';
 import { DmaBuf, type CpuAccessSync, type DmaBufOps } from '../dmabuf/dma-buf.ts';
 import { checkGeometry } from '../dmabuf/geometry.ts';
-import { GrantBatchError } from '../guest/errors.ts';
-import { isConnectionClosed } from '../guest/hypercalls.ts';
 import type { ForeignMapping } from '../guest/foreign-mapping.ts';
 import { RemoteError } from '../transport/rpc-connection.ts';
 import { directoryPageCount } from './directory/index.ts';
@@ -171,17 +168,32 @@ export class Importer {
     entry.pendingFds++;
     let answerPending = false;
     try {
+      // Both requests go at once: the map needs nothing from the answer (SPEC 11.2 rules 2, 3). A first fd
+      // waits only for its map, so the map goes first and the EXPORT_FD right behind it; any other fd waits
+      // for both, and the EXPORT_FD goes first, so that the exporter answers while the backend maps. Either
+      // way the EXPORT_FD is sent before the fd exists, so it precedes every operation of the fd.
+      let answered: Promise<Refusal | undefined>;
+      let mapped: Promise<MapOutcome>;
       if (early) {
-        const buf = await this.openEarly(entry, fdId, opts);
-        answerPending = true;
-        return buf;
+        mapped = settled(this.ensureMapped(entry));
+        answered = this.askExporter(entry, fdId);
+        let answeredYet = false;
+        void answered.then(() => { answeredYet = true; });
+        const got = await mapped;
+        // Mapped before the answer came: the early fd; its answer is applied when it comes (rule 2).
+        // Anything else (a failed map, an answer already here, an import unexported meanwhile) is settled
+        // below exactly as for any fd.
+        if ('m' in got && !answeredYet && entry.valid) {
+          const buf = this.createFd(entry, fdId, got.m, opts);
+          buf.priv.confirmation = this.confirmEarly(buf.priv, answered);
+          this.counters.earlyFds++;
+          answerPending = true;
+          return buf;
+        }
+      } else {
+        answered = this.askExporter(entry, fdId);
+        mapped = settled(this.ensureMapped(entry));
       }
-      // The map is sent with the EXPORT_FD, not after its answer (SPEC 11.2 rule 3): it needs nothing
-      // from that answer, and the two round trips overlap. The EXPORT_FD goes first: the backend serves
-      // our requests in order, so the exporter answers while the backend maps, not after it. A refusal
-      // unmaps below (fdSettled).
-      const answered = this.askExporter(entry, fdId);
-      const mapped = this.ensureMapped(entry).then((m) => ({ m }), (e: unknown) => ({ e }));
       const refused = await answered;
       if (refused) {
         const e = refused.e;
@@ -208,39 +220,6 @@ export class Importer {
     } finally {
       if (!answerPending) await this.fdSettled(entry);
     }
-  }
-
-  /**
-   * The early first fd (SPEC.md 11.2 rule 2): maps, then sends the
-   * EXPORT_FD and returns the fd without waiting for its answer. Sent before
-   * the fd exists, the EXPORT_FD precedes every operation of the fd on the
-   * route to the exporter; sent after the map, it does not compete with it.
-   * A failed map asked nothing, so it has nothing to undo.
-   */
-  private async openEarly(entry: ImportedBuffer, fdId: number, opts: ExportFdOptions): Promise<DmaBuf<ImportedFdPriv>> {
-    let mapping: ForeignMapping;
-    try {
-      mapping = await this.ensureMapped(entry);
-    } catch (e) {
-      // The exporter died meanwhile (its DOMAIN_DIED came, or the backend found its grants' domain gone):
-      // said as a v1 fd's EXPORT_FD would say it.
-      if (entry.exporterDead || (e instanceof GrantBatchError && e.status.includes(GNTST.bad_domain))) throw exporterGone(entry);
-      // Our connection to the backend closed: that, not a map failure.
-      if (isConnectionClosed(e)) throw e;
-      this.counters.mapFailures++;
-      throw mapError(entry.hid, e);
-    }
-    if (!entry.valid) {
-      // NOTIFY_UNEXPORT or DOMAIN_DIED came while mapping: refused here, as any new fd of an invalid import.
-      this.counters.fdsRefused++;
-      if (entry.exporterDead) throw exporterGone(entry);
-      throw new ProtocolError('ERR_UNEXPORTED', `${formatHid(entry.hid)} was unexported while its first fd was being mapped`);
-    }
-    const answered = this.askExporter(entry, fdId);
-    const buf = this.createFd(entry, fdId, mapping, opts);
-    buf.priv.confirmation = this.confirmEarly(buf.priv, answered);
-    this.counters.earlyFds++;
-    return buf;
   }
 
   /** DMABUF_EXPORT_FD for fdId; resolves with the refusal (err reply or no answer), or undefined when answered ok. */
@@ -538,6 +517,13 @@ interface Refusal {
   e: unknown;
 }
 
+/** A map's outcome, as a value: the mapping, or what it failed with. */
+type MapOutcome = { m: ForeignMapping } | { e: unknown };
+
+function settled(mapping: Promise<ForeignMapping>): Promise<MapOutcome> {
+  return mapping.then((m) => ({ m }), (e: unknown) => ({ e }));
+}
+
 /** Codes of a routed request's answer that come from the backend, not the exporter: it is gone (SPEC 6). */
 const EXPORTER_GONE: ReadonlySet<string> = new Set(['ERR_PEER_GONE', 'ERR_NO_SUCH_DOMAIN']);
 
@@ -547,11 +533,6 @@ const UNDO_OPS: ReadonlySet<SyncOp> = new Set<SyncOp>(['detach', 'unmap', 'end_c
 /** The error of every operation on a revoked fd. */
 export function revokedError(p: ImportedFdPriv): ProtocolError {
   return new ProtocolError('ERR_UNEXPORTED', `${formatHid(p.entry.hid)}#fd${p.fdId} was revoked: the exporter refused it with ${p.revoked} (SPEC.md 11.2 rule 2)`);
-}
-
-/** A first fd's answer when its exporter died while it was being opened (what v1's EXPORT_FD would get). */
-function exporterGone(entry: ImportedBuffer): ProtocolError {
-  return new ProtocolError('ERR_PEER_GONE', `dom${entry.exporter}, the exporter of ${formatHid(entry.hid)}, is gone: its first fd could not be opened`);
 }
 
 /** What a failed map of an import is thrown as: a bad directory as it is, anything else as ERR_MAP_FAILED. */

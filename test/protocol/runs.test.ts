@@ -21,9 +21,9 @@ function records(...runs: Array<[number, number, number]>): Uint8Array {
   return out;
 }
 
-const unmapRes = (status: unknown) => ({ v: 2, kind: 'res', type: 'GNTTAB_UNMAP_GRANT_REF', id: 1, body: { status } });
+const unmapRes = (status: unknown) => ({ v: 2, kind: 'res' as const, type: 'GNTTAB_UNMAP_GRANT_REF', id: 1, body: { status } });
 const mapRes = (status: unknown, handle: unknown, frame: unknown) =>
-  ({ v: 2, kind: 'res', type: 'GNTTAB_MAP_GRANT_REF', id: 1, body: { status, handle, frame, ramPath: '/dev/shm/x' } });
+  ({ v: 2, kind: 'res' as const, type: 'GNTTAB_MAP_GRANT_REF', id: 1, body: { status, handle, frame, ramPath: '/dev/shm/x' } });
 
 function decodeError(value: unknown): { code: string; field: string | undefined } {
   const r = decodeFrame(plain.pack(value));
