@@ -37,6 +37,7 @@
 
 #include "grant.h"
 #include "runs.h"
+#include "grant-publish.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -492,6 +493,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   NAPI_OK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   NAPI_OK(env, grant_init(env, exports)); /* the backend's grant loops: grant.c */
   NAPI_OK(env, runs_init(env, exports));  /* run records of packed arrays: runs.c */
+  NAPI_OK(env, grant_publish_init(env, exports)); /* the guest's grant publishing: grant-publish.c */
   return exports;
 }
 

@@ -87,6 +87,11 @@ export interface NativeMem {
     words: Int32Array, nrEntries: number, pinR: Uint8Array, pinW: Uint8Array, frame: Uint32Array, domid: Uint16Array, memPages: number,
     me: number, refs: Uint32Array, ram: Uint8Array, out: Uint32Array, status: Int16Array,
   ): number;
+  /**
+   * The guest's grant publishing (native/grant-publish.c): entry refs[i] of `words` gets unusedHeader and
+   * frames[i], then liveHeader by a release store. Called only through GrantTableView.publishMany.
+   */
+  grantPublish(words: Int32Array, refs: Uint32Array, frames: Uint32Array, unusedHeader: number, liveHeader: number): void;
   /** Run records of a packed array (native/runs.c): installed as the codec's native run codec below. */
   encodeRuns: NativeRunCodec['encodeRuns'];
   /** Expands checked run records (native/runs.c). */
