@@ -81,7 +81,7 @@ function mapResults(m: MapTimes, label: string, id: string, target: number | nul
   const value = median(m.imported) / 1000;
   const direct = median(m.direct) / 1000;
   const floor = importFloor(m);
-  const what = `imported = opening the first fd of an import: ${version >= 2 ? 'GNTTAB_MAP_DIRECTORY round trip (EXPORT_FD answered after, SPEC 11.2 rule 2)' : 'EXPORT_FD round trip, directory pages mapped and read, batched grant map'}, the frames mapped`;
+  const what = `imported = opening the first fd of an import: ${version >= 2 ? 'GNTTAB_MAP_DIRECTORY round trip (EXPORT_FD sent right behind it, answered after the fd is returned: SPEC 11.2 rule 2)' : 'EXPORT_FD round trip, directory pages mapped and read, batched grant map'}, the frames mapped`;
   return [
     result({
       id, name: `map an imported ${label} buffer vs the addon mapping the same frames`, value, unit: 'ms', trials: m.imported.length, version,
