@@ -13,7 +13,7 @@
  *     them to mapping the frames directly; see share-figures).
  */
 import type { VmHandle } from '../launcher/vm-handle.ts';
-import type { Pair } from './context.ts';
+import type { Pair, Trial } from './context.ts';
 
 const LONG = 600_000;
 
@@ -22,9 +22,12 @@ async function samplesOf(vm: VmHandle, cmd: string, args: Record<string, unknown
   return Array.from(r.samples);
 }
 
-/** One warm copy of the buffer's bytes inside the exporter's process. */
-export function memcpyTimes(exporter: VmHandle, buf: number, trials: number): Promise<number[]> {
-  return samplesOf(exporter, 'bench.memcpy', { buf, trials, warmup: 2 });
+/**
+ * One warm copy of the buffer's bytes inside the exporter's process, after
+ * an untimed one: a trial to interleave with the shares it is the baseline of.
+ */
+export function memcpyTrial(exporter: VmHandle, buf: number): Trial {
+  return async () => (await samplesOf(exporter, 'bench.memcpy', { buf, trials: 1, warmup: 1 }))[0]!;
 }
 
 /** The buffer's bytes sent once to the importer over the routed path, until the last acknowledgement. */

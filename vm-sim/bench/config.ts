@@ -41,7 +41,7 @@ export const FULL: BenchConfig = {
   warmupShares: 30,
   shareTrials: 7, copyTrials: 5,
   roundTrips: 400, roundTripTrials: 5,
-  mapIterations: 9,
+  mapIterations: 15,
   throughputSizes: [1 * MiB, 256 * MiB], throughputFrames: 3000, throughputTrials: 7,
   exportsBaseline: 1024, exportsCount: 65_536,
   fanOut: 8, fanOutTrials: 5,

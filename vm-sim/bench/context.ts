@@ -122,19 +122,36 @@ export async function medianShare(ctx: BenchContext, buf: number, importers: rea
   return median(await shareTimes(ctx, buf, importers, trials));
 }
 
+/** One timed trial of some work, in µs. */
+export type Trial = () => Promise<number>;
+
 /**
- * First shares of two buffers on two pairs, trials alternated (A B A B ...)
- * so that a slow patch of the machine hits both alike; µs per trial.
+ * Runs `steps` round-robin, one trial of each per round (A B C A B C ...),
+ * after one untimed round, so that a slow patch of the machine hits a
+ * figure and its baseline alike; µs per trial of each step, in step order.
  */
-export async function alternatedShares(ctx: BenchContext, a: { pair: Pair; buf: number }, b: { pair: Pair; buf: number }, trials: number): Promise<[number[], number[]]> {
-  const out: [number[], number[]] = [[], []];
+export async function interleaved<T extends readonly Trial[]>(trials: number, steps: readonly [...T]): Promise<{ [K in keyof T]: number[] }> {
+  const out = steps.map((): number[] => []);
   for (let t = -1; t < trials; t++) {
-    for (const [k, x] of [a, b].entries()) {
-      await drainEvents(x.pair.importer);
-      const s = await shareOnce(ctx, x.buf, [x.pair.importer], x.pair.exporter);
-      await closeShare(s, [x.pair.importer]);
-      if (t >= 0) out[k]!.push(s.us);
+    for (const [k, step] of steps.entries()) {
+      const us = await step();
+      if (t >= 0) out[k]!.push(us);
     }
   }
-  return out;
+  return out as { [K in keyof T]: number[] };
+}
+
+/** A first share of `buf` on `pair`, closed afterwards: one trial for interleaved. */
+export function shareTrial(ctx: BenchContext, pair: Pair, buf: number): Trial {
+  return async () => {
+    await drainEvents(pair.importer);
+    const s = await shareOnce(ctx, buf, [pair.importer], pair.exporter);
+    await closeShare(s, [pair.importer]);
+    return s.us;
+  };
+}
+
+/** First shares of two buffers on two pairs, trials interleaved (A B A B ...); µs per trial. */
+export function alternatedShares(ctx: BenchContext, a: { pair: Pair; buf: number }, b: { pair: Pair; buf: number }, trials: number): Promise<[number[], number[]]> {
+  return interleaved(trials, [shareTrial(ctx, a.pair, a.buf), shareTrial(ctx, b.pair, b.buf)]);
 }

@@ -1,13 +1,13 @@
 /**
- * The scale curve: first share (on the newest version and on v1, trials
- * alternated) and steady handoff of buffers from 1 MiB to 1 GiB from
- * high-order chunks, next to one warm memcpy of the same bytes. A share's
- * cost follows the pages and runs it maps; a copy's follows the bytes; a
- * handoff's follows neither.
+ * The scale curve: first share (on the newest version and on v1) and steady
+ * handoff of buffers from 1 MiB to 1 GiB from high-order chunks, next to
+ * one warm memcpy of the same bytes (the trials of all three interleaved).
+ * A share's cost follows the pages and runs it maps; a copy's follows the
+ * bytes; a handoff's follows neither.
  */
 import { median } from '../process/bench/sim-stats.ts';
-import { memcpyTimes } from './baselines.ts';
-import { alternatedShares, closeShare, drainEvents, freeBuffer, shareOnce, type BenchContext } from './context.ts';
+import { memcpyTrial } from './baselines.ts';
+import { closeShare, drainEvents, freeBuffer, interleaved, shareOnce, shareTrial, type BenchContext } from './context.ts';
 import { handoffTimes } from './handoff-figures.ts';
 import { round, roundAll, type ScaleRow } from './types.ts';
 
@@ -21,8 +21,7 @@ async function scaleRow(ctx: BenchContext, bytes: number, firstFrame: number): P
   const a = await newest.exporter.call<{ buf: number; runs: number; nents: number }>('dmabuf.alloc', { bytes }, 600_000);
   const b = await v1.exporter.call<{ buf: number }>('dmabuf.alloc', { bytes }, 600_000);
   try {
-    const [shareNew, shareV1] = await alternatedShares(ctx, { pair: newest, buf: a.buf }, { pair: v1, buf: b.buf }, scaleTrials);
-    const memcpy = await memcpyTimes(newest.exporter, a.buf, scaleTrials);
+    const [shareNew, shareV1, memcpy] = await interleaved(scaleTrials, [shareTrial(ctx, newest, a.buf), shareTrial(ctx, v1, b.buf), memcpyTrial(newest.exporter, a.buf)]);
     await drainEvents(newest.importer);
     const share = await shareOnce(ctx, a.buf, [newest.importer]);
     const handoff = await handoffTimes(ctx, { hid: share.hids[0]!, buf: a.buf }, scaleRoundTrips, firstFrame);

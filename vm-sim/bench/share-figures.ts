@@ -15,8 +15,8 @@
  */
 import { median } from '../process/bench/sim-stats.ts';
 import { CpuMeter } from './cpu.ts';
-import { backendRoundTripTimes, memcpyTimes, roundTripTimes, roundTripWarmup, routedCopyTimes, wsCopyTimes } from './baselines.ts';
-import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, medianShare, shareOnce, shareTimes, type BenchContext, type Pair } from './context.ts';
+import { backendRoundTripTimes, memcpyTrial, roundTripTimes, roundTripWarmup, routedCopyTimes, wsCopyTimes } from './baselines.ts';
+import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, interleaved, medianShare, shareOnce, shareTimes, shareTrial, type BenchContext, type Pair } from './context.ts';
 import { result, type BenchResult } from './types.ts';
 
 const FB_1080P = 1920 * 1080 * 4;
@@ -24,6 +24,9 @@ const FB_4K = 3840 * 2160 * 4;
 const LONG = 600_000;
 
 const ms = (us: number[]): number[] => us.map((x) => x / 1000);
+
+/** The memcpy floor, as every figure against it names it. */
+const MEMCPY_BASELINE = `one warm memcpy of the same ${FB_4K} bytes inside one process (TypedArray.set), trials interleaved with the shares`;
 
 /**
  * Opening the first fd of an import, the direct map of the same frames, and
@@ -44,8 +47,7 @@ async function mapTimes(ctx: BenchContext, pair: Pair, buf: number): Promise<Map
   await drainEvents(pair.importer);
   const { hid } = await pair.exporter.call<{ hid: string }>('dmabuf.export', { buf, domid: pair.importer.domid }, LONG);
   await pair.importer.call('dmabuf.readEvent', { timeoutMs: 30_000 }, LONG);
-  const imported = await pair.importer.call<{ samples: Float64Array; frames: Uint32Array; ramPath: string }>('bench.mapImported', { hid, iterations: ctx.config.mapIterations }, LONG);
-  const direct = await pair.importer.call<{ samples: Float64Array; runs: number }>('bench.mapDirect', { ramPath: imported.ramPath, frames: imported.frames, iterations: ctx.config.mapIterations }, LONG);
+  const maps = await pair.importer.call<{ samples: Float64Array; direct: Float64Array; frames: number; runs: number }>('bench.mapImported', { hid, iterations: ctx.config.mapIterations }, LONG);
   // EXPORT_FD is a round trip from the importer to the exporter through the backend: the same path.
   const iterations = ctx.config.quick ? 20 : 200;
   const roundTrip = await roundTripTimes(pair.importer, pair.exporter, iterations);
@@ -54,7 +56,7 @@ async function mapTimes(ctx: BenchContext, pair: Pair, buf: number): Promise<Map
   await pair.exporter.call('dmabuf.unexport', { hid }, LONG);
   await pair.exporter.call('dmabuf.waitReleased', { hid, timeoutMs: 60_000 }, LONG);
   return {
-    imported: Array.from(imported.samples), direct: Array.from(direct.samples), roundTrip, backendRoundTrip, frames: imported.frames.length, runs: direct.runs,
+    imported: Array.from(maps.samples), direct: Array.from(maps.direct), roundTrip, backendRoundTrip, frames: maps.frames, runs: maps.runs,
     version: pair.version,
   };
 }
@@ -85,7 +87,7 @@ function mapResults(m: MapTimes, label: string, id: string, target: number | nul
   return [
     result({
       id, name: `map an imported ${label} buffer vs the addon mapping the same frames`, value, unit: 'ms', trials: m.imported.length, version,
-      baseline: direct, baselineName: `nativeMem.mapPages of the same ${m.frames} frames (${m.runs} runs), in the importer`,
+      baseline: direct, baselineName: `nativeMem.mapPages of the same ${m.frames} frames (${m.runs} runs), in the importer, right after each imported map`,
       ratio: value / direct, ratioMeaning: 'imported / direct (lower is better)',
       ...(target !== null ? { target: { op: '<=', value: target, source: 'issue' } as const } : {}),
       note: what, samples: { value: ms(m.imported), baseline: ms(m.direct) },
@@ -117,12 +119,12 @@ function versionResult(id: string, what: string, unit: string, newest: number[],
 async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
   const { shareTrials, copyTrials } = ctx.config;
   const { newest, v1 } = ctx;
-  ctx.log(`first share 4K, high-order chunks: v${newest.version} and v1 alternated, ${shareTrials} trials each`);
+  ctx.log(`first share 4K, high-order chunks: v${newest.version}, v1 and one warm memcpy interleaved, ${shareTrials} trials each`);
   const a = await allocBuffer(ctx, FB_4K, false, newest.exporter);
   const b = await allocBuffer(ctx, FB_4K, false, v1.exporter);
-  const [shareNew, shareV1] = await alternatedShares(ctx, { pair: newest, buf: a.buf }, { pair: v1, buf: b.buf }, shareTrials);
-  ctx.log(`copying baselines: memcpy, routed copy, raw WebSocket copy; ${copyTrials} trials each`);
-  const memcpy = ms(await memcpyTimes(newest.exporter, a.buf, copyTrials));
+  const [shareNew, shareV1, memcpyUs] = await interleaved(shareTrials, [shareTrial(ctx, newest, a.buf), shareTrial(ctx, v1, b.buf), memcpyTrial(newest.exporter, a.buf)]);
+  const memcpy = ms(memcpyUs);
+  ctx.log(`copying baselines: routed copy, raw WebSocket copy; ${copyTrials} trials each`);
   const routed = ms(await routedCopyTimes(newest, a.buf, copyTrials));
   const raw = ms(await wsCopyTimes(newest, a.buf, copyTrials));
   ctx.log('map an imported 4K buffer on both versions, the direct map and the import floor');
@@ -138,7 +140,7 @@ async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
   return [
     result({
       ...common, id: 'first-share-4k-vs-memcpy', name: `${name} vs one warm memcpy`,
-      baseline: median(memcpy), baselineName: `one warm memcpy of the same ${FB_4K} bytes inside one process (TypedArray.set)`,
+      baseline: median(memcpy), baselineName: MEMCPY_BASELINE,
       ratio: median(memcpy) / s, target: { op: '>=', value: 2, source: 'issue' },
       note: 'the memcpy floor: the least any design that copies the frame pays, without even crossing a process',
       samples: { value: share, baseline: memcpy },
@@ -171,11 +173,10 @@ async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
  */
 export async function fourKNewest(ctx: BenchContext): Promise<BenchResult[]> {
   const { newest } = ctx;
-  ctx.log(`first share 4K, high-order chunks, v${newest.version}: ${ctx.config.shareTrials} trials, memcpy, the map figures`);
+  ctx.log(`first share 4K, high-order chunks, v${newest.version}: ${ctx.config.shareTrials} trials interleaved with one warm memcpy each, the map figures`);
   const a = await allocBuffer(ctx, FB_4K, false, newest.exporter);
-  await drainEvents(newest.importer);
-  const share = ms(await shareTimes(ctx, a.buf, [newest.importer], ctx.config.shareTrials, newest.exporter));
-  const memcpy = ms(await memcpyTimes(newest.exporter, a.buf, ctx.config.copyTrials));
+  const [shareUs, memcpyUs] = await interleaved(ctx.config.shareTrials, [shareTrial(ctx, newest, a.buf), memcpyTrial(newest.exporter, a.buf)]);
+  const [share, memcpy] = [ms(shareUs), ms(memcpyUs)];
   const map = await mapTimes(ctx, newest, a.buf);
   await freeBuffer(ctx, a.buf, newest.exporter);
   const s = median(share);
@@ -183,7 +184,7 @@ export async function fourKNewest(ctx: BenchContext): Promise<BenchResult[]> {
     result({
       id: 'first-share-4k-vs-memcpy', name: `first share of a 4K buffer from high-order chunks (${a.runs} runs of pages) vs one warm memcpy`,
       value: s, unit: 'ms', trials: share.length, version: newest.version,
-      baseline: median(memcpy), baselineName: `one warm memcpy of the same ${FB_4K} bytes inside one process (TypedArray.set)`,
+      baseline: median(memcpy), baselineName: MEMCPY_BASELINE,
       ratio: median(memcpy) / s, ratioMeaning: 'copy / share: times faster than copying', target: { op: '>=', value: 2, source: 'issue' },
       samples: { value: share, baseline: memcpy },
     }),

@@ -12,8 +12,8 @@
  *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
  *   bench.shareStart {buf, to}                         t0, then export (to one domain, or to several at once) -> {t0, hid | hids}
  *   bench.importNext {timeoutMs, sync?}                next NEW_IMPORT, open an fd (remote sync async unless 'ack'), vmap -> {t1, hid, fd}
- *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD and the map) -> samples, frames, ramPath
- *   bench.mapDirect {ramPath, frames, iterations}      the addon's mapPages of the same frames -> samples
+ *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD and the map), each followed by the
+ *                                                      addon's mapPages of the same frames -> samples, direct, frames, runs
  *   bench.version {}                                   the protocol version this VM's session negotiated -> {version}
  */
 import { closeSync, openSync } from 'node:fs';
@@ -23,7 +23,7 @@ import { SIM_FRAME_HANDOFF, FRAME_CHECKS, type FrameCheck } from '../../../proto
 import { nativeMem } from '../../../src/memory/native.ts';
 import { formatHid, hidKey } from '../../../src/hyper-dmabuf/index.ts';
 import { nowUs } from '../../trace/clock.ts';
-import { argInt, argU32s } from '../commands/args.ts';
+import { argInt } from '../commands/args.ts';
 import type { CommandHandler } from '../commands/commands.ts';
 import { drawStampedFrame, wordsOf } from '../../../workloads/frame-pattern.ts';
 import { argHid, fdOfHid, simState, viewOf } from '../sim/sim-state.ts';
@@ -120,46 +120,33 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const s = simState(ctx);
     const hid = argHid(args);
     if (fdOfHid(s, hidKey(hid))) throw Object.assign(new Error(`${formatHid(hid)} is open here: release it first so that each open maps afresh`), { code: 'ERR_STATE' });
-    let frames: Uint32Array | undefined;
-    let ramPath = '';
-    const samples = await timedWithCleanup(argInt(args, 'iterations', 10), async () => {
-      const fd = await s.driver.exportFd(hid);
-      return async () => {
+    const iterations = argInt(args, 'iterations', 10);
+    const samples = new Float64Array(iterations);
+    const direct = new Float64Array(iterations);
+    // The frames of the first map and the exporter's RAM file they are in, for the direct maps.
+    let base: { frames: Uint32Array; ram: number } | undefined;
+    try {
+      for (let i = 0; i < iterations; i++) {
+        const t0 = nowUs();
+        const fd = await s.driver.exportFd(hid);
+        samples[i] = nowUs() - t0;
         const m = s.driver.importer.find(hid)?.mapping;
-        if (m && !frames) { frames = Uint32Array.from(m.frames); ramPath = m.ramPath; }
+        if (!m) throw Object.assign(new Error(`${formatHid(hid)} has no mapping after its fd opened`), { code: 'ERR_INTERNAL' });
+        base ??= { frames: Uint32Array.from(m.frames), ram: openSync(m.ramPath, 'r') };
         await fd.put();
         // A barrier: the exporter has handled this fd's release (sent before it, same route) when the
         // next map starts, so that no trial pays for the one before.
         await ctx.kernel.hv.peerRequest(ECHO, hid.dom, { payload: new Uint8Array(0) });
-      };
-    });
-    return { samples, frames: frames ?? new Uint32Array(0), ramPath };
-  },
-
-  'bench.mapDirect': async (_ctx, args) => {
-    const frames = argU32s(args, 'frames');
-    if (typeof args.ramPath !== 'string') throw Object.assign(new Error('argument ramPath must be a path'), { code: 'ERR_BAD_ARGUMENT' });
-    const fd = openSync(args.ramPath, 'r');
-    try {
-      const samples = await timedWithCleanup(argInt(args, 'iterations', 10), async () => {
-        const view = nativeMem.mapPages(fd, frames, false);
-        return () => { nativeMem.unmap(view); };
-      });
-      return { samples, runs: nativeMem.countRuns(frames) };
+        // The baseline right after, in the same state of the machine: the same frames mapped directly.
+        const t1 = nowUs();
+        const view = nativeMem.mapPages(base.ram, base.frames, false);
+        direct[i] = nowUs() - t1;
+        nativeMem.unmap(view);
+      }
     } finally {
-      closeSync(fd);
+      if (base) closeSync(base.ram);
     }
+    const frames = base?.frames ?? new Uint32Array(0);
+    return { samples, direct, frames: frames.length, runs: nativeMem.countRuns(frames) };
   },
 };
-
-/** Times only `fn`; the cleanup it returns runs untimed before the next iteration. */
-async function timedWithCleanup(iterations: number, fn: () => Promise<() => unknown>): Promise<Float64Array> {
-  const samples = new Float64Array(iterations);
-  for (let i = 0; i < iterations; i++) {
-    const t0 = nowUs();
-    const cleanup = await fn();
-    samples[i] = nowUs() - t0;
-    await cleanup();
-  }
-  return samples;
-}
