@@ -77,11 +77,15 @@ export interface Share {
 /** Shares `buf` of `exporter` (default: the newest pair's) with the importers and returns the time; the shares stay open (see closeShare). */
 export async function shareOnce(ctx: BenchContext, buf: number, importers: readonly VmHandle[], exporter: VmHandle = ctx.exporter): Promise<Share> {
   // The importers wait for their NEW_IMPORT first: they react as soon as the export arrives.
-  const waiting = importers.map((i) => i.call<{ t1: number; eventAt: number; hid: string; fd: number }>('bench.importNext', { timeoutMs: 120_000 }, LONG));
+  const waiting = importers.map((i) => i.call<{ t1: number; eventAt: number; hid: string; fd: number }>('bench.importNext', { timeoutMs: 60_000 }, LONG));
   const to = importers.length === 1 ? importers[0]!.domid : importers.map((i) => i.domid);
-  const start = await exporter.call<{ t0: number; hid?: string; hids?: string[] }>('bench.shareStart', { buf, to }, LONG);
-  const got = await Promise.all(waiting);
-  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, toEventUs: Math.max(...got.map((g) => g.eventAt)) - start.t0, exporter, hids: start.hids ?? [start.hid!], fds: got.map((g) => g.fd) };
+  const start = await exporter.call<{ t0: number }>('bench.shareStart', { buf, to }, LONG);
+  // The export's own outcome is asked for once the importers are done, so that nothing wakes the
+  // launcher during the share; a failed export then explains why the importers waited in vain.
+  const imported = await Promise.allSettled(waiting);
+  const { hids } = await exporter.call<{ hids: string[] }>('bench.shareEnd', {}, LONG);
+  const got = imported.map((r) => { if (r.status === 'rejected') throw r.reason; return r.value; });
+  return { us: Math.max(...got.map((g) => g.t1)) - start.t0, toEventUs: Math.max(...got.map((g) => g.eventAt)) - start.t0, exporter, hids, fds: got.map((g) => g.fd) };
 }
 
 /** Closes the importers' fds and unexports. */

@@ -206,7 +206,7 @@ export async function fourKShareOnly(ctx: BenchContext): Promise<BenchResult[]> 
   await drainEvents(newest.importer);
   const total: number[] = [];
   const exportPart: number[] = [];
-  // What the three processes spend per share on their main threads (the launcher's two calls included): load inflates it far less than wall time.
+  // What the three processes spend per share on their main threads (the launcher's calls included): load inflates it far less than wall time.
   const pids = [newest.exporter.pid, ctx.run.hv.pid, newest.importer.pid];
   const cpu = new CpuMeter(pids);
   for (let t = -1; t < ctx.config.shareTrials; t++) {

@@ -10,7 +10,9 @@
  *   bench.handoff {to, hid, buf, iterations, warmup, check}  sequential SIM_FRAME_HANDOFF round trips -> samples
  *                                                      (the stamp of each frame is drawn into buf, untimed, before its handoff)
  *   bench.frameSizes {to, hid}                         encoded sizes of a handoff and of an empty ECHO
- *   bench.shareStart {buf, to}                         t0, then export (to one domain, or to several at once) -> {t0, hid | hids}
+ *   bench.shareStart {buf, to}                         t0, then starts the export (to one domain, or to several at once),
+ *                                                      answered at once -> {t0}
+ *   bench.shareEnd {}                                  the started export's ids once it completed, or its failure -> {hids}
  *   bench.importNext {timeoutMs, sync?}                next NEW_IMPORT, open an fd (remote sync async unless 'ack'), vmap -> {t1, hid, fd}
  *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD and the map), each followed by the
  *                                                      addon's mapPages of the same frames -> samples, direct, frames, runs
@@ -88,18 +90,30 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     return { handoffFrameBytes: handoff, emptyEchoFrameBytes: emptyEcho, echoPayloadForSameSize: Math.max(0, handoff - emptyEcho) };
   },
 
-  'bench.shareStart': async (ctx, args) => {
+  'bench.shareStart': (ctx, args) => {
     const s = simState(ctx);
+    if (s.pendingShare) throw Object.assign(new Error('a share is already started: end it with bench.shareEnd first'), { code: 'ERR_STATE' });
     const held = s.stores.bufs.get(args.buf);
-    if (Array.isArray(args.to)) {
-      const targets = args.to.map((_, i) => argInt(args.to as unknown as Record<string, unknown>, String(i)));
-      const t0 = nowUs();
-      const hids = await Promise.all(targets.map((to) => s.driver.exportRemote(held.buf, to)));
-      return { t0, exportedAt: nowUs(), hids: hids.map(hidKey) };
-    }
+    const targets = Array.isArray(args.to) ? args.to.map((_, i) => argInt(args.to as unknown as Record<string, unknown>, String(i))) : [argInt(args, 'to')];
     const t0 = nowUs();
-    const hid = await s.driver.exportRemote(held.buf, argInt(args, 'to'));
-    return { t0, exportedAt: nowUs(), hid: hidKey(hid) };
+    const exporting = Promise.all(targets.map((to) => s.driver.exportRemote(held.buf, to)));
+    // Settled by bench.shareEnd; never an unhandled rejection meanwhile.
+    exporting.catch(() => undefined);
+    s.pendingShare = exporting;
+    // Answered at once: the launcher is not woken while the share is under way (its wake-up took the CPU
+    // the share needs: on two cores, the first share measured 15-25% slower with the answer sent after the export).
+    return { t0 };
+  },
+
+  'bench.shareEnd': async (ctx) => {
+    const s = simState(ctx);
+    const exporting = s.pendingShare;
+    if (!exporting) throw Object.assign(new Error('no share started (bench.shareStart)'), { code: 'ERR_STATE' });
+    try {
+      return { hids: (await exporting).map(hidKey) };
+    } finally {
+      s.pendingShare = undefined;
+    }
   },
 
   'bench.importNext': async (ctx, args) => {

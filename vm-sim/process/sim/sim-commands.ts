@@ -119,7 +119,7 @@ export const simModule: VmModule = {
   setup(ctx: VmContext) {
     const { driver, own, stores } = attachToDriver(ctx);
     const state: SimState = {
-      driver, ownDriver: own, stores, fdByHid: new Map(), many: { bufs: [], hids: [] },
+      driver, ownDriver: own, stores, fdByHid: new Map(), many: { bufs: [], hids: [] }, pendingShare: undefined,
       copies: { echoFrames: 0, echoBytes: 0, grantCopyFrames: 0, grantCopyBytes: 0 },
       consumer: { handoffs: 0, checkedOk: 0, checkedBad: 0, checkedBytes: 0 },
     };
