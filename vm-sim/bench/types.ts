@@ -19,7 +19,10 @@ export interface Target {
 export interface Samples {
   value: number[];
   baseline: number[];
-  /** The parts of a composite baseline (e.g. the import floor: a round trip plus a direct map), each trial. */
+  /**
+   * Other series of the same run, each trial: the parts of a composite baseline (the import floor: a round
+   * trip plus a direct map), or a measurement the note reports beside the baseline (the direct map in a warm loop).
+   */
   parts?: Record<string, number[]>;
 }
 
