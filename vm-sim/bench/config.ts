@@ -40,7 +40,7 @@ export const FULL: BenchConfig = {
   quick: false,
   warmupShares: 30,
   shareTrials: 7, copyTrials: 5,
-  roundTrips: 400, roundTripTrials: 5,
+  roundTrips: 100, roundTripTrials: 21,
   mapIterations: 15,
   throughputSizes: [1 * MiB, 256 * MiB], throughputFrames: 3000, throughputTrials: 7,
   exportsBaseline: 1024, exportsCount: 65_536,
