@@ -39,7 +39,7 @@ export interface BenchConfig {
 export const FULL: BenchConfig = {
   quick: false,
   warmupShares: 30,
-  shareTrials: 7, copyTrials: 5,
+  shareTrials: 15, copyTrials: 5,
   roundTrips: 100, roundTripTrials: 21,
   mapIterations: 15,
   throughputSizes: [1 * MiB, 256 * MiB], throughputFrames: 3000, throughputTrials: 7,
