@@ -96,10 +96,11 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const held = s.stores.bufs.get(args.buf);
     const targets = Array.isArray(args.to) ? args.to.map((_, i) => argInt(args.to as unknown as Record<string, unknown>, String(i))) : [argInt(args, 'to')];
     const t0 = nowUs();
-    const exporting = Promise.all(targets.map((to) => s.driver.exportRemote(held.buf, to)));
-    // Settled by bench.shareEnd; never an unhandled rejection meanwhile.
-    exporting.catch(() => undefined);
-    s.pendingShare = exporting;
+    // Kept settled, never rejected: bench.shareEnd gives the ids or throws the failure.
+    s.pendingShare = Promise.all(targets.map((to) => s.driver.exportRemote(held.buf, to))).then(
+      (hids) => ({ ok: true as const, hids }),
+      (error: unknown) => ({ ok: false as const, error }),
+    );
     // Answered at once: the launcher is not woken while the share is under way (its wake-up took the CPU
     // the share needs: on two cores, the first share measured 15-25% slower with the answer sent after the export).
     return { t0 };
@@ -109,11 +110,10 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     const s = simState(ctx);
     const exporting = s.pendingShare;
     if (!exporting) throw Object.assign(new Error('no share started (bench.shareStart)'), { code: 'ERR_STATE' });
-    try {
-      return { hids: (await exporting).map(hidKey) };
-    } finally {
-      s.pendingShare = undefined;
-    }
+    s.pendingShare = undefined;
+    const outcome = await exporting;
+    if (!outcome.ok) throw outcome.error;
+    return { hids: outcome.hids.map(hidKey) };
   },
 
   'bench.importNext': async (ctx, args) => {

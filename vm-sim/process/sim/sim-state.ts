@@ -51,8 +51,8 @@ export interface SimState {
   readonly fdByHid: Map<string, HeldBuf>;
   /** Buffers and ids of sim.exportMany, unexported together. */
   many: { bufs: DmaBuf[]; hids: Hid[] };
-  /** The export bench.shareStart started and bench.shareEnd settles: its ids, or its failure. */
-  pendingShare: Promise<Hid[]> | undefined;
+  /** The export bench.shareStart started and bench.shareEnd reports: its ids, or its failure. */
+  pendingShare: Promise<{ ok: true; hids: Hid[] } | { ok: false; error: unknown }> | undefined;
   readonly copies: CopyCounters;
   readonly consumer: ConsumerCounters;
 }
