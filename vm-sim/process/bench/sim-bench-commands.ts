@@ -15,7 +15,8 @@
  *   bench.shareEnd {}                                  the started export's ids once it completed, or its failure -> {hids}
  *   bench.importNext {timeoutMs, sync?}                next NEW_IMPORT, open an fd (remote sync async unless 'ack'), vmap -> {t1, hid, fd}
  *   bench.mapImported {hid, iterations}                opening the first fd (EXPORT_FD and the map), each followed by the
- *                                                      addon's mapPages of the same frames -> samples, direct, frames, runs
+ *                                                      addon's mapPages of the same frames; then as many of those
+ *                                                      direct maps back to back -> samples, direct, directWarm, frames, runs
  *   bench.version {}                                   the protocol version this VM's session negotiated -> {version}
  */
 import { closeSync, openSync } from 'node:fs';
@@ -146,25 +147,17 @@ export const simBenchCommands: Record<string, CommandHandler> = {
         const fd = await s.driver.exportFd(hid);
         samples[i] = nowUs() - t0;
         const m = s.driver.importer.find(hid)?.mapping;
-        if (!m) throw Object.assign(new Error(`${formatHid(hid)} has no mapping after its fd opened`), { code: 'ERR_INTERNAL' });
-        base ??= { frames: Uint32Array.from(m.frames), ram: openSync(m.ramPath, 'r') };
+        if (m) base ??= { frames: Uint32Array.from(m.frames), ram: openSync(m.ramPath, 'r') };
         await fd.put();
+        if (!base) throw Object.assign(new Error(`${formatHid(hid)} had no mapping while its fd was open`), { code: 'ERR_INTERNAL' });
         // A barrier: the exporter has handled this fd's release (sent before it, same route) when the
         // next map starts, so that no trial pays for the one before.
         await ctx.kernel.hv.peerRequest(ECHO, hid.dom, { payload: new Uint8Array(0) });
         // The baseline right after, in the same state of the machine: the same frames mapped directly.
-        const t1 = nowUs();
-        const view = nativeMem.mapPages(base.ram, base.frames, false);
-        direct[i] = nowUs() - t1;
-        nativeMem.unmap(view);
+        direct[i] = timedDirectMap(base);
       }
       // Reported beside it: the same direct map in a tight loop of its own, as warm as it gets.
-      for (let i = 0; base && i < iterations; i++) {
-        const t1 = nowUs();
-        const view = nativeMem.mapPages(base.ram, base.frames, false);
-        directWarm[i] = nowUs() - t1;
-        nativeMem.unmap(view);
-      }
+      for (let i = 0; base && i < iterations; i++) directWarm[i] = timedDirectMap(base);
     } finally {
       if (base) closeSync(base.ram);
     }
@@ -172,3 +165,12 @@ export const simBenchCommands: Record<string, CommandHandler> = {
     return { samples, direct, directWarm, frames: frames.length, runs: nativeMem.countRuns(frames) };
   },
 };
+
+/** µs to map `frames` of the RAM file open as `ram` with the addon (then unmapped, untimed). */
+function timedDirectMap(base: { frames: Uint32Array; ram: number }): number {
+  const t0 = nowUs();
+  const view = nativeMem.mapPages(base.ram, base.frames, false);
+  const us = nowUs() - t0;
+  nativeMem.unmap(view);
+  return us;
+}
