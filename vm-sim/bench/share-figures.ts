@@ -151,7 +151,7 @@ async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
     }),
     result({
       ...common, id: 'first-share-4k-vs-routed-copy', name: `${name} vs the routed copy`,
-      baseline: median(routed), baselineName: `the same bytes sent once exporter VM -> hv -> importer VM as SIM_FRAME_COPY messages of <= 8 MiB (MessagePack), acknowledged`,
+      baseline: median(routed), baselineName: `the same bytes sent once exporter VM -> hv -> importer VM as SIM_FRAME_COPY messages of <= 8 MiB (MessagePack), two in flight (the backend's send budget, SPEC 3.7), acknowledged`,
       ratio: median(routed) / s, target: { op: '>=', value: 20, source: 'issue' },
       note: 'the copying peer a user of this project would write: the same connections and routing as the share',
       samples: { value: share, baseline: routed },

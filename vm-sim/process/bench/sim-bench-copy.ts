@@ -6,7 +6,7 @@
  *                                                  of this process (TypedArray.set; kept for the next call
  *                                                  of the same size) -> samples
  *   bench.copyRouted {dst, buf, trials, warmup}    the buffer's bytes sent once to `dst` as SIM_FRAME_COPY
- *                                                  messages of <= 8 MiB, all in flight, over the routed
+ *                                                  messages of <= 8 MiB, two in flight, over the routed
  *                                                  path; the end is the last acknowledgement -> samples
  *   bench.wsListen {}                              a raw WebSocket server on loopback (the sending side) -> {port}
  *   bench.wsConnect {port}                         the receiving side connects; it answers every binary
@@ -23,9 +23,11 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { SIM_FRAME_COPY } from '../../../protocol/messages/sim.ts';
 import { MAX_ECHO_BYTES } from '../../../protocol/limits.ts';
+import { DEFAULT_SEND_BUDGET_BYTES } from '../../../src/hv/options.ts';
 import { nowUs } from '../../trace/clock.ts';
 import { argInt } from '../commands/args.ts';
 import type { CommandHandler, VmContext } from '../commands/commands.ts';
+import { windowed } from '../sim/sim-many.ts';
 import { simState, viewOf } from '../sim/sim-state.ts';
 
 /** The private buffer bench.memcpy copies into, kept between calls (the bench interleaves one-trial calls with shares). */
@@ -36,6 +38,13 @@ function memcpyTarget(bytes: number): Uint8Array {
   if (memcpyDst?.byteLength !== bytes) memcpyDst = new Uint8Array(bytes).fill(1);
   return memcpyDst;
 }
+
+/**
+ * SIM_FRAME_COPY messages in flight at once: as many as the backend's default send budget (SPEC 3.7: 16 MiB
+ * unsent) holds. A new one is sent only once an earlier one was answered, so the destination's unsent bytes
+ * at the backend stay below the budget.
+ */
+const COPY_WINDOW = Math.max(1, Math.floor(DEFAULT_SEND_BUDGET_BYTES / MAX_ECHO_BYTES));
 
 /** Largest raw frame the receiving side accepts (the scale curve's largest buffer fits). */
 const WS_MAX_PAYLOAD = 2 ** 31 - 1;
@@ -109,8 +118,14 @@ export const simBenchCopyCommands: Record<string, CommandHandler> = {
     let frame = 1;
     const samples = await timed(argInt(args, 'trials', 5), argInt(args, 'warmup', 1), async () => {
       const f = frame++;
-      const acks = await Promise.all(chunks.map((c) => ctx.kernel.hv.peerRequest(SIM_FRAME_COPY, dst, { frame: f, offset: c.offset, bytes: c.bytes }, 120_000)));
-      const got = acks.reduce((n, a) => n + a.received, 0);
+      let got = 0;
+      // As a well-behaved copying peer does (SPEC 3.7, "a sender SHOULD NOT queue more than the receiver
+      // drains"): no more in flight than the backend's send budget holds, or it refuses (ERR_BACKPRESSURE).
+      await windowed(chunks.length, COPY_WINDOW, async (i) => {
+        const c = chunks[i]!;
+        const ack = await ctx.kernel.hv.peerRequest(SIM_FRAME_COPY, dst, { frame: f, offset: c.offset, bytes: c.bytes }, 120_000);
+        got += ack.received;
+      }, () => undefined);
       if (got !== src.byteLength) throw err('ERR_INTERNAL', `the peer received ${got} of ${src.byteLength} bytes`);
     });
     return { samples, messages: chunks.length, bytes: src.byteLength };
