@@ -40,7 +40,8 @@ function memcpyTarget(bytes: number): Uint8Array {
 }
 
 /**
- * SIM_FRAME_COPY messages in flight at once: as many as the backend's default send budget (SPEC 3.7: 16 MiB
+ * SIM_FRAME_COPY messages in flight at once, as a well-behaved copying peer keeps them (SPEC 3.7: "a sender
+ * SHOULD NOT queue more than the receiver drains"): as many as the backend's default send budget (16 MiB
  * unsent) holds. A new one is sent only once an earlier one was answered, so the destination's unsent bytes
  * at the backend stay below the budget.
  */
@@ -119,8 +120,7 @@ export const simBenchCopyCommands: Record<string, CommandHandler> = {
     const samples = await timed(argInt(args, 'trials', 5), argInt(args, 'warmup', 1), async () => {
       const f = frame++;
       let got = 0;
-      // As a well-behaved copying peer does (SPEC 3.7, "a sender SHOULD NOT queue more than the receiver
-      // drains"): no more in flight than the backend's send budget holds, or it refuses (ERR_BACKPRESSURE).
+      // No more in flight than the backend's send budget holds (COPY_WINDOW), or it refuses some (ERR_BACKPRESSURE).
       await windowed(chunks.length, COPY_WINDOW, async (i) => {
         const c = chunks[i]!;
         const ack = await ctx.kernel.hv.peerRequest(SIM_FRAME_COPY, dst, { frame: f, offset: c.offset, bytes: c.bytes }, 120_000);
