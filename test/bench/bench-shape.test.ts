@@ -49,7 +49,7 @@ describe('npm run bench -- --quick --json --out FILE', () => {
     expect(report.machine.node).toBe(process.version);
     expect(report.results.map((x) => x.id)).toEqual(BENCH_IDS);
     for (const x of report.results) {
-      expect(Object.keys(x).filter((k) => k !== 'note').sort()).toEqual(['baseline', 'baselineName', 'id', 'met', 'name', 'ratio', 'ratioMeaning', 'samples', 'target', 'targetSource', 'trials', 'unit', 'value', 'version']);
+      expect(Object.keys(x).filter((k) => k !== 'note').sort()).toEqual(['baseline', 'baselineName', 'id', 'met', 'name', 'ratio', 'ratioMeaning', 'ratioSpread', 'samples', 'target', 'targetSource', 'trials', 'unit', 'value', 'version']);
       expect(Number.isFinite(x.value) && x.value > 0, x.id).toBe(true);
       expect(Number.isFinite(x.baseline) && x.baseline! > 0, x.id).toBe(true);
       expect(Number.isFinite(x.ratio), x.id).toBe(true);
@@ -58,6 +58,11 @@ describe('npm run bench -- --quick --json --out FILE', () => {
       expect(x.samples.baseline.length > 0 || Object.keys(x.samples.parts ?? {}).length > 0, x.id).toBe(true);
       expect([MIN_VERSION, MAX_VERSION]).toContain(x.version);
     }
+    // Figures whose every trial has its own baseline trial carry the spread of the trial-by-trial ratios.
+    const paired = report.results.filter((x) => x.ratioSpread !== null).map((x) => x.id);
+    expect(paired).toEqual(expect.arrayContaining(['first-share-4k-vs-memcpy', 'map-4k', 'v1-vs-newest-first-share-4k', 'handoff-vs-round-trip', 'triple-buffering']));
+    expect(paired).not.toContain('first-share-4k-vs-routed-copy');
+    for (const x of report.results) if (x.ratioSpread) expect(x.ratioSpread[0] <= x.ratioSpread[1] && x.ratioSpread[0] > 0, x.id).toBe(true);
     // The figures the issue sets targets for carry them.
     const targets = Object.fromEntries(report.results.map((x) => [x.id, x.target]));
     expect(targets).toMatchObject({

@@ -57,7 +57,9 @@ describe('README block generation', () => {
     r.load = { start: [9, 8, 7], end: [1, 1, 1] };
     const block = renderBlock(r);
     expect(block).toContain('| a \\| b | 2.00');
-    expect(block).toContain('| 2.50x | ratio >= 20 | **NOT met** |');
+    expect(block).toContain('| 2.50x | - | ratio >= 20 | **NOT met** |');
+    r.results[0] = { ...r.results[0]!, ratioSpread: [1.25, 3] };
+    expect(renderBlock(r)).toContain('| 2.50x | 1.25x to 3.00x | ratio >= 20 | **NOT met** |');
     expect(block).toContain(`commit ${r.commit.sha.slice(0, 12)}`);
     expect(block).toContain(r.date);
     expect(block).toContain('load average 9.00 8.00 7.00 at the start');

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { backendCost } from '../../vm-sim/bench/backend-cost.ts';
-import { fmt, fmtBytes, fmtRatio } from '../../vm-sim/bench/format.ts';
-import { judge, result, round } from '../../vm-sim/bench/types.ts';
+import { fmt, fmtBytes, fmtRatio, fmtSpread } from '../../vm-sim/bench/format.ts';
+import { judge, pairedSpread, result, round } from '../../vm-sim/bench/types.ts';
 import { median, quantile } from '../../vm-sim/process/bench/sim-stats.ts';
 
 describe('bench statistics', () => {
@@ -41,6 +41,21 @@ describe('targets', () => {
     expect(plain.samples).toEqual({ value: [3], baseline: [] });
   });
 
+  it('the spread of a paired figure: quartiles of the trial-by-trial ratios, either way round', () => {
+    // Trial i of the value against trial i of the baseline, not medians against medians.
+    const share = [1, 2, 4, 8];
+    const memcpy = [4, 4, 4, 4];
+    // Ratios 4, 2, 1, 0.5 (and their inverses); quartiles by nearest rank.
+    expect(pairedSpread(share, memcpy, 'baseline/value')).toEqual([0.5, 2]);
+    expect(pairedSpread(share, memcpy, 'value/baseline')).toEqual([0.25, 1]);
+    expect(pairedSpread([2, 2, 2, 2], [1, 8, 1, 8], 'baseline/value')).toEqual([0.5, 4]);
+    expect(() => pairedSpread([1, 2], [1], 'value/baseline')).toThrow(/as many baseline trials/);
+    expect(() => pairedSpread([], [], 'value/baseline')).toThrow(/as many baseline trials/);
+    const r = result({ id: 'p', name: 'p', value: 3, unit: 'ms', trials: 4, version: 2, baseline: 4, ratio: 4 / 3, ratioSpread: pairedSpread(share, memcpy, 'baseline/value') });
+    expect(r.ratioSpread).toEqual([0.5, 2]);
+    expect(result({ id: 'q', name: 'q', value: 3, unit: 'ms', trials: 1, version: 2 }).ratioSpread).toBeNull();
+  });
+
   it('rounds to what the noise leaves meaningful', () => {
     expect(round(1234.5678)).toBe(1234.6);
     expect(round(12.3456)).toBe(12.35);
@@ -56,6 +71,8 @@ describe('formatting', () => {
     expect(fmt(0.0521, 'ms')).toBe('0.052 ms');
     expect(fmt(null)).toBe('-');
     expect(fmtRatio(2.5)).toBe('2.50x');
+    expect(fmtSpread([1.5, 2.25])).toBe('1.50x to 2.25x');
+    expect(fmtSpread(null)).toBe('-');
     expect(fmtBytes(33 * 2 ** 20)).toBe('33 MiB');
     expect(fmtBytes(2 ** 30)).toBe('1 GiB');
     expect(fmtBytes(3840 * 2160 * 4)).toBe('31.6 MiB');

@@ -26,16 +26,21 @@ export function fmtBytes(bytes: number): string {
   return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${fmt(bytes / MiB)} MiB`;
 }
 
-/** The cells of one figure: name, value, baseline, ratio, target, met. */
+/** The middle half of a figure's per-trial ratios, "1.52x to 2.31x"; "-" when its baseline is not paired with its trials. */
+export function fmtSpread(spread: readonly [number, number] | null): string {
+  return spread === null ? '-' : `${fmtRatio(spread[0])} to ${fmtRatio(spread[1])}`;
+}
+
+/** The cells of one figure: name, value, baseline, ratio, the per-trial ratios' middle half, target, met. */
 export function resultCells(x: BenchResult): string[] {
   return [
-    x.name, fmt(x.value, x.unit), x.baseline === null ? '-' : fmt(x.baseline, x.unit), fmtRatio(x.ratio),
+    x.name, fmt(x.value, x.unit), x.baseline === null ? '-' : fmt(x.baseline, x.unit), fmtRatio(x.ratio), fmtSpread(x.ratioSpread),
     x.target === null ? 'report' : `${x.target}${x.targetSource === 'own' ? ' (ours)' : ''}`, x.met === null ? '-' : x.met ? 'met' : 'NOT met',
   ];
 }
 
 /** Header of the figures table. */
-export const RESULT_HEAD = ['figure', 'value', 'baseline', 'ratio', 'target', 'met'];
+export const RESULT_HEAD = ['figure', 'value', 'baseline', 'ratio', 'trials\' ratios, middle half', 'target', 'met'];
 
 /** What each figure's baseline and ratio are, one line per figure that has any of them. */
 export function resultNotes(results: readonly BenchResult[]): string[] {

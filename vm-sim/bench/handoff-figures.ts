@@ -9,7 +9,7 @@
 import { median } from '../process/bench/sim-stats.ts';
 import { allocBuffer, closeShare, drainEvents, freeBuffer, shareOnce, type BenchContext, type Share } from './context.ts';
 import { CpuMeter } from './cpu.ts';
-import { result, type BenchResult } from './types.ts';
+import { pairedSpread, result, type BenchResult } from './types.ts';
 
 const LONG = 600_000;
 const MiB = 1024 * 1024;
@@ -61,6 +61,7 @@ export async function handoffFigure(ctx: BenchContext): Promise<BenchResult[]> {
     ratio: value / base, ratioMeaning: 'handoff / round trip (lower is better)', target: { op: '<=', value: 1.2, source: 'issue' },
     note: `the physical floor of a handoff is one round trip; median of ${roundTripTrials} trial medians, each of ${roundTrips} sequential round trips, trials alternated with the baseline's${cpuNote}`,
     samples: { value: all[0], baseline: all[1], ...(hCpu && eCpu ? { parts: { handoffCpuUsPerProcess: hCpu, roundTripCpuUsPerProcess: eCpu } } : {}) },
+    ratioSpread: pairedSpread(handoff, echo, 'value/baseline'),
   })];
 }
 
@@ -111,5 +112,6 @@ export async function throughputFigure(ctx: BenchContext): Promise<BenchResult[]
     target: { op: 'within', value: 1.2, source: 'issue' },
     note: 'each frame: the stamp drawn in the exporter, handed off, the stamp checked through the mapping in the importer, handed back; up to 3 outstanding',
     samples: { value: fps[1], baseline: fps[0] },
+    ratioSpread: pairedSpread(fps[1], fps[0], 'baseline/value'),
   })];
 }

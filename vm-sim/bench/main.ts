@@ -28,6 +28,7 @@ import type { VmHandle } from '../launcher/vm-handle.ts';
 import { guardSignals } from '../launcher/signals.ts';
 import { backendCost, readBackendCost } from './backend-cost.ts';
 import { exporterGrantFrames, exporterPages, FULL, QUICK, v1ExporterGrantFrames, v1ExporterPages } from './config.ts';
+import { fmtSpread } from './format.ts';
 import { warmUp, type BenchContext, type Pair } from './context.ts';
 import { exportsFigure } from './exports-figures.ts';
 import { handoffFigure, throughputFigure } from './handoff-figures.ts';
@@ -87,7 +88,7 @@ async function main(): Promise<number> {
     for (const figure of figures) {
       if (guard.signal.aborted) throw new Error(`interrupted by ${String(guard.signal.reason)}`);
       const got = await figure(ctx);
-      for (const r of got) log(`${r.id}: ${r.value} ${r.unit}${r.ratio !== null ? `, ratio ${r.ratio}` : ''}${r.met !== null ? ` (${r.target}: ${r.met ? 'met' : 'NOT met'})` : ''}`);
+      for (const r of got) log(`${r.id}: ${r.value} ${r.unit}${r.ratio !== null ? `, ratio ${r.ratio}` : ''}${r.ratioSpread ? ` (trials ${fmtSpread(r.ratioSpread)})` : ''}${r.met !== null ? ` (${r.target}: ${r.met ? 'met' : 'NOT met'})` : ''}`);
       results = [...results, ...got];
       if (figure === throughputFigure) scale = await scaleCurve(ctx);
     }

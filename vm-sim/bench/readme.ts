@@ -26,7 +26,7 @@ function mdTable(head: string[], rows: string[][]): string[] {
 export function renderBlock(r: BenchReport): string {
   const rows = r.results.map((x) => {
     const c = resultCells(x);
-    if (x.met === false) c[5] = '**NOT met**';
+    if (x.met === false) c[c.length - 1] = '**NOT met**';
     return c;
   });
   const lines = [

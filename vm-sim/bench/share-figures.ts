@@ -17,7 +17,7 @@ import { median } from '../process/bench/sim-stats.ts';
 import { CpuMeter } from './cpu.ts';
 import { backendRoundTripTimes, memcpyTrial, roundTripTimes, roundTripWarmup, routedCopyTimes, wsCopyTimes } from './baselines.ts';
 import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, interleaved, medianShare, shareOnce, shareTimes, shareTrial, type BenchContext, type Pair } from './context.ts';
-import { result, type BenchResult } from './types.ts';
+import { pairedSpread, result, type BenchResult } from './types.ts';
 
 const FB_1080P = 1920 * 1080 * 4;
 const FB_4K = 3840 * 2160 * 4;
@@ -95,6 +95,7 @@ function mapResults(m: MapTimes, label: string, id: string, target: number | nul
       ...(target !== null ? { target: { op: '<=', value: target, source: 'issue' } as const } : {}),
       note: `${what}; the same direct map in a tight warm loop of its own: ${warm.toFixed(3)} ms (imported / that: ${(value / warm).toFixed(1)}x)`,
       samples: { value: ms(m.imported), baseline: ms(m.direct), parts: { directWarm: ms(m.directWarm) } },
+      ratioSpread: pairedSpread(m.imported, m.direct, 'value/baseline'),
     }),
     result({
       id: `${id}-vs-import-floor`, name: `map an imported ${label} buffer vs the import floor`, value, unit: 'ms', trials: m.imported.length, version,
@@ -116,6 +117,7 @@ function versionResult(id: string, what: string, unit: string, newest: number[],
     ratio: o / n, ratioMeaning: `v1 / v${ctx.newest.version}: times faster than v1`,
     ...(ctx.newest.version === ctx.v1.version ? { note: 'both pairs speak v1: this build has no newer version' } : {}),
     samples: { value: newest, baseline: v1 },
+    ratioSpread: pairedSpread(newest, v1, 'baseline/value'),
   });
 }
 
@@ -148,6 +150,7 @@ async function fourK(ctx: BenchContext): Promise<BenchResult[]> {
       ratio: median(memcpy) / s, target: { op: '>=', value: 2, source: 'issue' },
       note: 'the memcpy floor: the least any design that copies the frame pays, without even crossing a process',
       samples: { value: share, baseline: memcpy },
+      ratioSpread: pairedSpread(share, memcpy, 'baseline/value'),
     }),
     result({
       ...common, id: 'first-share-4k-vs-routed-copy', name: `${name} vs the routed copy`,
@@ -191,6 +194,7 @@ export async function fourKNewest(ctx: BenchContext): Promise<BenchResult[]> {
       baseline: median(memcpy), baselineName: MEMCPY_BASELINE,
       ratio: median(memcpy) / s, ratioMeaning: 'copy / share: times faster than copying', target: { op: '>=', value: 2, source: 'issue' },
       samples: { value: share, baseline: memcpy },
+      ratioSpread: pairedSpread(share, memcpy, 'baseline/value'),
     }),
     ...mapResults(map, '4K (high-order chunks)', 'map-4k', 10),
   ];

@@ -5,6 +5,7 @@
  * plus its unit, what the baseline and the ratio are, the protocol version
  * of the path measured, and every trial's samples.
  */
+import { quantile } from '../process/bench/sim-stats.ts';
 
 /** How a ratio is compared with its target. */
 export interface Target {
@@ -45,6 +46,12 @@ export interface BenchResult {
   targetSource: 'issue' | 'own' | null;
   /** Whether the ratio met its target; null when there is no target. */
   met: boolean | null;
+  /**
+   * The middle half of the per-trial ratios (25th and 75th percentiles), when each trial of the figure has
+   * its own baseline trial, taken in the same round (interleaved, alternated, or timed right after it):
+   * how far the machine's noise moves the ratio within the run. Null when the baseline is not paired.
+   */
+  ratioSpread: [number, number] | null;
   trials: number;
   /** Protocol version of the sessions the figure was measured on. */
   version: number;
@@ -115,11 +122,28 @@ export function judge(ratio: number, t: Target): { target: string; met: boolean 
   return { target: `ratio ${t.op} ${t.value}`, met: t.op === '>=' ? ratio >= t.value : ratio <= t.value };
 }
 
+/** Which way a figure's ratio divides its value and its baseline. */
+export type RatioOrder = 'value/baseline' | 'baseline/value';
+
+/**
+ * The 25th and 75th percentiles of the ratios of value[i] and baseline[i], trial by trial: for a figure whose
+ * every trial has its own baseline trial, taken in the same round.
+ */
+export function pairedSpread(value: ArrayLike<number>, baseline: ArrayLike<number>, order: RatioOrder): [number, number] {
+  if (value.length !== baseline.length || value.length === 0) {
+    throw new Error(`paired samples need as many baseline trials as trials: ${value.length} and ${baseline.length}`);
+  }
+  const ratios = Array.from(value, (v, i) => (order === 'value/baseline' ? v / baseline[i]! : baseline[i]! / v));
+  return [round(quantile(ratios, 0.25)), round(quantile(ratios, 0.75))];
+}
+
 /** Builds a result, computing the target text and whether it was met. */
 export function result(r: {
   id: string; name: string; value: number; unit: string; trials: number; version: number;
   baseline?: number; baselineName?: string; ratio?: number; ratioMeaning?: string; target?: Target; note?: string;
   samples?: { value: ArrayLike<number>; baseline?: ArrayLike<number>; parts?: Record<string, ArrayLike<number>> };
+  /** pairedSpread of the trials, when each trial has its own baseline trial. */
+  ratioSpread?: [number, number];
 }): BenchResult {
   const ratio = r.ratio === undefined ? null : round(r.ratio);
   const judged = r.target && ratio !== null ? judge(ratio, r.target) : null;
@@ -127,7 +151,7 @@ export function result(r: {
     id: r.id, name: r.name, value: round(r.value), unit: r.unit,
     baseline: r.baseline === undefined ? null : round(r.baseline), baselineName: r.baselineName ?? null,
     ratio, ratioMeaning: r.ratioMeaning ?? null, target: judged?.target ?? null, targetSource: judged ? r.target!.source : null,
-    met: judged?.met ?? null, trials: r.trials, version: r.version,
+    met: judged?.met ?? null, ratioSpread: r.ratioSpread ?? null, trials: r.trials, version: r.version,
     samples: {
       value: roundAll(r.samples?.value ?? [r.value]),
       baseline: roundAll(r.samples?.baseline ?? (r.baseline === undefined ? [] : [r.baseline])),
