@@ -492,7 +492,10 @@ export class Exporter {
   private withdraw(entry: ExportedBuffer, notify: boolean): void {
     // The importer died meanwhile: its DOMAIN_DIED already took the export back.
     if (!entry.lifecycle.allows('export-failed')) return;
+    // An unexport scheduled while the EXPORT was unanswered has nothing left to wait for: the export is gone.
+    if (entry.unexportTimer) { clearTimeout(entry.unexportTimer); entry.unexportTimer = undefined; }
     entry.lifecycle.apply('export-failed');
+    entry.settleUnexport('unexported');
     this.removeLive(entry);
     if (notify) void this.host.hv.peerRequest(DMABUF_NOTIFY_UNEXPORT, entry.target, { hid: entry.hid }).catch(() => { this.counters.notifyUnexportFailures++; });
     this.maybeFree(entry);
