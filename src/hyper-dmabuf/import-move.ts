@@ -9,8 +9,10 @@
  *      walks the new directory; every fd's generation grows and its CPU
  *      views become stale;
  *   2. detach and unmap the old mapping (views first, then the handles at
- *      the backend), and wait for a mapping still being made: one of the
- *      old location unmaps itself and maps the new one instead;
+ *      the backend), started in the same step as 1 so that no access ever
+ *      finds the old mapping current under the new generation; then wait
+ *      for a mapping still being made: one of the old location unmaps
+ *      itself and maps the new one instead;
  *   3. eager remap (option remapOnMove 'eager'): map the new pages now, if
  *      any fd is open; lazy (default, as Linux's "re-create as soon as
  *      possible"): the next access that needs the pages maps them;
@@ -79,8 +81,12 @@ export class ImportMover {
     }
     this.counters.movesReceived++;
     const generation = body.generation;
+    // Not behind the moves queued before it: code that runs between this message and its turn (an fd
+    // opened in the same event-loop turn) must find no mapping of the old location still current.
+    const unmapping = this.dropOldMapping(entry, generation);
     return entry.moves.run(async () => {
-      await this.letGo(entry, generation);
+      await unmapping;
+      if (entry.mapping$) await entry.mapping$.catch(() => undefined);
       return { remapped: await this.remap(entry, generation) };
     });
   }
@@ -109,17 +115,15 @@ export class ImportMover {
     return entry;
   }
 
-  /** Step 2: nothing of the old location stays mapped. */
-  private async letGo(entry: ImportedBuffer, generation: number): Promise<void> {
+  /** Step 2, synchronously: the old mapping stops being the import's, and its unmap starts; resolves once it is done. */
+  private dropOldMapping(entry: ImportedBuffer, generation: number): Promise<void> {
     const old = entry.mapping;
-    if (old && entry.mappedGeneration < generation) {
-      entry.mapping = undefined;
-      entry.map.apply('moved');
-      this.counters.invalidations++;
-      // Views are detached first, then the handles released: once this resolves the backend holds no old page for us.
-      await old.unmap().catch(() => { this.counters.unmapFailures++; });
-    }
-    if (entry.mapping$) await entry.mapping$.catch(() => undefined);
+    if (!old || entry.mappedGeneration >= generation) return Promise.resolve();
+    entry.mapping = undefined;
+    entry.map.apply('moved');
+    this.counters.invalidations++;
+    // Views are detached first, then the handles released: once this resolves the backend holds no old page for us.
+    return old.unmap().catch(() => { this.counters.unmapFailures++; });
   }
 
   /** Step 3; true if the new pages are mapped now. */

@@ -289,6 +289,29 @@ describe('races', () => {
     expect(a.kernel.allocator.freePages).toBe(free0);
   });
 
+  it('an fd opened in the same turn as a MOVE_NOTIFY arrives, before the move is handled: it gets the new pages', async () => {
+    const w = await startWorld(2);
+    const [a, b] = w.doms as [Dom, Dom];
+    const { buf, hid } = await share(a, b, 6, { seed: 6 });
+    const first = await b.driver.exportFd(hid);
+    expect(await firstBad(first, 6)).toBe(-1);
+    // As if another frame of the same read had resolved a wait whose continuation opens an fd: it runs
+    // after the MOVE_NOTIFY frame was dispatched, ahead of everything the handler queued.
+    let second: Promise<DmaBuf> | undefined;
+    b.kernel.hv.conn.on('frame', (env: { type: string }) => {
+      if (env.type === DMABUF_MOVE_NOTIFY.type && !second) queueMicrotask(() => { second = b.driver.exportFd(hid); });
+    });
+    await a.driver.move(buf);
+    const fd = await second!;
+    expect(fd.generation).toBe(1);
+    expect(await firstBad(fd, 6)).toBe(-1);
+    expect(b.kernel.stats().mapper.liveMappings).toBe(1);
+    await fd.put();
+    await first.put();
+    await finish(a, buf, hid);
+    expectClean(w);
+  });
+
   it('an importer dies while the exporter waits for its answer: the move completes and nothing leaks', async () => {
     const w = await startWorld(2);
     const [a, b] = w.doms as [Dom, Dom];
