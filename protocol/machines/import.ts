@@ -89,8 +89,9 @@ export const ImportMapMachine = defineMachine<ImportMapState, ImportMapEvent>({
     { from: ['mapping'], event: 'mapped', to: 'mapped' },
     { from: ['mapping'], event: 'map-failed', to: 'unmapped' },
     { from: ['mapping'], event: 'remap-failed', to: 'invalidated' },
-    // unmapped: a mapping that failed after a move left the older one in place.
-    { from: ['mapped', 'mapping', 'unmapped'], event: 'moved', to: 'invalidated' },
+    // Only a current mapping is invalidated: one being made when a move arrives is checked against the
+    // generation when it completes, unmapped at once if stale, and the new location mapped (still mapping).
+    { from: ['mapped'], event: 'moved', to: 'invalidated' },
     { from: ['mapped', 'invalidated'], event: 'unmapped', to: 'unmapped' },
   ],
 });
