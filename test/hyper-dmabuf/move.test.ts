@@ -14,7 +14,7 @@ import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { DmaBuf } from '../../src/dmabuf/dma-buf.ts';
 import { MoveGateState } from '../../protocol/machines/move-gate.ts';
 import type { SystemHeapPriv } from '../../src/dmabuf/system-heap.ts';
-import { ExportMoveState, ImportMapState, type Hid } from '../../src/hyper-dmabuf/index.ts';
+import { ExportMoveState, ExportState, ImportMapState, type Hid } from '../../src/hyper-dmabuf/index.ts';
 import { ManualImporter } from './manual-importer.ts';
 import { checkPattern, codeOf, expectClean, fillPattern, nextEvent, startWorld, type Dom } from './world.ts';
 
@@ -405,6 +405,42 @@ describe('races', () => {
     held.answer();
     await move.p;
     await finish(a, buf, toM);
+    expectClean(w);
+    expect(a.kernel.allocator.freePages).toBe(free0);
+  });
+
+  it('the export starts revoking after its new location was prepared, before it was announced: the new grants end at once', async () => {
+    const w = await startWorld(2);
+    const [a, b] = w.doms as [Dom, Dom];
+    const free0 = a.kernel.allocator.freePages;
+    const { buf, hid } = await share(a, b, 8, { seed: 4 });
+    const fd = await b.driver.exportFd(hid);
+    // An acknowledged operation: the exporter has counted the fd once it is answered.
+    await fd.pin();
+    await fd.unpin();
+    // Unexported: the export waits for b's fd, and is still one that a move must prepare.
+    await a.driver.unexport(hid);
+    expect(a.driver.query(hid).state).toBe(ExportState.WaitingRelease);
+    // A local device attached after the export: its prepareMove holds the move between the
+    // export's prepare and the notifications, for as long as the test says.
+    let holdOn!: () => void;
+    const held = new Promise<void>((resolve) => { holdOn = resolve; });
+    let reached!: () => void;
+    const atPrepare = new Promise<void>((resolve) => { reached = resolve; });
+    const device = await buf.attach('test-device', { prepareMove: async () => { reached(); await held; }, moveNotify: () => undefined });
+    const move = track(a.driver.move(buf));
+    await atPrepare;
+    expect(a.driver.query(hid).moveState).toBe(ExportMoveState.Moving);
+    // b lets go of its last fd: the export is freed (its old grants ended) before the move announces anything.
+    await fd.put();
+    await a.driver.waitReleased(hid, 10_000);
+    expect(move.done).toBe(false);
+    holdOn();
+    expect(await move.p).toMatchObject({ generation: 1, notifyErrors: 0 });
+    // The new location's grants and directory ended with it: nothing of the export is left granted.
+    expect(a.kernel.stats().grants).toMatchObject({ granted: 0, deferred: 0 });
+    await buf.detach(device);
+    await buf.put();
     expectClean(w);
     expect(a.kernel.allocator.freePages).toBe(free0);
   });
