@@ -487,3 +487,25 @@ describe('a MOVE_NOTIFY the importer refuses', () => {
     expectClean(w);
   });
 });
+
+describe('a MOVE_NOTIFY to a location the importer cannot map', () => {
+  it('the next access fails with ERR_MAP_FAILED and the import stays invalidated; the release is clean', async () => {
+    const w = await startWorld(2);
+    const [a, b] = w.doms as [Dom, Dom];
+    const { buf, hid } = await share(a, b, 4, { seed: 3 });
+    const fd = await b.driver.exportFd(hid);
+    expect(await firstBad(fd, 3)).toBe(-1);
+    // The exporter's domain announces a directory it never granted (a broken or lying exporter): a valid
+    // message, so the importer lets go of the old pages, and the new ones cannot be mapped.
+    await a.kernel.hv.peerRequest(DMABUF_MOVE_NOTIFY, b.domid, { hid, generation: 1, nents: 4, firstOffset: 0, lastLength: 4096, dirRef: 2000, dirFormat: 'multilevel' });
+    expect(b.driver.query(hid).moveState).toBe(ImportMapState.Invalidated);
+    expect(await codeOf(fd.vmap())).toBe('ERR_MAP_FAILED');
+    // The import machine's remap-failed: still invalidated, the next access tries again (and fails again).
+    expect(b.driver.query(hid).moveState).toBe(ImportMapState.Invalidated);
+    expect(await codeOf(fd.vmap())).toBe('ERR_MAP_FAILED');
+    expect(b.kernel.stats().mapper.liveMappings).toBe(0);
+    await fd.put();
+    await finish(a, buf, hid);
+    expectClean(w);
+  });
+});
