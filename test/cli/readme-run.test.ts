@@ -46,6 +46,7 @@ const PLANS: Record<string, Plan> = {
   'npm test': { not: 'the test suite itself (CI runs it)' },
   'npx vitest run test/cli': { not: 'a part of the test suite itself' },
   'npx vitest run test/conformance': { not: 'a part of the test suite itself' },
+  'npx tsx scripts/transition-coverage.ts [test files]': { not: 'runs the test suite (or part of it) with the transition log; .ci/run checks the whole suite\'s log with it, and test/transition-coverage tests the log' },
   'npx hdmabuf --help': { run: 'npx hdmabuf --help' },
   'npx hdmabuf list': { run: 'npx hdmabuf list' },
   'npx hdmabuf run fan-out': { run: 'npx hdmabuf run fan-out', expect: 'summary' },
