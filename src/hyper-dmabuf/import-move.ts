@@ -86,6 +86,7 @@ export class ImportMover {
     const unmapping = this.dropOldMapping(entry, generation);
     return entry.moves.run(async () => {
       await unmapping;
+      // A mapping still being made: waited for, not judged here (its failure is reported to the access that started it).
       if (entry.mapping$) await entry.mapping$.catch(() => undefined);
       return { remapped: await this.remap(entry, generation) };
     });
