@@ -75,6 +75,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
   let run: Run | undefined;
   let ctx: ScenarioContext | undefined;
   let report: StopReport | undefined;
+  let bodyFailed = false;
 
   try {
     const domains = resolveDomains(scenario, params);
@@ -98,6 +99,7 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     ctx = new ScenarioContext({ run, params, signal, runStep, progress });
     await untilAborted(untilBackendDied(runBody(scenario, ctx), run), signal);
   } catch (e) {
+    bodyFailed = true;
     // A failed step is already a check; anything else (a VM that would not start, SIGINT) becomes one.
     if (!(e instanceof StepFailed)) {
       const err = e as Error & { code?: string };
@@ -140,8 +142,9 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     await reapAll(3000);
   }
 
-  const allChecks = [...(ctx?.checks ?? []), ...checks];
   const exits = run?.exits ?? [];
+  if (bodyFailed && !signal.aborted) checks.push(...backendDeathCheck(exits, [...(ctx?.checks ?? []), ...checks]));
+  const allChecks = [...(ctx?.checks ?? []), ...checks];
   if (report) allChecks.push(...endChecks(report, stats), ...exitChecks(exits));
   const leaks = report?.leaks ?? { ...NO_LEAKS_MEASURED, processes: liveChildren().length, shmFiles: shmFilesOf(runTag).length };
   if (!report) sweepShmFiles(runTag);
@@ -193,6 +196,19 @@ function untilBackendDied<T>(p: Promise<T>, run: Run): Promise<T> {
       throw Object.assign(new Error(describeProcessExit(e)), { code: 'ERR_BACKEND_DIED' });
     }),
   ]);
+}
+
+/**
+ * The run's failure put down to the backend's death, when the backend died
+ * during the run and nothing says so yet: a step can fail of what the death
+ * left (a grant that can no longer end) before the launcher has heard of the
+ * exit, and then untilBackendDied lost the race. Decided once stop() has
+ * reaped every process, so the outcome does not depend on that race.
+ */
+export function backendDeathCheck(exits: readonly ProcessExit[], checks: readonly RunResult['checks'][number][]): RunResult['checks'] {
+  const death = exits.find((e) => e.role === 'hv' && e.cause === 'died');
+  if (!death || checks.some((c) => c.detail.startsWith('ERR_BACKEND_DIED'))) return [];
+  return [{ name: 'run', ok: false, detail: `ERR_BACKEND_DIED: ${describeProcessExit(death)}` }];
 }
 
 /** Rejects as soon as the signal aborts (the run is then stopped under the body). */
