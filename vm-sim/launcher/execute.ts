@@ -142,9 +142,9 @@ export async function runScenario(scenario: Scenario, options: RunScenarioOption
     await reapAll(3000);
   }
 
-  const exits = run?.exits ?? [];
-  if (bodyFailed && !signal.aborted) checks.push(...backendDeathCheck(exits, [...(ctx?.checks ?? []), ...checks]));
   const allChecks = [...(ctx?.checks ?? []), ...checks];
+  const exits = run?.exits ?? [];
+  if (bodyFailed && !signal.aborted) allChecks.push(...backendDeathCheck(exits, allChecks));
   if (report) allChecks.push(...endChecks(report, stats), ...exitChecks(exits));
   const leaks = report?.leaks ?? { ...NO_LEAKS_MEASURED, processes: liveChildren().length, shmFiles: shmFilesOf(runTag).length };
   if (!report) sweepShmFiles(runTag);
