@@ -14,6 +14,7 @@
 #include "runs.h"
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define RUN_BYTES 12
@@ -39,9 +40,11 @@ static uint32_t get32(const uint8_t *at) {
 }
 
 /*
- * The greedy split of n elements of type T: calls with out == NULL count
- * the runs, else write them. One function per element type, so that the
- * inner loop is a plain load and compare.
+ * The greedy split of n elements of type T into `out` (room for n records):
+ * returns the number of runs. One function per element type, so that the
+ * inner loop is a plain load and compare; a run is extended eight elements
+ * at a time while all eight keep the step (no early exit inside a block,
+ * so the compiler can evaluate them together), then one at a time.
  */
 #define SPLIT(NAME, T)                                                          \
   static size_t NAME(const T *data, size_t n, uint8_t *out) {                   \
@@ -51,14 +54,18 @@ static uint32_t get32(const uint8_t *at) {
       int64_t step = i + 1 < n ? (int64_t)data[i + 1] - first : 0;              \
       if (step > INT32_MAX || step < INT32_MIN) step = 0;                       \
       size_t j = i + 1;                                                         \
-      for (int64_t prev = first; j < n && (int64_t)data[j] - prev == step; j++) \
-        prev = data[j];                                                         \
-      if (out) {                                                                \
-        uint8_t *at = out + runs * RUN_BYTES;                                   \
-        put32(at, (uint32_t)first);                                             \
-        put32(at + 4, (uint32_t)(j - i));                                       \
-        put32(at + 8, (uint32_t)(int32_t)(j - i > 1 ? step : 0));               \
+      while (j + 8 <= n) {                                                      \
+        int same = 1;                                                           \
+        for (size_t k = 0; k < 8; k++)                                          \
+          same &= (int64_t)data[j + k] - (int64_t)data[j + k - 1] == step;      \
+        if (!same) break;                                                       \
+        j += 8;                                                                 \
       }                                                                         \
+      while (j < n && (int64_t)data[j] - (int64_t)data[j - 1] == step) j++;     \
+      uint8_t *at = out + runs * RUN_BYTES;                                     \
+      put32(at, (uint32_t)first);                                               \
+      put32(at + 4, (uint32_t)(j - i));                                         \
+      put32(at + 8, (uint32_t)(int32_t)(j - i > 1 ? step : 0));                 \
       i = j;                                                                    \
     }                                                                           \
     return runs;                                                                \
@@ -77,6 +84,11 @@ static size_t split(napi_typedarray_type type, const void *data, size_t n, uint8
   }
 }
 
+/* Records are written here first (one pass), then copied out at their real
+ * size; per thread, since worker threads may load the addon too. */
+static _Thread_local uint8_t *scratch;
+static _Thread_local size_t scratch_bytes;
+
 static napi_value encode_runs(napi_env env, napi_callback_info info) {
   size_t argc = 1, n;
   napi_value argv[1], ab, result;
@@ -86,9 +98,15 @@ static napi_value encode_runs(napi_env env, napi_callback_info info) {
   if (napi_get_typedarray_info(env, argv[0], &type, &n, &data, NULL, NULL) != napi_ok || !supported(type)) {
     return fail(env, "encodeRuns: expected an Int16, Uint16, Int32 or Uint32 array");
   }
-  size_t runs = split(type, data, n, NULL);
+  if (n * RUN_BYTES > scratch_bytes) {
+    uint8_t *grown = realloc(scratch, n * RUN_BYTES);
+    if (!grown) return fail(env, "encodeRuns: allocation failed");
+    scratch = grown;
+    scratch_bytes = n * RUN_BYTES;
+  }
+  size_t runs = split(type, data, n, scratch);
   if (napi_create_arraybuffer(env, runs * RUN_BYTES, &out, &ab) != napi_ok) return fail(env, "encodeRuns: allocation failed");
-  split(type, data, n, out);
+  if (runs > 0) memcpy(out, scratch, runs * RUN_BYTES);
   if (napi_create_typedarray(env, napi_uint8_array, runs * RUN_BYTES, ab, 0, &result) != napi_ok) return fail(env, "encodeRuns: napi_create_typedarray");
   return result;
 }
