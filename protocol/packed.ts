@@ -47,6 +47,14 @@ export function validatePacked<E extends PackedElement>(type: PackedType<E>, val
     return fail('ERR_FIELD_TYPE', path, `expected packed ${type.of} bytes, got ${value === null ? 'nil' : Array.isArray(value) ? 'an array' : typeof value}`);
   }
   if (arr.length > type.maxLen) fail('ERR_FIELD_RANGE', path, `${arr.length} elements exceed ${type.maxLen}`);
+  if (type.layout === 'runs' && arr.length > 0) {
+    // About to be sent as run records: split it now and check the records' bounds (a run is monotonic,
+    // so its first and last elements bound it); valueToWire sends these very records.
+    const records = toRuns(arr, type.of);
+    checkRuns(type, records, path);
+    splitFor.set(arr, records);
+    return arr as PackedArrays[E];
+  }
   if (type.min !== info.min || type.max !== info.max) {
     const { min, max } = type;
     for (let i = 0; i < arr.length; i++) {
@@ -67,23 +75,11 @@ export const RUN_BYTES = 12;
  * [min, max] (a run is monotonic, so every element between is too).
  */
 function fromRuns<E extends PackedElement>(type: PackedType<E>, bytes: Uint8Array, path: string): PackedArrays[E] {
-  if (bytes.byteLength % RUN_BYTES !== 0) fail('ERR_FIELD_TYPE', path, `${bytes.byteLength} bytes are not a whole number of ${RUN_BYTES}-byte run records`);
+  const total = checkRuns(type, bytes, path);
   const info = PACKED_ELEMENTS[type.of];
   const signed = info.min < 0;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const runs = bytes.byteLength / RUN_BYTES;
-  let total = 0;
-  for (let r = 0; r < runs; r++) {
-    const at = r * RUN_BYTES;
-    const first = signed ? dv.getInt32(at, true) : dv.getUint32(at, true);
-    const count = dv.getUint32(at + 4, true);
-    const step = dv.getInt32(at + 8, true);
-    if (count === 0) fail('ERR_FIELD_TYPE', path, `run ${r} has a count of 0`);
-    if (count > type.maxLen - total) fail('ERR_FIELD_RANGE', path, `more than ${type.maxLen} elements`);
-    const bad = firstOutOfRange(first, count, step, type.min, type.max);
-    if (bad >= 0) fail('ERR_FIELD_RANGE', `${path}[${total + bad}]`, `${first + bad * step} is outside [${type.min}, ${type.max}]`);
-    total += count;
-  }
   const out = new info.array(total);
   if (nativeRuns && !(out instanceof Uint8Array) && !(out instanceof Int8Array)) {
     nativeRuns.expandRuns(bytes, out);
@@ -100,6 +96,34 @@ function fromRuns<E extends PackedElement>(type: PackedType<E>, bytes: Uint8Arra
   }
   return out as PackedArrays[E];
 }
+
+/**
+ * Checks run records against their declaration (SPEC.md 4.2): whole
+ * records, count >= 1, at most maxLen elements in all, and each run's first
+ * and last element in [min, max]. Returns the number of elements.
+ */
+function checkRuns(type: PackedType<PackedElement>, bytes: Uint8Array, path: string): number {
+  if (bytes.byteLength % RUN_BYTES !== 0) fail('ERR_FIELD_TYPE', path, `${bytes.byteLength} bytes are not a whole number of ${RUN_BYTES}-byte run records`);
+  const signed = PACKED_ELEMENTS[type.of].min < 0;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const runs = bytes.byteLength / RUN_BYTES;
+  let total = 0;
+  for (let r = 0; r < runs; r++) {
+    const at = r * RUN_BYTES;
+    const first = signed ? dv.getInt32(at, true) : dv.getUint32(at, true);
+    const count = dv.getUint32(at + 4, true);
+    const step = dv.getInt32(at + 8, true);
+    if (count === 0) fail('ERR_FIELD_TYPE', path, `run ${r} has a count of 0`);
+    if (count > type.maxLen - total) fail('ERR_FIELD_RANGE', path, `more than ${type.maxLen} elements`);
+    const bad = firstOutOfRange(first, count, step, type.min, type.max);
+    if (bad >= 0) fail('ERR_FIELD_RANGE', `${path}[${total + bad}]`, `${first + bad * step} is outside [${type.min}, ${type.max}]`);
+    total += count;
+  }
+  return total;
+}
+
+/** The run records a typed array was checked as (validatePacked), for valueToWire to send without splitting it again. */
+const splitFor = new WeakMap<AnyPacked, Uint8Array>();
 
 /** Index of the first element of a run outside [min, max], or -1 (exact: count <= 2^20 and |step| < 2^31 stay within 2^53). */
 function firstOutOfRange(first: number, count: number, step: number, min: number, max: number): number {
@@ -252,7 +276,13 @@ export function packedToWire(fields: Fields, body: Record<string, unknown>): Rec
 }
 
 function valueToWire(type: FieldType, value: unknown): unknown {
-  if (type.kind === 'packed') return type.layout === 'runs' ? toRuns(value as AnyPacked, type.of) : toBytes(value as AnyPacked, type.of);
+  if (type.kind === 'packed') {
+    const arr = value as AnyPacked;
+    if (type.layout !== 'runs') return toBytes(arr, type.of);
+    const records = splitFor.get(arr) ?? toRuns(arr, type.of);
+    splitFor.delete(arr);
+    return records;
+  }
   if (type.kind === 'struct') return packedToWire(type.fields, value as Record<string, unknown>);
   if (type.kind === 'array' && typeHasPacked(type.of)) return (value as unknown[]).map((v) => valueToWire(type.of, v));
   return value;

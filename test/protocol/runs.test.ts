@@ -115,6 +115,30 @@ describe('run records', () => {
     }
   });
 
+  it('native and JS codecs agree wherever a run breaks, at every offset of the native split\'s blocks of eight', () => {
+    for (const of of ['i16', 'u32'] as const) {
+      for (let n = 1; n <= 40; n++) {
+        for (let at = 0; at < n; at++) {
+          const arr = of === 'i16' ? new Int16Array(n) : new Uint32Array(n);
+          for (let i = 0; i < n; i++) arr[i] = 100 + 2 * i + (i >= at ? 7 : 0);
+          useNativeRunCodec(undefined);
+          const js = toRuns(arr, of);
+          useNativeRunCodec(native);
+          expect(Buffer.from(toRuns(arr, of)).equals(Buffer.from(js)), `${of} n=${n} break at ${at}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('refuse to send an element out of range, named as the receiver would name it', () => {
+    const status = new Int16Array(20);
+    status[17] = -14; // GNTST values are -13..0
+    expect(() => encodeFrame(unmapRes(status))).toThrow(expect.objectContaining({ code: 'ERR_FIELD_RANGE', field: 'body.status[17]' }));
+    status[17] = -13;
+    const r = decodeFrame(encodeFrame(unmapRes(status)));
+    expect(r.ok && r.env.body.status).toEqual(status);
+  });
+
   it('the native expansion never writes past its output', () => {
     expect(() => nativeMem.expandRuns(records([0, 5, 1]), new Uint32Array(4))).toThrow(/more elements/);
     expect(() => nativeMem.expandRuns(records([0, 3, 1]), new Uint32Array(4))).toThrow(/fewer elements/);
