@@ -48,8 +48,8 @@ export function validatePacked<E extends PackedElement>(type: PackedType<E>, val
   }
   if (arr.length > type.maxLen) fail('ERR_FIELD_RANGE', path, `${arr.length} elements exceed ${type.maxLen}`);
   if (type.layout === 'runs' && arr.length > 0) {
-    // About to be sent as run records: split it now and check the records' bounds (a run is monotonic,
-    // so its first and last elements bound it); valueToWire sends these very records.
+    // About to be sent as run records: split it now and check the records as the receiver will (per run,
+    // not per element); valueToWire sends these very records.
     const records = toRuns(arr, type.of);
     checkRuns(type, records, path);
     splitFor.set(arr, records);
@@ -69,10 +69,9 @@ export function validatePacked<E extends PackedElement>(type: PackedType<E>, val
 export const RUN_BYTES = 12;
 
 /**
- * The typed array that run records hold (SPEC.md 4.2), after every check:
- * whole records, count >= 1, at most maxLen elements in all (checked before
- * anything is allocated), and each run's first and last element in
- * [min, max] (a run is monotonic, so every element between is too).
+ * The typed array that run records hold (SPEC.md 4.2), built only once
+ * checkRuns passed (so a count over maxLen is refused before anything is
+ * allocated).
  */
 function fromRuns<E extends PackedElement>(type: PackedType<E>, bytes: Uint8Array, path: string): PackedArrays[E] {
   const total = checkRuns(type, bytes, path);
@@ -100,7 +99,8 @@ function fromRuns<E extends PackedElement>(type: PackedType<E>, bytes: Uint8Arra
 /**
  * Checks run records against their declaration (SPEC.md 4.2): whole
  * records, count >= 1, at most maxLen elements in all, and each run's first
- * and last element in [min, max]. Returns the number of elements.
+ * and last element in [min, max] (a run is monotonic, so every element
+ * between is too). Returns the number of elements.
  */
 function checkRuns(type: PackedType<PackedElement>, bytes: Uint8Array, path: string): number {
   if (bytes.byteLength % RUN_BYTES !== 0) fail('ERR_FIELD_TYPE', path, `${bytes.byteLength} bytes are not a whole number of ${RUN_BYTES}-byte run records`);
