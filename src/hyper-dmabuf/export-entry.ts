@@ -97,6 +97,12 @@ export class ExportedBuffer {
     return this.lifecycle.is(ExportState.Exported, ExportState.UnexportScheduled);
   }
 
+  /** Cancels the delay of a scheduled unexport, if one is pending (its waiters are settled by the caller). */
+  cancelUnexportDelay(): void {
+    if (this.unexportTimer) clearTimeout(this.unexportTimer);
+    this.unexportTimer = undefined;
+  }
+
   /** Settles every pending unexport() call. */
   settleUnexport(outcome: UnexportOutcome): void {
     for (const w of this.unexportWaiters.splice(0)) w(outcome);

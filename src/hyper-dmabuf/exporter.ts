@@ -341,7 +341,7 @@ export class Exporter {
   onPeerDied(dom: number): void {
     for (const entry of this.exports.values()) {
       if (entry.target !== dom || !entry.lifecycle.allows('importer-died')) continue;
-      if (entry.unexportTimer) { clearTimeout(entry.unexportTimer); entry.unexportTimer = undefined; }
+      entry.cancelUnexportDelay();
       entry.lifecycle.apply('importer-died');
       this.removeLive(entry);
       void entry.serial.run(async () => {
@@ -355,7 +355,7 @@ export class Exporter {
 
   /** Stops pending unexport timers (driver shutdown). Exports stay as they are. */
   close(): void {
-    for (const e of this.exports.values()) if (e.unexportTimer) { clearTimeout(e.unexportTimer); e.unexportTimer = undefined; }
+    for (const e of this.exports.values()) e.cancelUnexportDelay();
   }
 
   /** Counters and gauges. */
@@ -455,8 +455,7 @@ export class Exporter {
     }
     if (entry.lifecycle.allows('reexport')) {
       // Re-exporting cancels a pending unexport.
-      if (entry.unexportTimer) clearTimeout(entry.unexportTimer);
-      entry.unexportTimer = undefined;
+      entry.cancelUnexportDelay();
       entry.lifecycle.apply('reexport');
       entry.settleUnexport('cancelled');
       this.counters.cancelledUnexports++;
@@ -493,7 +492,7 @@ export class Exporter {
     // The importer died meanwhile: its DOMAIN_DIED already took the export back.
     if (!entry.lifecycle.allows('export-failed')) return;
     // An unexport scheduled while the EXPORT was unanswered has nothing left to wait for: the export is gone.
-    if (entry.unexportTimer) { clearTimeout(entry.unexportTimer); entry.unexportTimer = undefined; }
+    entry.cancelUnexportDelay();
     entry.lifecycle.apply('export-failed');
     entry.settleUnexport('unexported');
     this.removeLive(entry);
