@@ -21,6 +21,7 @@
  *     its holder dies (reapIfUnused). A granter that died while granters it
  *     mapped were already dead lets those be reaped in step 3.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DOMAIN_DIED } from '../../protocol/messages/session.ts';
 import type { HvContext } from './context.ts';
 import type { Domain } from './domain.ts';
@@ -82,7 +83,7 @@ async function releaseMappings(ctx: HvContext, domain: Domain): Promise<number> 
   const slots = mt.liveSlots();
   const granters = new Set<Domain>();
   for (let i = 0; i < slots.length; i++) {
-    if (i > 0 && i % RELEASE_CHUNK === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (i > 0 && i % RELEASE_CHUNK === 0) await nextTurn();
     const slot = slots[i]!;
     const granter = ctx.registry.get(mt.granterOf(slot));
     if (granter) {

@@ -14,6 +14,7 @@
  * domain is removed: one mmap per domain instead of a pread/pwrite pair
  * per op.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { GNTCOPY, GNTST, PAGE_SIZE, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
 import type { GNTTAB_COPY } from '../../protocol/messages/grant.ts';
 import type { HvContext } from './context.ts';
@@ -58,10 +59,6 @@ function resolveSide(ctx: HvContext, caller: Domain, side: CopySide, isGref: boo
 export const COPY_SLICE_OPS = 4096;
 /** Most bytes a slice of a copy batch copies before it ends (a slice ends after the op that reaches it). */
 export const COPY_SLICE_BYTES = 4 * 1024 * 1024;
-
-function nextTurn(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 /**
  * Runs a batch of copy ops for `caller`. Per op, in order:

@@ -10,6 +10,7 @@
  * GRANT_SLICE entries with a turn of the event loop between them, so that a
  * 65,536-entry batch does not stall every other domain (SPEC.md 7.7 rule 4).
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { GNTMAP, GNTST, INVALID_GRANT_HANDLE, type RequestOf, type ResponseOf } from '../../protocol/index.ts';
 import type {
   GNTTAB_MAP_GRANT_REF, GNTTAB_MAP_GRANT_REF_V2, GNTTAB_UNMAP_GRANT_REF, GNTTAB_UNMAP_GRANT_REF_V2,
@@ -60,10 +61,6 @@ function u32Array(values: ArrayLike<number>): Uint32Array {
   const out = new Uint32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = values[i]!;
   return out;
-}
-
-function nextTurn(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
 }
 
 /**
