@@ -79,5 +79,11 @@ describe('npm run bench -- --quick --json --out FILE', () => {
       expect(s.shareMs > 0 && s.shareV1Ms > 0 && s.memcpyMs > 0 && s.handoffUs > 0).toBe(true);
     }
     expect(typeof report.backend.source).toBe('string');
+    // The backend's own work per map, read from its counters around the map trials: the v2 pair's 4K map reads
+    // its multilevel directory (a top page and one leaf per 1,024 refs) and maps every page of the buffer.
+    const floor = report.results.find((x) => x.id === 'map-4k-vs-import-floor')!;
+    const [workMs] = floor.samples.parts?.backendGrantWork ?? [];
+    expect(workMs, floor.note).toBeGreaterThan(0);
+    expect(floor.note).toMatch(/: 9 directory pages read and 8100 grant entries mapped in \d+\.\d{3} ms/);
   }, 300_000);
 });

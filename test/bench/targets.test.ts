@@ -3,7 +3,7 @@
  * a ratio meets them, rounding, and how figures are written.
  */
 import { describe, expect, it } from 'vitest';
-import { backendCost } from '../../vm-sim/bench/backend-cost.ts';
+import { backendCost, grantWorkPerMap } from '../../vm-sim/bench/backend-cost.ts';
 import { fmt, fmtBytes, fmtRatio, fmtSpread } from '../../vm-sim/bench/format.ts';
 import { judge, pairedSpread, result, round } from '../../vm-sim/bench/types.ts';
 import { median, quantile } from '../../vm-sim/process/bench/sim-stats.ts';
@@ -85,5 +85,11 @@ describe('backend cost per entry', () => {
     expect(backendCost(stats)).toMatchObject({ mapNsPerEntry: 123.5, unmapNsPerEntry: 40, source: expect.stringMatching(/4 directory pages at 1000 ns/) });
     expect(backendCost({ ...stats, mapEntries: 0, unmapEntries: 0 })).toMatchObject({ mapNsPerEntry: null, unmapNsPerEntry: null });
     expect(backendCost(undefined, 'the control session speaks v1')).toMatchObject({ mapNsPerEntry: null, source: 'not measured: the control session speaks v1' });
+  });
+
+  it('the work of each map between two readings: map loops and directory reads, unmaps left out', () => {
+    const before = { mapEntries: 1000, mapNs: 50_000, unmapEntries: 500, unmapNs: 20_000, dirPages: 4, dirNs: 4000, batches: 3, slices: 3 };
+    const after = { mapEntries: 1000 + 2 * 8100, mapNs: 50_000 + 2 * 200_000, unmapEntries: 500 + 2 * 8100, unmapNs: 999_999, dirPages: 4 + 2 * 9, dirNs: 4000 + 2 * 30_000, batches: 7, slices: 7 };
+    expect(grantWorkPerMap(before, after, 2)).toEqual({ us: 230, entries: 8100, dirPages: 9 });
   });
 });

@@ -2,8 +2,9 @@
  * The backend's own cost per grant entry mapped and unmapped, in
  * nanoseconds: HV_GRANT_STATS (protocol v2) counts the entries and the time
  * of its per-entry loops in the backend process; the bench asks once, at
- * the end of the run, and divides. A backend whose control session speaks
- * v1 has no such counter: the figure is then "not measured", with why.
+ * the end of the run, and divides; and around the map trials, for the
+ * backend's share of one map. A backend whose control session speaks v1
+ * has no such counter: the figure is then "not measured", with why.
  */
 import { HV_GRANT_STATS } from '../../protocol/messages/grant.ts';
 import type { ResponseOf } from '../../protocol/message.ts';
@@ -25,12 +26,33 @@ export function backendCost(stats: GrantStats | undefined, why?: string): Backen
   };
 }
 
+/** HV_GRANT_STATS now over the control session, or why it cannot be had (a v1 session has no such counter). */
+export async function readGrantStats(control: HvClient): Promise<{ stats: GrantStats } | { why: string }> {
+  if (control.version < HV_GRANT_STATS.since) return { why: `the control session speaks v${control.version}; HV_GRANT_STATS exists from v${HV_GRANT_STATS.since}` };
+  try {
+    return { stats: await control.call(HV_GRANT_STATS, {}, 15_000) };
+  } catch (e) {
+    return { why: `HV_GRANT_STATS failed: ${(e as Error).message}` };
+  }
+}
+
 /** Asks the backend for its counters over the control session, if that session's version has them. */
 export async function readBackendCost(control: HvClient): Promise<BackendCost> {
-  if (control.version < HV_GRANT_STATS.since) return backendCost(undefined, `the control session speaks v${control.version}; HV_GRANT_STATS exists from v${HV_GRANT_STATS.since}`);
-  try {
-    return backendCost(await control.call(HV_GRANT_STATS, {}, 15_000));
-  } catch (e) {
-    return backendCost(undefined, `HV_GRANT_STATS failed: ${(e as Error).message}`);
-  }
+  const read = await readGrantStats(control);
+  return 'stats' in read ? backendCost(read.stats) : backendCost(undefined, read.why);
+}
+
+/** The backend's own work for each of `maps` maps made between two readings of its counters. */
+export interface GrantWork {
+  /** µs in its per-entry map loops and its directory reads, per map. */
+  us: number;
+  /** Grant entries it mapped, and directory pages it read, per map. */
+  entries: number;
+  dirPages: number;
+}
+
+/** GrantWork per map from the counters read before and after `maps` maps (and nothing else that maps). */
+export function grantWorkPerMap(before: GrantStats, after: GrantStats, maps: number): GrantWork {
+  const ns = after.mapNs - before.mapNs + (after.dirNs - before.dirNs);
+  return { us: ns / 1000 / maps, entries: (after.mapEntries - before.mapEntries) / maps, dirPages: (after.dirPages - before.dirPages) / maps };
 }

@@ -14,6 +14,7 @@
  *   - fan-out of one buffer to N importers against N shares one by one.
  */
 import { median } from '../process/bench/sim-stats.ts';
+import { grantWorkPerMap, readGrantStats, type GrantWork } from './backend-cost.ts';
 import { CpuMeter } from './cpu.ts';
 import { backendRoundTripTimes, memcpyTrial, roundTripTimes, roundTripWarmup, routedCopyTimes, wsCopyTimes } from './baselines.ts';
 import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, interleaved, medianShare, shareOnce, shareTimes, shareTrial, type BenchContext, type Pair } from './context.ts';
@@ -43,13 +44,19 @@ interface MapTimes {
   frames: number;
   runs: number;
   version: number;
+  /** The backend's own work per map during the map trials (HV_GRANT_STATS before and after), or why it is not known. */
+  grantWork: GrantWork | { why: string };
 }
 
 async function mapTimes(ctx: BenchContext, pair: Pair, buf: number): Promise<MapTimes> {
   await drainEvents(pair.importer);
   const { hid } = await pair.exporter.call<{ hid: string }>('dmabuf.export', { buf, domid: pair.importer.domid }, LONG);
   await pair.importer.call('dmabuf.readEvent', { timeoutMs: 30_000 }, LONG);
+  const before = await readGrantStats(ctx.run.control);
   const maps = await pair.importer.call<{ samples: Float64Array; direct: Float64Array; directWarm: Float64Array; frames: number; runs: number }>('bench.mapImported', { hid, iterations: ctx.config.mapIterations }, LONG);
+  const after = await readGrantStats(ctx.run.control);
+  // Only this importer maps meanwhile: the counters' difference is the backend's work for these maps.
+  const grantWork = 'stats' in before && 'stats' in after ? grantWorkPerMap(before.stats, after.stats, maps.samples.length) : { why: 'why' in before ? before.why : (after as { why: string }).why };
   // EXPORT_FD is a round trip from the importer to the exporter through the backend: the same path.
   const iterations = ctx.config.quick ? 20 : 200;
   const roundTrip = await roundTripTimes(pair.importer, pair.exporter, iterations);
@@ -59,7 +66,7 @@ async function mapTimes(ctx: BenchContext, pair: Pair, buf: number): Promise<Map
   await pair.exporter.call('dmabuf.waitReleased', { hid, timeoutMs: 60_000 }, LONG);
   return {
     imported: Array.from(maps.samples), direct: Array.from(maps.direct), directWarm: Array.from(maps.directWarm), roundTrip, backendRoundTrip, frames: maps.frames, runs: maps.runs,
-    version: pair.version,
+    version: pair.version, grantWork,
   };
 }
 
@@ -77,6 +84,12 @@ function floorUs(m: MapTimes): number {
 function importFloor(m: MapTimes): { us: number; roundTrip: number[]; path: string } {
   const [roundTrip, path] = m.version >= 2 ? [m.backendRoundTrip, 'importer -> hv (PING)'] : [m.roundTrip, 'importer -> hv -> exporter (ECHO)'];
   return { us: median(roundTrip) + median(m.direct), roundTrip, path };
+}
+
+/** What the backend itself spent on each map, beyond the floor's round trip (the import-floor row's note). */
+function grantWorkNote(work: GrantWork | { why: string }): string {
+  if ('why' in work) return `the backend's own work per map not measured: ${work.why}`;
+  return `beyond it, the backend's own work per map, timed in the backend (HV_GRANT_STATS before and after the trials): ${work.dirPages} directory pages read and ${work.entries} grant entries mapped in ${(work.us / 1000).toFixed(3)} ms`;
 }
 
 /** Map figures of one buffer: against the direct map, and against the import floor. */
@@ -101,8 +114,8 @@ function mapResults(m: MapTimes, label: string, id: string, target: number | nul
       id: `${id}-vs-import-floor`, name: `map an imported ${label} buffer vs the import floor`, value, unit: 'ms', trials: m.imported.length, version,
       baseline: floor.us / 1000, baselineName: `import floor: one bare round trip ${floor.path} (${(median(floor.roundTrip) / 1000).toFixed(3)} ms) + the direct map of the same frames`,
       ratio: value / (floor.us / 1000), ratioMeaning: 'imported / floor (lower is better)',
-      note: 'reported: the least an import can cost is the one round trip its fd waits for, and mapping the frames',
-      samples: { value: ms(m.imported), baseline: [], parts: { roundTrip: ms(floor.roundTrip), directMap: ms(m.direct) } },
+      note: `reported: the least an import can cost is the one round trip its fd waits for, and mapping the frames; ${grantWorkNote(m.grantWork)}`,
+      samples: { value: ms(m.imported), baseline: [], parts: { roundTrip: ms(floor.roundTrip), directMap: ms(m.direct), ...('us' in m.grantWork ? { backendGrantWork: [m.grantWork.us / 1000] } : {}) } },
     }),
   ];
 }
