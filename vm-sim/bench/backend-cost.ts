@@ -26,8 +26,13 @@ export function backendCost(stats: GrantStats | undefined, why?: string): Backen
   };
 }
 
+/** Why a counter of the backend was not read. */
+export interface NotMeasured {
+  why: string;
+}
+
 /** HV_GRANT_STATS now over the control session, or why it cannot be had (a v1 session has no such counter). */
-export async function readGrantStats(control: HvClient): Promise<{ stats: GrantStats } | { why: string }> {
+export async function readGrantStats(control: HvClient): Promise<{ stats: GrantStats } | NotMeasured> {
   if (control.version < HV_GRANT_STATS.since) return { why: `the control session speaks v${control.version}; HV_GRANT_STATS exists from v${HV_GRANT_STATS.since}` };
   try {
     return { stats: await control.call(HV_GRANT_STATS, {}, 15_000) };

@@ -14,7 +14,7 @@
  *   - fan-out of one buffer to N importers against N shares one by one.
  */
 import { median } from '../process/bench/sim-stats.ts';
-import { grantWorkPerMap, readGrantStats, type GrantWork } from './backend-cost.ts';
+import { grantWorkPerMap, readGrantStats, type GrantWork, type NotMeasured } from './backend-cost.ts';
 import { CpuMeter } from './cpu.ts';
 import { backendRoundTripTimes, memcpyTrial, roundTripTimes, roundTripWarmup, routedCopyTimes, wsCopyTimes } from './baselines.ts';
 import { allocBuffer, alternatedShares, closeShare, drainEvents, freeBuffer, interleaved, medianShare, shareOnce, shareTimes, shareTrial, type BenchContext, type Pair } from './context.ts';
@@ -45,7 +45,7 @@ interface MapTimes {
   runs: number;
   version: number;
   /** The backend's own work per map during the map trials (HV_GRANT_STATS before and after), or why it is not known. */
-  grantWork: GrantWork | { why: string };
+  grantWork: GrantWork | NotMeasured;
 }
 
 async function mapTimes(ctx: BenchContext, pair: Pair, buf: number): Promise<MapTimes> {
@@ -87,7 +87,7 @@ function importFloor(m: MapTimes): { us: number; roundTrip: number[]; path: stri
 }
 
 /** What the backend itself spent on each map, beyond the floor's round trip (the import-floor row's note). */
-function grantWorkNote(work: GrantWork | { why: string }): string {
+function grantWorkNote(work: GrantWork | NotMeasured): string {
   if ('why' in work) return `the backend's own work per map not measured: ${work.why}`;
   return `beyond it, the backend's own work per map, timed in the backend (HV_GRANT_STATS before and after the trials): ${work.dirPages} directory pages read and ${work.entries} grant entries mapped in ${(work.us / 1000).toFixed(3)} ms`;
 }
